@@ -172,7 +172,7 @@ class ARBaseline:
             texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip()); labels.append(chosen)
         return (texts, labels) if return_labels else texts
 
-# %% ../nbs/09a_ar_baseline.ipynb #070aa4c0
+# %% ../nbs/09a_ar_baseline.ipynb #1e58db8d
 def _valid_callback(examples: list[list[int]], pad_id: int, batch_size: int = 64):
     @torch.no_grad()
     def log_valid_loss(step, model, history):
@@ -190,11 +190,11 @@ def _valid_callback(examples: list[list[int]], pad_id: int, batch_size: int = 64
 def train_ar_baseline(corpus_name: str = "wordnet", preset: str = "tiny", out_dir: str | Path | None = None,
                       steps: int | None = None, resume: bool = False, seed: int = 0, batch_size: int | None = None,
                       lr: float | None = None, valid_size: int = 256, corpus_kwargs: dict | None = None,
-                      callbacks: Sequence[Callable] = ()) -> ARBaseline:
-    "Train the autoregressive baseline of `preset` on the train split of `corpus_name`; saved to `out_dir` (checkpoints in `out_dir/checkpoints`)."
+                      callbacks: Sequence[Callable] = (), tokenizer: str | Path | None = None) -> ARBaseline:
+    "Train the autoregressive baseline of `preset` on the train split of `corpus_name`; saved to `out_dir` (checkpoints in `out_dir/checkpoints`). `tokenizer`: a folder (default: the course tokenizer) — use the LD4LG model's, for a like-for-like comparison."
     if preset not in AR_PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(AR_PRESETS)}")
     corpus = load_corpus(corpus_name, **(corpus_kwargs or {}))
-    baseline = ARBaseline.build(preset, corpus.label_names)
+    baseline = ARBaseline.build(preset, corpus.label_names, tokenizer=load_tokenizer(tokenizer))
     def encode_split(split):
         labels = corpus.labels(split) if corpus.task == "class" else [None] * len(corpus.splits[split])
         return [baseline.encode(t, l) for t, l in zip(corpus.texts(split), labels)]

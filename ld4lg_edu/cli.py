@@ -8,8 +8,8 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['cmd_corpus', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode', 'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build',
-           'cmd_sample', 'cmd_explore', 'build_parser', 'main']
+__all__ = ['cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode', 'cmd_train_diffusion',
+           'cmd_train_ar', 'cmd_build', 'cmd_sample', 'cmd_explore', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #84f5723f
 def cmd_corpus(args):
@@ -31,12 +31,21 @@ def cmd_corpus(args):
         label = f"[{corpus.label_names[r['label']]}] " if "label" in r else ""
         print(f"{label}{r['src'] + ' -> ' + r['tgt'] if 'src' in r else r['text']}")
 
-# %% ../nbs/11_cli.ipynb #951263be
+# %% ../nbs/11_cli.ipynb #0b5ad359
+def cmd_train_tokenizer(args):
+    "Train a byte-level BPE tokenizer (BART special tokens) on the train split of a corpus."
+    from ld4lg_edu.data import load_corpus, train_tokenizer
+    texts = load_corpus(args.corpus).texts("train")
+    tok = train_tokenizer(texts, vocab_size=args.vocab_size, out_dir=args.out)
+    pieces = sum(len(ids) for ids in tok(texts[:1000])["input_ids"]) / max(1, len(texts[:1000]))
+    print(f"tokenizer of {len(tok)} tokens trained on {len(texts)} texts ({pieces:.1f} tokens per text); saved to {args.out}")
+
 def cmd_train_lm(args):
     "Pretrain the course LM (BART text infilling) and save it with its tokenizer."
     from ld4lg_edu.lm import pretrain_course_lm
     result = pretrain_course_lm(args.preset, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                                corpus=args.corpus, resume=args.resume, save_dtype=args.save_dtype, seed=args.seed)
+                                corpus=args.corpus, tokenizer=args.tokenizer, max_length=args.max_length,
+                                resume=args.resume, save_dtype=args.save_dtype, seed=args.seed)
     print(f"trained {result.step} steps; final loss {result.history[-1]['loss']:.4f}; saved to {args.out}")
 
 def cmd_train_ae(args):
@@ -45,7 +54,7 @@ def cmd_train_ae(args):
     from ld4lg_edu.autoencoder import AutoencoderConfig, LanguageAutoencoder
     from ld4lg_edu.data import load_corpus
     from ld4lg_edu.lm import load_lm
-    overrides = {k: v for k, v in dict(num_latents=args.num_latents, latent_dim=args.latent_dim).items() if v is not None}
+    overrides = {k: v for k, v in dict(num_latents=args.num_latents, latent_dim=args.latent_dim, max_length=args.max_length).items() if v is not None}
     config = AutoencoderConfig.preset(args.preset, **({"lm": args.lm} if args.lm else {}), **overrides)
     lm, tokenizer = load_lm(config.lm, freeze=config.freeze_lm)
     ae, result = train_autoencoder(LanguageAutoencoder(lm, tokenizer, config), data=args.corpus, out_dir=args.out,
@@ -87,7 +96,7 @@ def cmd_train_ar(args):
     "Train the autoregressive baseline (GPT-2 config, class prefix) on the same corpus."
     from ld4lg_edu.baseline import train_ar_baseline
     train_ar_baseline(args.corpus, preset=args.preset, out_dir=args.out, steps=args.steps, resume=args.resume,
-                      seed=args.seed, batch_size=args.batch_size, lr=args.lr)
+                      seed=args.seed, batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer)
     print(f"autoregressive baseline saved to {args.out}")
 
 def _preset(cls, name: str, **overrides):
@@ -132,7 +141,7 @@ def cmd_explore(args):
     from ld4lg_edu.explorer_app import launch_explorer
     launch_explorer(port=args.port, open_browser=args.open, model=args.model, ui=args.ui)
 
-# %% ../nbs/11_cli.ipynb #ccaa6b0c
+# %% ../nbs/11_cli.ipynb #c818f6bd
 def build_parser() -> argparse.ArgumentParser:
     "The `ld4lg` argument parser with all subcommands."
     p = argparse.ArgumentParser(prog="ld4lg", description="Latent diffusion for language generation: data, training, sampling.")
@@ -153,9 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
             c.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
             c.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("train-tokenizer", help="train a byte-level BPE tokenizer on a corpus")
+    c.add_argument("--corpus", default="wordnet-glosses", help="a corpus name or a mixture such as 'wordnet+ag_news-local'")
+    c.add_argument("--vocab-size", type=int, default=8192)
+    common(c, steps=False); c.set_defaults(func=cmd_train_tokenizer)
     c = sub.add_parser("train-lm", help="pretrain the course LM (BART text infilling)")
     c.add_argument("--preset", default="course", help="tiny | course")
-    c.add_argument("--corpus", default="wordnet-glosses")
+    c.add_argument("--corpus", default="wordnet-glosses", help="a corpus name or a mixture such as 'wordnet+ag_news-local'")
+    c.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the shipped course tokenizer)")
+    c.add_argument("--max-length", type=int, default=64, help="tokens per training text (at most the preset's 128 positions)")
     c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     common(c); c.set_defaults(func=cmd_train_lm)
     c = sub.add_parser("train-ae", help="train the autoencoder on a frozen LM")
@@ -164,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--corpus", default="wordnet-glosses")
     c.add_argument("--num-latents", type=int, default=None, help="ℓ (default: the preset's)")
     c.add_argument("--latent-dim", type=int, default=None, help="d_ae (default: the preset's)")
+    c.add_argument("--max-length", type=int, default=None, help="tokens per text (default: the preset's)")
     c.add_argument("--eval-texts", type=int, default=1000, help="held-out texts for BLEU/ROUGE-L")
     common(c); c.set_defaults(func=cmd_train_ae)
     c = sub.add_parser("encode", help="encode a corpus into a latent file for train-diffusion")
@@ -182,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("train-ar", help="train the autoregressive baseline on the same corpus")
     c.add_argument("--preset", default="course", help="tiny | course")
     c.add_argument("--corpus", default="wordnet")
+    c.add_argument("--tokenizer", default=None, help="tokenizer folder, e.g. the LD4LG model's LM (default: the shipped course tokenizer)")
     common(c); c.set_defaults(func=cmd_train_ar)
     c = sub.add_parser("build", help="assemble autoencoder + denoiser into a pipeline folder")
     c.add_argument("--ae", required=True); c.add_argument("--denoiser", required=True)

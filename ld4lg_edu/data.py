@@ -16,8 +16,8 @@ from .core import asset_path, ASSETS
 __all__ = ['TASKS', 'SPLITS', 'WORDNET_CLASSES', 'LOCAL_CORPORA', 'HUB_CORPORA', 'SHIPPED_CORPORA', 'SPECIAL_TOKENS', 'Corpus',
            'split_rows', 'drop_empty', 'read_wordnet', 'wordnet_corpus', 'wordnet_glosses', 'read_ag_news_csv',
            'read_rocstories_json', 'read_story_cloze_csv', 'read_qqp_jsonl', 'read_paragraphs', 'find_shared_data',
-           'cleaned_corpus', 'local_corpus', 'HubSpec', 'hub_corpus', 'corpus_names', 'load_corpus', 'train_tokenizer',
-           'load_tokenizer', 'TextCollator']
+           'cleaned_corpus', 'local_corpus', 'HubSpec', 'hub_corpus', 'corpus_names', 'load_corpus', 'mix_corpora',
+           'train_tokenizer', 'load_tokenizer', 'TextCollator']
 
 # %% ../nbs/01_data.ipynb #8f28c331
 TASKS = ("unconditional", "class", "seq2seq")
@@ -225,7 +225,7 @@ def hub_corpus(name: str, spec: HubSpec | None = None, label_names: list[str] | 
         label_names = list(getattr(feature, "names", None) or sorted({r["label"] for r in splits["train"]}))
     return cleaned_corpus(name, spec.task, splits, [str(n) for n in label_names] if spec.task == "class" else None)
 
-# %% ../nbs/01_data.ipynb #44b7ca48
+# %% ../nbs/01_data.ipynb #1bd0f7a6
 SHIPPED_CORPORA = {"wordnet": wordnet_corpus, "wordnet-glosses": wordnet_glosses}
 
 def corpus_names() -> list[str]:
@@ -233,11 +233,19 @@ def corpus_names() -> list[str]:
     return sorted([*SHIPPED_CORPORA, *LOCAL_CORPORA, *HUB_CORPORA])
 
 def load_corpus(name: str, **kwargs) -> Corpus:
-    "Load a corpus by name: shipped (`wordnet`, `wordnet-glosses`), local (`*-local`, from ../shared/data) or hub."
+    "Load a corpus by name: shipped (`wordnet`, `wordnet-glosses`), local (`*-local`, from ../shared/data), hub, or a mixture `a+b`."
+    if "+" in name: return mix_corpora([load_corpus(part, **kwargs) for part in name.split("+")])
     if name in SHIPPED_CORPORA: return SHIPPED_CORPORA[name](**kwargs)
     if name in LOCAL_CORPORA: return local_corpus(name, **kwargs)
     if name in HUB_CORPORA: return hub_corpus(name, **kwargs)
-    raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(corpus_names())}")
+    raise ValueError(f"unknown corpus {name!r}; known corpora: {', '.join(corpus_names())} (or a mixture such as 'wordnet+ag_news-local')")
+
+# %% ../nbs/01_data.ipynb #12a54936
+def mix_corpora(parts: list[Corpus]) -> Corpus:
+    "One unconditional corpus whose splits concatenate the texts of `parts` (in order)."
+    if len(parts) < 2: raise ValueError("a mixture needs at least two corpora, e.g. 'wordnet+ag_news-local'")
+    splits = {s: [{"text": t} for p in parts for t in p.texts(s)] for s in SPLITS}
+    return Corpus("+".join(p.name for p in parts), "unconditional", splits, dropped=sum(p.dropped for p in parts))
 
 # %% ../nbs/01_data.ipynb #e5b75ba4
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]

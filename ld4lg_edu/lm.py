@@ -157,7 +157,7 @@ def course_lm_config(preset: str = "course", vocab_size: int = 8192):
                       dropout=p["dropout"], attention_dropout=p["dropout"], activation_function="gelu",
                       pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2)
 
-# %% ../nbs/02_language_model.ipynb #68e74fe1
+# %% ../nbs/02_language_model.ipynb #b550087b
 def is_main_process() -> bool:
     "True unless this is a secondary process of a multi-GPU `accelerate launch` run."
     from ld4lg_edu.training import process_state
@@ -193,6 +193,8 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
     from ld4lg_edu.training import TrainConfig, fit
     course_lm_config(preset)  # validates the preset name
     recipe = COURSE_LM_PRESETS[preset]
+    if not 8 <= max_length <= recipe["max_positions"]:
+        raise ValueError(f"max_length={max_length} must be between 8 and the {preset!r} preset's {recipe['max_positions']} positions")
     if save_dtype not in ("float32", "bfloat16", "float16"): raise ValueError(f"save_dtype must be float32, bfloat16 or float16, got {save_dtype!r}")
     out_dir = Path(out_dir)
     seed_everything(seed)
