@@ -1,0 +1,127 @@
+"""Score LD4LG and autoregressive-baseline samples on a corpus: the rows of the results tables in chapters 08 and 09.
+
+Per (model, guidance w, seed): 4-gram memorisation against the corpus's train split, diversity, MAUVE against its test
+split on MiniLM features (not the paper's GPT-2-large features) and, for class corpora, class accuracy under a
+MiniLM + logistic-regression classifier trained on the train split. A "reference" row scores held-out human text the same
+way: test-split texts (per class, at most --reference-per-class, one draw per seed) with MAUVE against the disjoint valid
+split. Every text is embedded once (ld4lg_edu.metrics memoises MiniLM embeddings). CPU, a few minutes per corpus.
+
+Samples files hold {"ld4lg": {"w=..,seed=..": {class: [texts]}}, "ar": {"seed=..": {class: [texts]}}, "timing": {...}}
+(the class is "all" for an unconditional corpus), either at the top level or under the corpus name, as written by
+tools/sample_corpora.py; several files are merged.
+
+    python tools/evaluate_samples.py                                   # the shipped model (wordnet)
+    python tools/evaluate_samples.py --corpus ag_news-local --samples a.json b.json --out nbs/results/ag_news_eval.json
+"""
+from __future__ import annotations
+import argparse, json, random, time
+from pathlib import Path
+
+from ld4lg_edu.data import load_corpus
+from ld4lg_edu.metrics import minilm_embed, ngrams, word_tokens, train_text_classifier, evaluate_samples
+
+
+def parse_key(key: str) -> dict:
+    "'w=2.0,seed=0' -> {'w': 2.0, 'seed': 0}."
+    out = {}
+    for part in key.split(","):
+        name, value = part.split("=")
+        out[name] = int(value) if name == "seed" else float(value)
+    return out
+
+
+def load_samples(paths, corpus: str) -> dict:
+    "Merge the samples files' runs of `corpus`."
+    merged = {"ld4lg": {}, "ar": {}, "timing": {}}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        data = data.get(corpus, data)
+        for part in merged: merged[part].update(data.get(part, {}))
+    if not merged["ld4lg"] and not merged["ar"]: raise ValueError(f"{paths} hold no samples of {corpus!r}")
+    return merged
+
+
+def score(texts_by_class: dict, label_names, train_texts, references, classifier, seed: int) -> dict:
+    "One row of metrics over the texts of every class; empty texts are dropped and counted."
+    texts, labels, empty = [], [], 0
+    for name, batch in texts_by_class.items():
+        if label_names and name not in label_names:
+            raise ValueError(f"samples hold class {name!r} but the corpus knows {label_names}; regenerate the samples")
+        for t in batch:
+            if t.strip(): texts.append(t); labels.append(name)
+            else: empty += 1
+    row = evaluate_samples(texts, train_texts, references, labels=labels if classifier else None, classifier=classifier, seed=25 + seed)
+    row["num_empty"] = empty
+    return row
+
+
+def examples(run: dict, train_texts, k: int = 2, max_copied: float = 0.5) -> dict:
+    "A few texts per class whose 4-grams are mostly new (at most `max_copied` found in train): illustrations, not copies."
+    seen = {g for t in train_texts for g in ngrams(word_tokens(t), 4)}
+    def copied(t):
+        grams = ngrams(word_tokens(t), 4)
+        return sum(g in seen for g in grams) / max(1, len(grams))
+    return {name: [t for t in batch if len(word_tokens(t)) >= 4 and copied(t) <= max_copied][:k] for name, batch in run.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="wordnet")
+    parser.add_argument("--samples", nargs="+", default=["nbs/results/samples.json"])
+    parser.add_argument("--out", default="nbs/results/default_model_eval.json")
+    parser.add_argument("--sampler", default="dpmpp2m", help="the LD4LG sampler the samples were drawn with (recorded)")
+    parser.add_argument("--steps", type=int, default=25, help="the LD4LG sampler steps (recorded)")
+    parser.add_argument("--reference-per-class", type=int, default=100, help="human test texts per class in the reference row")
+    parser.add_argument("--examples", type=int, default=0, help="store this many example texts per class and model")
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    samples = load_samples(args.samples, args.corpus)
+    corpus = load_corpus(args.corpus)
+    names = corpus.label_names
+    train, valid, test = (corpus.splits[s] for s in ("train", "valid", "test"))
+    train_texts, valid_texts, test_texts = ([r["text"] for r in rows] for rows in (train, valid, test))
+
+    # Embed every distinct text once, longest-batch sorting inside; later calls hit the cache.
+    generated = [t for part in ("ld4lg", "ar") for run in samples[part].values() for b in run.values() for t in b if t.strip()]
+    minilm_embed(train_texts + valid_texts + test_texts + generated)
+
+    classifier = None
+    if names:
+        classifier = train_text_classifier(train_texts, [r["label"] for r in train], embed="minilm", label_names=names)
+        print(f"classifier (MiniLM + logistic regression, {args.corpus} train): held-out accuracy {classifier.heldout_accuracy:.3f}")
+
+    rows, shown = [], {}
+    for part in ("ld4lg", "ar"):
+        for key, run in samples[part].items():
+            k = parse_key(key)
+            row = score(run, names, train_texts, test_texts, classifier, k["seed"])
+            rows.append({"model": part, "guidance_w": k.get("w"), "seed": k["seed"],
+                         "sampler": args.sampler if part == "ld4lg" else "nucleus", "steps": args.steps if part == "ld4lg" else None,
+                         **row, "sample_seconds": samples["timing"].get(f"{part},{key}")})
+            if args.examples and k["seed"] == 0: shown[f"{part},{key}"] = examples(run, train_texts, args.examples)
+    for seed in sorted({r["seed"] for r in rows}):
+        rng = random.Random(seed)
+        if names:
+            by_class = [[r["text"] for r in test if r["label"] == i] for i in range(len(names))]
+            draw = {n: rng.sample(texts, min(args.reference_per_class, len(texts))) for n, texts in zip(names, by_class)}
+        else:
+            draw = {"all": test_texts}
+        row = score(draw, names, train_texts, valid_texts, classifier, seed)
+        rows.append({"model": "reference", "guidance_w": None, "seed": seed, "sampler": None, "steps": None, **row})
+
+    per_run = {part: len(next(iter(samples[part].values()), {})) for part in ("ld4lg", "ar")}
+    out = {"description": f"LD4LG vs the autoregressive baseline on {args.corpus} ({'classes: ' + ', '.join(names) if names else 'unconditional'}). "
+                          "MAUVE on MiniLM features (all-MiniLM-L6-v2), not GPT-2-large; generated samples vs the test split, "
+                          "the reference row = human test-split texts vs the valid split.",
+           "corpus": args.corpus, "splits": {s: len(corpus.splits[s]) for s in ("train", "valid", "test")},
+           "classifier": classifier and {"embed": classifier.embed_name, "heldout_accuracy": classifier.heldout_accuracy,
+                                         "train_texts": len(train_texts)},
+           "mauve_features": "minilm", "classes_per_run": per_run, "rows": rows, "seconds": round(time.time() - start, 1)}
+    if shown: out["examples"] = shown
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out} ({len(rows)} rows) in {out['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
