@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The device calls behind the AG News / ROCStories results (three calls of < 10 minutes on one H100).
 # Carried: .data (the corpora, copied from ../shared/data), .runs/corpora (what the previous call brought back). Usage: [AE_STEPS=.. DIFF_STEPS=.. CORPORA=..] bash tools/gpu_job_corpora.sh 1|2|3
-# As run: phase 1; AE_STEPS=6000 phase 2; DIFF_STEPS=5500 phase 3 (ROCStories); see nbs/results/corpora_models.json.
+# As run: `1`; `AE_STEPS=6000 ... 2`; `DIFF_STEPS=5500 ... 3` (ROCStories kept); `CORPORA=ag_news-local DIFF_STEPS=10000
+# LATENT_TIMEOUT=500 ... 3`, which hit its limit at step ~9,700, then `ld4lg train-diffusion ... --resume` to 10,000 on the
+# same machine (see nbs/results/corpora_models.json).
 #   1: tokenizer, then the course LM (128 tokens) and both AR baselines side by side; AR samples
 #   2: the autoencoders (32×64) of both corpora
 #   3: encode, denoisers, pipelines; LD4LG samples
