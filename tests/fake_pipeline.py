@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 import torch
 
+from ld4lg_edu.pipeline import LatentDiffusionPipeline
+
 WORDS = ("a an the of in on with and or for to by from small large old new red green dark bright "
          "animal bird fish dog horse insect plant tree flower herb shrub leaf food dish bread sauce fruit "
          "cake drink tool device vessel machine building instrument person man woman worker child leader "
@@ -51,20 +53,7 @@ class FakePipeline:
         self.centroids = 0.8 * torch.randn(max(num_classes, 1), num_latents, latent_dim, generator=g)
         self.calls = 0  # how many times sample() ran (tests check the explorer never resamples)
 
-    def _label_ids(self, label, n):
-        if label is None: return [None] * n
-        if self.label_names is None:
-            raise ValueError("this pipeline is unconditional (label_names is None); pass label=None")
-        labels = label if isinstance(label, (list, tuple)) else [label] * n
-        if len(labels) != n: raise ValueError(f"label list has {len(labels)} entries for n={n} samples")
-        out = []
-        for lab in labels:
-            if isinstance(lab, str):
-                if lab not in self.label_names: raise ValueError(f"unknown label {lab!r}; known: {self.label_names}")
-                lab = self.label_names.index(lab)
-            if not 0 <= int(lab) < len(self.label_names): raise ValueError(f"label {lab} out of range")
-            out.append(int(lab))
-        return out
+    label_ids = LatentDiffusionPipeline.label_ids  # the real label handling: names, ids, lists, the same errors
 
     def encode(self, texts):
         rows = []
@@ -88,7 +77,8 @@ class FakePipeline:
         if guidance_scale != 1.0 and label is None:
             raise ValueError(f"guidance_scale={guidance_scale} needs a label to guide towards")
         self.calls += 1
-        labels = self._label_ids(label, n)
+        ids = self.label_ids(label, n)
+        labels = [None] * n if ids is None else ids.tolist()
         g = torch.Generator().manual_seed(0 if seed is None else int(seed))
         words = torch.randint(len(self.vocab), (n, self.num_latents), generator=g)
         target = self.embeddings[words]
