@@ -403,7 +403,7 @@ def guidance_sweep(pipe, scales=(1.0, 2.0, 4.0), per_class: int = 8, steps: int 
         latents[w], texts[w] = result.latents.detach().float().cpu(), list(result.texts)
     return GuidanceSweep(scales, labels if labels else [None] * n, latents, texts, names)
 
-# %% ../nbs/10_explorer.ipynb #d5637615
+# %% ../nbs/10_explorer.ipynb #56bb0ec3
 def _sample_groups(sweep: GuidanceSweep) -> list:
     "(name, colour index, sample indices) per requested class."
     if sweep.label_names is None: return [("unconditional", None, list(range(len(sweep.labels))))]
@@ -421,15 +421,16 @@ def cluster_step(sweep: GuidanceSweep, sample_points: dict, scale: float) -> dic
     return updates
 
 def cluster_figure(projection: Projection, background: LatentSet, sweep: GuidanceSweep | None = None, scale: float | None = None,
-                   animate: bool = True) -> go.Figure:
+                   animate: bool = True, points: dict | None = None) -> go.Figure:
     """Data latents on `projection` coloured by class, with the samples of `sweep` overlaid (diamonds in their requested class's
-    colour) at guidance `scale` (default: the largest); `animate` adds a frame per scale and a slider."""
+    colour) at guidance `scale` (default: the largest); `animate` adds a frame per scale and a slider.
+    `points`: the sweep's latents already projected, {w: (n, dims)} (default: projected here)."""
     fig = go.Figure(background_traces(background, projection))
     is3d = projection.dims == 3
     if sweep is not None:
         scale = max(sweep.scales) if scale is None else float(scale)
         if scale not in sweep.scales: raise ValueError(f"scale {scale} was not sampled; choose one of {sweep.scales}")
-        points = {w: projection.transform(sweep.latents[w]) for w in sweep.scales}
+        if points is None: points = {w: projection.transform(sweep.latents[w]) for w in sweep.scales}
         fig.add_trace(_scatter(points[scale][:0], mode="lines", name="guidance paths", hoverinfo="skip", line=dict(color="rgba(60,60,60,0.35)", width=1)))
         for name, k, idx in _sample_groups(sweep):
             color = "#444" if k is None else CLASS_COLORS[k % len(CLASS_COLORS)]

@@ -91,7 +91,7 @@ class DenoisingExplorer(W.VBox):
                           self.progress, self.plot])
         self.redraw()
 
-# %% ../nbs/10a_explorer_app.ipynb #9ae6d24b
+# %% ../nbs/10a_explorer_app.ipynb #dfe6956f
 def _sample(self) -> RecordedRun | None:
     "Record a run with the current controls and show its final step; returns the run (None after an error, shown in `status`)."
     label = None if self.label.value == UNCONDITIONAL else self.label.value
@@ -113,6 +113,7 @@ def _projection(self):
     if self.method.value == "umap": self.status.value = f"<i>fitting UMAP on {len(self.background.texts)} data latents (the first fit in a session takes ~20 s; then cached)…</i>"
     with self.progress: projection = fit_projection(self.background.latents, self.method.value, self.dims.value, cache_dir=self.cache_dir)
     self.progress.clear_output()
+    self.status.value = ""
     return projection
 
 def _redraw(self, step: int | None = None):
@@ -142,7 +143,7 @@ def _show_step(self, step: int, move_markers: bool = True):
 # the methods of DenoisingExplorer, written above one at a time
 DenoisingExplorer.sample, DenoisingExplorer._projection, DenoisingExplorer.redraw, DenoisingExplorer.show_step = _sample, _projection, _redraw, _show_step
 
-# %% ../nbs/10a_explorer_app.ipynb #4bed0b9d
+# %% ../nbs/10a_explorer_app.ipynb #7be3de65
 def parse_scales(text: str) -> list[float]:
     "Guidance scales typed as '1, 2, 4' -> [1.0, 2.0, 4.0] (sorted, unique)."
     try: scales = sorted({float(s) for s in text.replace(";", ",").split(",") if s.strip()})
@@ -179,19 +180,14 @@ class ClusterExplorer(W.VBox):
                           self.status, self.guidance, self.progress, self.plot])
         if not lazy: self.draw()
 
-    def _projection(self):
-        if self.method.value == "umap": self.status.value = f"<i>fitting UMAP on {len(self.background.texts)} data latents (the first fit in a session takes ~20 s; then cached)…</i>"
-        with self.progress: projection = fit_projection(self.background.latents, self.method.value, self.dims.value, cache_dir=self.cache_dir)
-        self.progress.clear_output()
-        self.status.value = ""
-        return projection
+    _projection = _projection  # the same fitted-map logic as the denoising explorer
 
     def draw(self):
         "Fit (or fetch) the map, project the samples once, and rebuild the figure."
         projection = self._projection()
         scale = float(self.guidance.value) if self.sweep is not None else None
         if self.sweep is not None: self.points = {w: projection.transform(self.sweep.latents[w]) for w in self.sweep.scales}
-        self.figure = _show_figure(self.plot, cluster_figure(projection, self.background, self.sweep, scale=scale, animate=False))
+        self.figure = _show_figure(self.plot, cluster_figure(projection, self.background, self.sweep, scale=scale, animate=False, points=self.points))
         self.drawn = True
 
     def sample(self):
