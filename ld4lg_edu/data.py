@@ -178,7 +178,7 @@ def local_corpus(name: str, data_dir: str | Path | None = None) -> Corpus:
     task, splits, names = LOCAL_CORPORA[name](data_dir)
     return cleaned_corpus(name, task, splits, names)
 
-# %% ../nbs/01_data.ipynb #096b969c
+# %% ../nbs/01_data.ipynb #46a59a70
 @dataclass
 class HubSpec:
     "Where a corpus lives on the hub and how its columns map onto the schema."
@@ -217,9 +217,7 @@ def hub_corpus(name: str, spec: HubSpec | None = None, label_names: list[str] | 
     splits = {ours: rows_of(theirs) for ours, theirs in spec.splits.items()}
     key = "src" if spec.task == "seq2seq" else "text"
     if "test" not in splits: splits["test"] = splits.pop("valid")  # e.g. GLUE: the hub's test has no labels
-    if "valid" not in splits:  # hash-split a validation set off train
-        parts = split_rows(splits["train"], valid_frac=0.05, test_frac=0.0, key=key)
-        splits["train"], splits["valid"] = parts["train"], parts["valid"]
+    if "valid" not in splits: splits = _with_test(splits["train"], splits["test"], key=key)  # hash-split a validation set off train
     if spec.task == "class" and label_names is None:
         feature = ds[spec.splits["train"]].features[spec.label]
         label_names = list(getattr(feature, "names", None) or sorted({r["label"] for r in splits["train"]}))

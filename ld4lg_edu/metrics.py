@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .core import get_device, autocast
 
 # %% auto #0
-__all__ = ['check_texts', 'word_tokens', 'ngrams', 'diversity', 'memorization', 'minilm_available', 'minilm_embed',
+__all__ = ['check_texts', 'word_tokens', 'ngrams', 'diversity', 'ngram_set', 'memorization', 'minilm_available', 'minilm_embed',
            'load_causal_lm', 'lm_features', 'MauveResult', 'mauve_score', 'token_nll', 'perplexity', 'TfidfEmbedder',
            'TextClassifier', 'train_text_classifier', 'class_accuracy', 'evaluate_samples', 'results_table']
 
@@ -62,11 +62,15 @@ def diversity(texts: Sequence[str], orders: Sequence[int] = (2, 3, 4)) -> float:
         score *= len(set(grams)) / len(grams)
     return score
 
-# %% ../nbs/09_evaluation.ipynb #1bdc98d8
+# %% ../nbs/09_evaluation.ipynb #0e585215
+def ngram_set(texts: Sequence[str], n: int = 4) -> set[tuple[str, ...]]:
+    "Every `n`-gram (of `word_tokens`) that occurs in `texts`."
+    return {g for t in texts for g in ngrams(word_tokens(t), n)}
+
 def memorization(texts: Sequence[str], train_texts: Sequence[str], n: int = 4) -> float:
     "Fraction of the `n`-gram occurrences of `texts` that also occur in `train_texts` (LD4LG: n=4, tokens from `word_tokens`)."
     texts, train_texts = check_texts(texts), check_texts(train_texts, "train_texts", min_count=1)
-    seen = {g for t in train_texts for g in ngrams(word_tokens(t), n)}
+    seen = ngram_set(train_texts, n)
     grams = [g for t in texts for g in ngrams(word_tokens(t), n)]
     if not grams: raise ValueError(f"no text has {n} or more tokens, so there are no {n}-grams; memorization needs longer texts")
     return sum(g in seen for g in grams) / len(grams)

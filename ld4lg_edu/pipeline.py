@@ -39,13 +39,13 @@ class SampleResult:
     latents: torch.Tensor
     trajectory: Trajectory | None = None
 
-# %% ../nbs/08_pipeline.ipynb #38f3ce9f
+# %% ../nbs/08_pipeline.ipynb #be86e704
 class LatentDiffusionPipeline:
     "Autoencoder + denoiser + schedule + default sampler: `sample`, `encode`, `decode`, `reconstruct`, `interpolate`, save/load."
     def __init__(self, autoencoder: LanguageAutoencoder, denoiser: Denoiser, schedule: NoiseSchedule | str = "cosine",
                  label_names: list[str] | None = None, sampler: str = "dpmpp2m", steps: int = 25, device=None):
         self.autoencoder, self.denoiser = autoencoder, denoiser
-        self.schedule = get_schedule(schedule) if isinstance(schedule, str) else schedule
+        self.schedule = get_schedule(schedule)
         if tuple(autoencoder.latent_shape) != (denoiser.config.num_latents, denoiser.config.latent_dim):
             raise ValueError(f"the autoencoder makes (ℓ, d_ae) = {tuple(autoencoder.latent_shape)} latents but the denoiser was built for "
                              f"({denoiser.config.num_latents}, {denoiser.config.latent_dim}); pair pieces trained together")

@@ -18,7 +18,7 @@ from .schedule import NoiseSchedule, eps_from_v, get_schedule, x0_from_v
 __all__ = ['SAMPLERS', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler', 'DPMSolverPP2MSampler', 'get_sampler', 'Trajectory',
            'SampleOutput', 'guided_v', 'sample_latents']
 
-# %% ../nbs/07_samplers.ipynb #79d764f7
+# %% ../nbs/07_samplers.ipynb #2db05752
 @dataclass
 class StepOutput:
     "One sampler step: `noisy` z_s at the next time (B, ℓ, d), and `x0_pred` x̂0 predicted at the current time (B, ℓ, d)."
@@ -30,7 +30,7 @@ class Sampler:
     name, stochastic, multistep = "base", False, False
 
     def __init__(self, schedule: NoiseSchedule | str = "cosine"):
-        self.schedule = get_schedule(schedule) if isinstance(schedule, str) else schedule
+        self.schedule = get_schedule(schedule)
         if not isinstance(self.schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule or a schedule name, got {type(schedule).__name__}")
         self.timesteps = None
@@ -202,7 +202,7 @@ def guided_v(denoiser, noisy, alpha, self_cond=None, class_labels=None, cond=Non
         v_uncond = denoiser(noisy, alpha, self_cond=self_cond, class_labels=null)
     return guidance_scale * v_cond + (1 - guidance_scale) * v_uncond
 
-# %% ../nbs/07_samplers.ipynb #e3447d9d
+# %% ../nbs/07_samplers.ipynb #4548ba90
 @torch.no_grad()
 def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sampler: str | Sampler = "dpmpp2m", steps: int = 25,
                    class_labels=None, guidance_scale: float = 1.0, cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
@@ -212,7 +212,6 @@ def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sample
     `class_labels`: (B,) long or one int; `cond`: (B, S, d_c) with `cond_mask`: (B, S) bool; `generator`: a torch.Generator or an int seed;
     `noise`: optional z_1 (B, ℓ, d) to start from; `sampler_kwargs` go to the sampler (e.g. `eta=`)."""
     device = _model_device(denoiser, device)
-    schedule = get_schedule(schedule) if isinstance(schedule, str) else schedule
     sampler = get_sampler(sampler, schedule, **sampler_kwargs)
     sampler.set_timesteps(steps)
     if len(shape) < 2: raise ValueError(f"shape must be (B, ...) e.g. (B, ℓ, d_ae), got {shape}")

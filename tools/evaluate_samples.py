@@ -18,7 +18,7 @@ import argparse, json, random, time
 from pathlib import Path
 
 from ld4lg_edu.data import load_corpus
-from ld4lg_edu.metrics import minilm_embed, ngrams, word_tokens, train_text_classifier, evaluate_samples
+from ld4lg_edu.metrics import minilm_embed, ngram_set, ngrams, word_tokens, train_text_classifier, evaluate_samples
 
 
 def parse_key(key: str) -> dict:
@@ -57,7 +57,7 @@ def score(texts_by_class: dict, label_names, train_texts, references, classifier
 
 def examples(run: dict, train_texts, k: int = 2, max_copied: float = 0.5) -> dict:
     "A few texts per class whose 4-grams are mostly new (at most `max_copied` found in train): illustrations, not copies."
-    seen = {g for t in train_texts for g in ngrams(word_tokens(t), 4)}
+    seen = ngram_set(train_texts, 4)
     def copied(t):
         grams = ngrams(word_tokens(t), 4)
         return sum(g in seen for g in grams) / max(1, len(grams))

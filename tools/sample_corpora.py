@@ -11,7 +11,6 @@ import argparse, json, time
 from pathlib import Path
 
 from ld4lg_edu.baseline import ARBaseline
-from ld4lg_edu.data import load_corpus
 from ld4lg_edu.pipeline import LatentDiffusionPipeline
 
 
@@ -35,10 +34,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
     for corpus in args.corpora:
-        names = load_corpus(corpus).label_names
         result = out.setdefault(corpus, {"ld4lg": {}, "ar": {}, "timing": {}})
         if "ld4lg" in args.which:
             pipe = LatentDiffusionPipeline.from_pretrained(Path(args.runs) / corpus / "pipeline")
+            names = pipe.label_names
             for w in (args.guidance if names else [1.0]):
                 for seed in args.seeds:
                     start = time.time()
@@ -49,6 +48,7 @@ def main(argv=None):
                     print(corpus, "ld4lg", w, seed, next(iter(run.values()))[:2], flush=True)
         if "ar" in args.which:
             ar = ARBaseline.load(Path(args.runs) / corpus / "ar")
+            names = ar.label_names
             for seed in args.seeds:
                 start = time.time()
                 run = draw(lambda k, name: ar.sample(k, label=name, seed=seed), names, args.n_per_class, args.n)
