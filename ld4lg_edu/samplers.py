@@ -18,7 +18,7 @@ from .schedule import NoiseSchedule, eps_from_v, get_schedule, x0_from_v
 __all__ = ['SAMPLERS', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler', 'DPMSolverPP2MSampler', 'get_sampler', 'Trajectory',
            'SampleOutput', 'guided_v', 'sample_latents']
 
-# %% ../nbs/07_samplers.ipynb #2db05752
+# %% ../nbs/07_samplers.ipynb #ec6ae539
 @dataclass
 class StepOutput:
     "One sampler step: `noisy` z_s at the next time (B, ℓ, d), and `x0_pred` x̂0 predicted at the current time (B, ℓ, d)."
@@ -30,7 +30,7 @@ class Sampler:
     name, stochastic, multistep = "base", False, False
 
     def __init__(self, schedule: NoiseSchedule | str = "cosine"):
-        self.schedule = get_schedule(schedule)
+        self.schedule = get_schedule(schedule) if isinstance(schedule, str) else schedule
         if not isinstance(self.schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule or a schedule name, got {type(schedule).__name__}")
         self.timesteps = None
