@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #70a0a108
 from __future__ import annotations
 import json, os, random, re, shutil
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import fields
 from importlib.resources import files
 from pathlib import Path
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'seed_everything', 'count_parameters', 'config_from_dict',
-           'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state', 'save_checkpoint', 'list_checkpoints',
-           'latest_checkpoint', 'load_checkpoint', 'asset_path']
+__all__ = ['ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs', 'seed_everything',
+           'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state',
+           'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint', 'asset_path']
 
 # %% ../nbs/00_core.ipynb #8e394901
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -41,6 +41,20 @@ def autocast(device: str | torch.device, enabled: bool = True):
     dtype = autocast_dtype(device)
     if not enabled or dtype == torch.float32: return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+# %% ../nbs/00_core.ipynb #56547750
+_TRUSTED = [False]
+
+def value_checks() -> bool:
+    "Whether data-dependent argument checks (which sync a GPU) should run here: not inside `trusted_inputs()` or under compile."
+    return not _TRUSTED[-1] and not torch.compiler.is_compiling()
+
+@contextmanager
+def trusted_inputs(trusted: bool = True):
+    "Inside this block `value_checks()` is False (when `trusted`): the caller has checked the values once already."
+    _TRUSTED.append(trusted)
+    try: yield
+    finally: _TRUSTED.pop()
 
 # %% ../nbs/00_core.ipynb #9174e7ac
 def seed_everything(seed: int, device: str | torch.device = "cpu") -> torch.Generator:

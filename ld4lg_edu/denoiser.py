@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import config_from_dict
+from .core import config_from_dict, value_checks
 
 # %% auto #0
 __all__ = ['MAX_LOG_SNR', 'DenoiserConfig', 'log_snr_from_alpha', 'sinusoidal_embedding', 'Attention', 'GeGLU', 'DenoiserBlock',
@@ -177,7 +177,7 @@ class Denoiser(nn.Module):
         alpha = torch.as_tensor(alpha, device=noisy.device)
         if alpha.ndim == 0: alpha = alpha.expand(B)
         if alpha.shape != (B,): _fail(f"alpha must have shape (B,) = ({B},), got {tuple(alpha.shape)}; pass one α_t per sample")
-        checking = not torch.compiler.is_compiling()
+        checking = value_checks()  # value checks sync a GPU: skipped in the training loop
         if checking and ((alpha < 0) | (alpha > 1)).any(): _fail("alpha must lie in [0, 1] (it is α_t, the signal fraction); did you pass t or log-SNR instead?")
         if self_cond is not None:
             if not self.self_condition: _fail("this denoiser was built with self_condition=False; pass self_cond=None")

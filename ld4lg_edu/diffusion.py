@@ -12,12 +12,11 @@ from typing import Callable, Iterable, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from .core import config_from_dict
 from .denoiser import Denoiser, DenoiserConfig
 from .schedule import NoiseSchedule, get_schedule, q_sample, schedule_from_config, v_target, x0_from_v
-from .training import EMA, TrainConfig, fit
+from .training import EMA, TensorData, TrainConfig, fit
 
 # %% auto #0
 __all__ = ['v_loss', 'loss_weight', 'drop_labels', 'drop_cond', 'DiffusionConfig', 'unwrap', 'diffusion_loss', 'LatentDataset',
@@ -131,17 +130,19 @@ def diffusion_loss(model: nn.Module, latents: torch.Tensor, schedule: NoiseSched
     extra = dict(class_labels=class_labels, cond=cond, cond_mask=cond_mask)
     use_self_cond = bool(core.self_condition) and torch.rand(()).item() < config.self_cond_prob  # CPU coin: no GPU sync
     self_cond = self_cond_mask = None
+    if core.self_condition:  # the same inputs either way, so a compiled model keeps one graph for this call
+        self_cond = torch.zeros_like(latents)
+        self_cond_mask = torch.full((B,), use_self_cond, dtype=torch.bool, device=latents.device)
     if use_self_cond:
         with torch.no_grad():
             self_cond = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
-        self_cond_mask = torch.ones(B, dtype=torch.bool, device=latents.device)
     v_pred = model(noisy, alpha, self_cond=self_cond, self_cond_mask=self_cond_mask, **extra)
     per_sample = v_loss(v_pred, v_target(latents, noise, alpha), config.loss)
     weight = loss_weight(schedule.log_snr(t), config.time_weighting, config.min_snr_gamma)
     return {"loss": (weight * per_sample).mean(), "self_cond": float(use_self_cond)}
 
 # %% ../nbs/06_diffusion.ipynb #73504d2b
-class LatentDataset(Dataset):
+class LatentDataset(TensorData):
     "Cached latents `latents: (N, ℓ, d_ae)` with optional `labels: (N,)`, `cond: (N, S, d_c)`, `cond_mask: (N, S)` bool."
     KEYS = ("latents", "labels", "cond", "cond_mask")
 
@@ -157,8 +158,14 @@ class LatentDataset(Dataset):
             raise ValueError(f"cond must have shape (N, S, d_c) with N = {N}, got {tuple(cond.shape)}")
         if cond_mask is not None and (cond is None or cond_mask.shape != cond.shape[:2]):
             raise ValueError("cond_mask needs cond and must have shape (N, S) like cond's first two axes")
-        self.latents, self.labels, self.cond = latents.float(), None if labels is None else labels.long(), cond
-        self.cond_mask = cond_mask.bool() if cond_mask is not None else None
+        given = dict(latents=latents.float(), labels=None if labels is None else labels.long(), cond=cond,
+                     cond_mask=None if cond_mask is None else cond_mask.bool())
+        super().__init__(**{k: v for k, v in given.items() if v is not None})
+
+    latents = property(lambda self: self.tensors["latents"])
+    labels = property(lambda self: self.tensors.get("labels"))
+    cond = property(lambda self: self.tensors.get("cond"))
+    cond_mask = property(lambda self: self.tensors.get("cond_mask"))
 
     @property
     def num_latents(self) -> int: return self.latents.shape[1]
@@ -167,15 +174,11 @@ class LatentDataset(Dataset):
     @property
     def num_classes(self) -> int: return 0 if self.labels is None else int(self.labels.max()) + 1
 
-    def __len__(self): return self.latents.shape[0]
-    def __getitem__(self, i):
-        return {k: getattr(self, k)[i] for k in self.KEYS if getattr(self, k) is not None}
-
     def save(self, path: str | Path):
         "Write the tensors to one safetensors file."
         from safetensors.torch import save_file
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: getattr(self, k).contiguous() for k in self.KEYS if getattr(self, k) is not None}, str(path))
+        save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(path))
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentDataset":

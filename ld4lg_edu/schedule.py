@@ -8,6 +8,8 @@ import inspect, math
 
 import torch
 
+from .core import value_checks
+
 # %% auto #0
 __all__ = ['LOG_SNR_LIMIT', 'SCHEDULES', 'NoiseSchedule', 'CosineSchedule', 'LinearSchedule', 'SigmoidSchedule', 'get_schedule',
            'schedule_from_config', 'q_sample', 'v_target', 'x0_from_v', 'eps_from_v', 'x0_from_eps', 'eps_from_x0',
@@ -21,7 +23,7 @@ def _check_times(t) -> torch.Tensor:
     if isinstance(t, (int, float)): t = torch.tensor(float(t))
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a tensor or a number in [0, 1], got {type(t).__name__}")
-    if t.numel() and not (torch.isfinite(t).all() and t.min() >= 0 and t.max() <= 1):
+    if t.numel() and value_checks() and not (torch.isfinite(t).all() and t.min() >= 0 and t.max() <= 1):
         raise ValueError(f"t must lie in [0, 1] (0 = data, 1 = noise); got values in [{t.min().item():.4g}, {t.max().item():.4g}]. "
                          "Integer DDPM timesteps k in 0..T-1 map to t = (k + 1) / T.")
     return t
@@ -138,7 +140,7 @@ def _alpha_like(alpha, like: torch.Tensor) -> torch.Tensor:
     if alpha.ndim > 1 or (alpha.ndim == 1 and (like.ndim == 0 or alpha.shape[0] != like.shape[0])):
         raise ValueError(f"alpha must be a scalar or of shape (B,) with B = {like.shape[0] if like.ndim else '?'} "
                          f"to match a tensor of shape {tuple(like.shape)}; got shape {tuple(alpha.shape)}")
-    if not torch.all((alpha >= 0) & (alpha <= 1)):
+    if value_checks() and not torch.all((alpha >= 0) & (alpha <= 1)):
         raise ValueError("alpha must lie in [0, 1] (it is the signal variance α_t); use schedule.alpha(t) to get it from times")
     return alpha.view(-1, *([1] * (like.ndim - 1))) if alpha.ndim == 1 else alpha
 
@@ -172,6 +174,7 @@ def eps_from_v(noisy: torch.Tensor, v: torch.Tensor, alpha) -> torch.Tensor:
 
 def _check_open(alpha, like, side: str):
     a = _alpha_like(alpha, like)
+    if not value_checks(): return
     if (side == "low" and torch.any(a <= 0)) or (side == "high" and torch.any(a >= 1)):
         bound = "α > 0 (t < 1)" if side == "low" else "α < 1 (t > 0)"
         raise ValueError(f"this conversion divides by {'√α' if side == 'low' else '√(1-α)'}: it needs {bound}; "

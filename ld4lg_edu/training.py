@@ -5,7 +5,7 @@
 # %% ../nbs/01a_training.ipynb #7504c52b
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -14,12 +14,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .core import (get_device, autocast_dtype, config_from_dict, flatten_state, unflatten_state, rng_state, set_rng_state,
-                            save_checkpoint, load_checkpoint, latest_checkpoint)
+                            save_checkpoint, load_checkpoint, latest_checkpoint, trusted_inputs)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'lr_multiplier', 'trainable_state', 'EMA', 'EpochSampler', 'TrainResult', 'process_state', 'fit']
+__all__ = ['COMPILE_MODES', 'TrainConfig', 'lr_multiplier', 'trainable_state', 'EMA', 'EpochSampler', 'TensorData', 'TrainResult',
+           'process_state', 'fit']
 
 # %% ../nbs/01a_training.ipynb #77997466
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
+
 @dataclass
 class TrainConfig:
     "Hyper-parameters of one training run (`batch_size` is the global batch over all processes)."
@@ -35,11 +38,20 @@ class TrainConfig:
     keep_checkpoints: int = 2
     mixed_precision: str = "auto"    # 'auto' (bf16 on CUDA) | 'no' | 'bf16'
     seed: int = 0
+    compile: bool = False            # torch.compile the model: the fast path on a GPU
+    compile_mode: str = "default"    # 'default' | 'reduce-overhead' (CUDA graphs) | 'max-autotune-no-cudagraphs'
+    debug_checks: bool = False       # keep the value checks (one GPU sync each) on inside the loop
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1: raise ValueError("steps and batch_size must be >= 1")
         if self.decay not in ("linear", "cosine", "constant"):
             raise ValueError(f"decay must be 'linear', 'cosine' or 'constant', got {self.decay!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
+
+    def with_batch_size(self, batch_size: int) -> "TrainConfig":
+        "The same recipe at another global batch size, with the peak lr scaled by √(batch_size / self.batch_size)."
+        return replace(self, batch_size=batch_size, lr=self.lr * math.sqrt(batch_size / self.batch_size))
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -69,14 +81,24 @@ class EMA:
     def current_decay(self) -> float:
         return min(self.decay, 1.0 - (1.0 + self.num_updates) ** -self.power)
 
+    def _sources(self, model: nn.Module) -> list[torch.Tensor]:
+        "`model`'s parameters in the shadow's order (looked up once per model), shadows moved to their device."
+        if getattr(self, "_model", None) is not model:
+            params = dict(model.named_parameters())
+            missing = [n for n in self.shadow if n not in params]
+            if missing: raise ValueError(f"model lacks EMA parameters {missing[:5]}; is it the same architecture?")
+            self._model, self._params = model, [params[n] for n in self.shadow]
+        first = next(iter(self.shadow.values()), None)
+        if first is not None and first.device != self._params[0].device:  # model moved to GPU after the EMA was made
+            self.shadow = {n: v.to(self._params[0].device) for n, v in self.shadow.items()}
+        return self._params
+
     @torch.no_grad()
     def update(self, model: nn.Module):
-        "Move the shadow weights towards `model`'s current weights."
+        "Move the shadow weights towards `model`'s current weights (one fused multi-tensor lerp)."
         beta = self.current_decay()
-        for n, p in model.named_parameters():
-            if n not in self.shadow: continue
-            if self.shadow[n].device != p.device: self.shadow[n] = self.shadow[n].to(p.device)  # model moved to GPU after EMA was made
-            self.shadow[n].lerp_(p.detach().float(), 1.0 - beta)
+        params = [p.detach() if p.dtype == torch.float32 else p.detach().float() for p in self._sources(model)]
+        if params: torch._foreach_lerp_(list(self.shadow.values()), params, 1.0 - beta)
         self.num_updates += 1
 
     @torch.no_grad()
@@ -112,6 +134,36 @@ class EpochSampler(Sampler):
 
     def __len__(self): return max(0, (self.batches_per_epoch() - self.skip_batches) * self.batch_size)
 
+class TensorData(torch.utils.data.Dataset):
+    """Rows of equal-length tensors `{name: (N, ...)}` that `fit` keeps on the training device and batches with one
+    gather per tensor (no per-row collation). With `lengths: (N,)`, the tensors named in `padded` — (N, L, ...), padded
+    along axis 1 — are cut to the longest row of each batch."""
+    def __init__(self, lengths: torch.Tensor | None = None, padded: tuple[str, ...] = (), **tensors: torch.Tensor):
+        if not tensors: raise ValueError("TensorData needs at least one tensor, e.g. TensorData(latents=x)")
+        rows = {k: v.shape[0] if isinstance(v, torch.Tensor) and v.ndim else None for k, v in tensors.items()}
+        if None in rows.values() or len(set(rows.values())) != 1:
+            raise ValueError(f"TensorData needs tensors with the same number of rows (N, ...); got {rows}")
+        n = next(iter(rows.values()))
+        if lengths is not None and (lengths.shape != (n,) or lengths.is_floating_point()):
+            raise ValueError(f"lengths must be an integer tensor of shape (N,) = ({n},), got {lengths.dtype} {tuple(lengths.shape)}")
+        if (lengths is None) != (not padded) or set(padded) - set(tensors):
+            raise ValueError(f"pass lengths together with padded= names among {sorted(tensors)} (got padded={padded})")
+        self.tensors, self.padded = tensors, tuple(padded)
+        self.lengths = None if lengths is None else lengths.cpu().long()
+
+    def __len__(self): return next(iter(self.tensors.values())).shape[0]
+    def __getitem__(self, i): return {k: v[i] for k, v in self.tensors.items()}
+
+    def to(self, device) -> "TensorData":
+        "The same rows, every tensor moved to `device` (once, before training)."
+        return TensorData(self.lengths, self.padded, **{k: v.to(device) for k, v in self.tensors.items()})
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        "`index: (B,)` long, on the CPU → `{name: rows}` on the tensors' device (no host sync)."
+        cut = None if self.lengths is None else int(self.lengths[index].max())  # lengths live on the CPU
+        rows = index.to(next(iter(self.tensors.values())).device, non_blocking=True)
+        return {k: (v[:, :cut] if k in self.padded else v).index_select(0, rows) for k, v in self.tensors.items()}
+
 # %% ../nbs/01a_training.ipynb #69bcf185
 @dataclass
 class TrainResult:
@@ -142,8 +194,9 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if not params: raise ValueError("model has no trainable parameters (all requires_grad=False); nothing to train")
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
+    fused = all(p.is_cuda for p in params)  # one kernel per step for all parameters on a GPU
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, fused=fused or None)
 
 # %% ../nbs/01a_training.ipynb #1949f5cc
 def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[int, list]:
@@ -173,6 +226,18 @@ def _save(out_dir, step, model, optimizer, scheduler, ema, history, config, conf
     return save_checkpoint(out_dir, step, groups, state, keep=config.keep_checkpoints)
 
 # %% ../nbs/01a_training.ipynb #9f0d42ee
+def _epoch_batches(dataset, sampler, loader, device):
+    "One epoch's batches on `device`, from the sampler's skip-ahead on: device gathers for `TensorData`, else the loader."
+    if loader is not None:
+        for batch in loader: yield _to_device(batch, device)
+        return
+    order, size = torch.tensor(list(sampler), dtype=torch.long), sampler.batch_size
+    for start in range(0, len(order), size): yield dataset.batch(order[start:start + size])
+
+def _accumulate(sums: dict, logs: dict):
+    "Add this step's logged values to `sums`, on the device (no host sync until the log step reads them)."
+    for k, v in logs.items(): sums[k] = sums.get(k, 0.0) + (v.detach().float() if isinstance(v, torch.Tensor) else float(v))
+
 def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_dir: str | Path | None = None,
         resume: bool = False, ema: EMA | None = None, collate_fn: Callable | None = None,
         callbacks: Iterable[Callable] = (), config_to_save: dict | None = None) -> TrainResult:
@@ -186,9 +251,11 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     sampler = EpochSampler(len(dataset), config.batch_size // acc.num_processes, config.seed, acc.process_index, acc.num_processes)
     if sampler.batches_per_epoch() == 0:
         raise ValueError(f"dataset of {len(dataset)} rows is smaller than one batch of {config.batch_size}; lower batch_size")
-    loader = DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, collate_fn=collate_fn,
-                        generator=torch.Generator().manual_seed(config.seed))
-    optimizer = _optimizer(model, config)
+    on_device = isinstance(dataset, TensorData) and collate_fn is None
+    dataset = dataset.to(acc.device) if on_device else dataset
+    loader = None if on_device else DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, collate_fn=collate_fn,
+                                               generator=torch.Generator().manual_seed(config.seed))
+    optimizer = _optimizer(model.to(acc.device), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_multiplier(s, config.warmup_steps, config.steps, config.decay))
     step, history, ckpt = 0, [], None
@@ -196,36 +263,41 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
         step, history = _restore(found, model, optimizer, scheduler, ema, config_to_save)
         ckpt = found
     wrapped, optimizer = acc.prepare(model, optimizer)
+    if config.compile:
+        wrapped = torch.compile(wrapped, mode=None if config.compile_mode == "default" else config.compile_mode)
+    graphs = config.compile and config.compile_mode == "reduce-overhead"
     model.train()
     bar = tqdm(total=config.steps, initial=step, disable=not acc.is_main_process, desc="train")
-    window = []
-    while step < config.steps:
-        epoch, skip = divmod(step, sampler.batches_per_epoch())
-        sampler.set_epoch(epoch, skip)
-        for batch in loader:
-            with acc.autocast():
-                out = loss_fn(wrapped, _to_device(batch, acc.device))
-            logs = out if isinstance(out, dict) else {"loss": out}
-            acc.backward(logs["loss"])
-            if config.grad_clip: acc.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
-            if ema is not None: ema.update(model)
-            step += 1; bar.update(1)
-            window.append({k: torch.as_tensor(v).detach().float() for k, v in logs.items()})  # no GPU sync per step
-            if step % config.log_every == 0 or step == config.steps:
-                means = {k: torch.stack([w[k] for w in window]).mean().item() for k in window[0]}
-                if not math.isfinite(means["loss"]):
-                    raise RuntimeError(f"loss became {means['loss']} between steps {step - len(window) + 1} and {step}; lower lr or check the data")
-                row = {"step": step, "lr": scheduler.get_last_lr()[0], **means}
-                history.append(row); window = []
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
-                if acc.is_main_process:
-                    for cb in callbacks: cb(step, model, history)
-            if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-                acc.wait_for_everyone()
-                if acc.is_main_process:
-                    ckpt = _save(out_dir, step, model, optimizer, scheduler, ema, history, config, config_to_save)
-            if step >= config.steps: break
+    sums, count = {}, 0
+    with trusted_inputs(not config.debug_checks):  # the data were checked once; no value check (GPU sync) per step
+        while step < config.steps:
+            epoch, skip = divmod(step, sampler.batches_per_epoch())
+            sampler.set_epoch(epoch, skip)
+            for batch in _epoch_batches(dataset, sampler, loader, acc.device):
+                if graphs: torch.compiler.cudagraph_mark_step_begin()
+                with acc.autocast():
+                    out = loss_fn(wrapped, batch)
+                logs = out if isinstance(out, dict) else {"loss": out}
+                acc.backward(logs["loss"])
+                if config.grad_clip: acc.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
+                if ema is not None: ema.update(model)
+                step += 1; count += 1; bar.update(1)
+                _accumulate(sums, logs)
+                if step % config.log_every == 0 or step == config.steps:
+                    means = {k: float(v) / count for k, v in sums.items()}  # the one host sync per log window
+                    if not math.isfinite(means["loss"]):
+                        raise RuntimeError(f"loss became {means['loss']} between steps {step - count + 1} and {step}; lower lr or check the data")
+                    row = {"step": step, "lr": scheduler.get_last_lr()[0], **means}
+                    history.append(row); sums, count = {}, 0
+                    bar.set_postfix(loss=f"{row['loss']:.4f}")
+                    if acc.is_main_process:
+                        for cb in callbacks: cb(step, model, history)
+                if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+                    acc.wait_for_everyone()
+                    if acc.is_main_process:
+                        ckpt = _save(out_dir, step, model, optimizer, scheduler, ema, history, config, config_to_save)
+                if step >= config.steps: break
     bar.close()
     acc.wait_for_everyone()
     model.eval()
