@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 from .core import autocast, count_parameters, seed_everything
 from .lm import is_main_process, load_lm, pad_sequences
 from .autoencoder import AutoencoderConfig, LanguageAutoencoder, save_autoencoder
+from .training import TensorData
 
 # %% auto #0
-__all__ = ['reconstruction_metrics', 'autoencoder_loss', 'TokenCollator', 'tokenize_texts', 'ReconstructionSamples',
+__all__ = ['reconstruction_metrics', 'autoencoder_loss', 'TokenCollator', 'token_data', 'tokenize_texts', 'ReconstructionSamples',
            'train_autoencoder', 'cache_features', 'FeatureCache', 'FeatureCollator', 'ae_sweep']
 
 # %% ../nbs/03a_autoencoder_training.ipynb #0be84dd5
@@ -43,6 +44,11 @@ class TokenCollator:
     def __call__(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
         ids, mask = pad_sequences(rows, self.pad_token_id)
         return {"input_ids": ids, "attention_mask": mask}
+
+def token_data(ids: list[list[int]], pad_token_id: int) -> TensorData:
+    "Token-id lists as padded `input_ids`, `attention_mask` (N, L) that `fit` batches on the device, cut to each batch's longest row."
+    input_ids, mask = pad_sequences(ids, pad_token_id)
+    return TensorData(lengths=mask.sum(1), padded=("input_ids", "attention_mask"), input_ids=input_ids, attention_mask=mask)
 
 def tokenize_texts(ae: LanguageAutoencoder, texts: list[str]) -> list[list[int]]:
     "Token ids of `texts` truncated to the autoencoder's `max_length` (warns with the number truncated)."
@@ -79,7 +85,7 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
                       batch_size: int | None = None, lr: float | None = None, warmup_steps: int | None = None,
                       resume: bool = False, cache: str | Path | None = None, sample_texts: list[str] | None = None,
                       num_samples: int = 3, log_every: int | None = None, checkpoint_every: int | None = None,
-                      limit: int | None = None, seed: int = 0, device=None):
+                      limit: int | None = None, seed: int = 0, device=None, compile: bool = False):
     "Train f_φ, g_ψ of `autoencoder` (or of a new one from a preset name) on `data` (texts or a corpus name) or a feature `cache`; returns `(autoencoder, fit result)`."
     from ld4lg_edu.data import load_corpus
     from ld4lg_edu.training import TrainConfig, fit
@@ -94,12 +100,15 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
     cfg = ae.config
     if cache is not None:  # train from precomputed encoder features; `data` is not read
         texts, data = [], f"cache {Path(cache).name}"
-        dataset, collate = FeatureCache(cache, ae), FeatureCollator(ae.tokenizer.pad_token_id)
+        features = FeatureCache(cache, ae)
+        in_memory = features.padded_bytes() <= 8 * 2**30  # padded in memory and on the GPU, else read row by row
+        dataset = features.tensor_data(ae.tokenizer.pad_token_id) if in_memory else features
+        collate = None if in_memory else FeatureCollator(ae.tokenizer.pad_token_id)
     else:
         texts = (load_corpus(data).texts("train") if isinstance(data, str) else list(data))[:limit]
-        dataset, collate = tokenize_texts(ae, texts), TokenCollator(ae.tokenizer.pad_token_id)
+        dataset, collate = token_data(tokenize_texts(ae, texts), ae.tokenizer.pad_token_id), None
     train = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                        warmup_steps=cfg.warmup_steps, decay="linear", grad_clip=1.0, seed=seed,
+                        warmup_steps=cfg.warmup_steps, decay="linear", grad_clip=1.0, seed=seed, compile=compile,
                         log_every=log_every or max(1, cfg.steps // 20), checkpoint_every=checkpoint_every or max(1, cfg.steps // 5))
     samples = ReconstructionSamples(sample_texts if sample_texts is not None else texts[:num_samples])
     architecture = {k: v for k, v in asdict(cfg).items() if k not in _RECIPE}  # changing the recipe may resume; the shape may not
@@ -142,6 +151,25 @@ class FeatureCache(torch.utils.data.Dataset):
                              f"the autoencoder's LM has d_model={ae.d_model}; rebuild the cache with cache_features(ae, ...)")
 
     def __len__(self): return len(self.offsets) - 1
+
+    def padded_bytes(self) -> int:
+        "Memory that `tensor_data` needs: N × longest row × d_model × 2 bytes (bf16)."
+        return len(self) * int((self.offsets[1:] - self.offsets[:-1]).max()) * int(self.metadata["d_model"]) * 2
+
+    def tensor_data(self, pad_token_id: int) -> TensorData:
+        "All rows padded into one `TensorData`: `features` (N, L, d_model), `input_ids`, `attention_mask` (N, L)."
+        from safetensors.torch import load_file
+        flat = load_file(self.path)
+        lengths = self.offsets[1:] - self.offsets[:-1]
+        row = torch.repeat_interleave(torch.arange(len(self)), lengths)   # (total tokens,) row of each token
+        pos = torch.arange(len(row)) - self.offsets[:-1][row]            # its position in that row
+        N, L = len(self), int(lengths.max())
+        features = flat["features"].new_zeros(N, L, flat["features"].shape[-1])
+        ids = torch.full((N, L), pad_token_id, dtype=torch.long)
+        features[row, pos], ids[row, pos] = flat["features"], flat["input_ids"].long()
+        mask = (torch.arange(L)[None] < lengths[:, None]).long()
+        return TensorData(lengths=lengths, padded=("features", "input_ids", "attention_mask"),
+                          features=features, input_ids=ids, attention_mask=mask)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         from safetensors import safe_open

@@ -119,6 +119,9 @@ class AutoencoderConfig:
     max_length: int = 64            # tokens per text (longer texts are truncated, with a warning)
     lm: str = "default"             # hub name or local folder of the encoder-decoder
     freeze_lm: bool = True
+    train_decoder: bool = False     # train the LM's decoder (not its shared embeddings) with f_φ, g_ψ; the encoder stays frozen
+    latent_noise: float = 0.0       # training only: x + σε with σ ~ U(0, latent_noise) per text
+    feature_mask: float = 0.0       # training only: share of encoder token features hidden from f_φ
     dim: int | None = None          # width of f_φ and g_ψ; None = the LM's d_model
     heads: int | None = None        # None = max(1, dim // 64)
     ff_mult: int = 4
@@ -131,6 +134,8 @@ class AutoencoderConfig:
     def __post_init__(self):
         for name in ("num_latents", "latent_dim", "compression_layers", "reconstruction_layers", "max_length"):
             if int(getattr(self, name)) < 1: raise ValueError(f"AutoencoderConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.latent_noise >= 0: raise ValueError(f"latent_noise must be >= 0 (0 = off), got {self.latent_noise}")
+        if not 0 <= self.feature_mask < 1: raise ValueError(f"feature_mask must lie in [0, 1), got {self.feature_mask}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "AutoencoderConfig":
@@ -170,6 +175,8 @@ class LanguageAutoencoder(nn.Module):
         self.config = replace(config, lm=_lm_reference(lm, config.lm))
         self.lm, self.tokenizer, self.d_model, self.truncated = lm, tokenizer, dims["d_model"], 0
         if config.freeze_lm: frozen(lm)
+        if config.train_decoder:  # the shared token embeddings feed the encoder too: they stay frozen, so features stay valid
+            for name, p in lm.get_decoder().named_parameters(): p.requires_grad_(not name.startswith("embed_tokens"))
         dim = config.dim or dims["d_model"]
         heads = config.heads or max(1, dim // 64)
         self.compression = PerceiverCompression(dims["d_model"], dim, config.num_latents, config.latent_dim, config.compression_layers,
@@ -212,6 +219,19 @@ def _features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> to
     with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_lm):
         return encoder_features(self.lm, input_ids, attention_mask)
 
+def _hide_tokens(self, mask: torch.Tensor) -> torch.Tensor:
+    "Feature masking: hide each token from f_φ with probability `feature_mask` (the first always stays). `mask`: (B, L)."
+    if not self.config.feature_mask: return mask
+    keep = torch.rand(mask.shape, device=mask.device) >= self.config.feature_mask
+    keep[:, 0] = True
+    return mask.bool() & keep
+
+def _add_latent_noise(self, latents: torch.Tensor) -> torch.Tensor:
+    "Latent noise: x + σε with σ ~ U(0, `latent_noise`), one σ per text. `latents`: (B, ℓ, d_ae)."
+    if not self.config.latent_noise: return latents
+    sigma = self.config.latent_noise * torch.rand(latents.shape[0], 1, 1, device=latents.device)
+    return latents + sigma * torch.randn_like(latents)
+
 def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     "Token cross-entropy of the batch's texts decoded from g_ψ(f_φ(E(w))). `batch`: `input_ids`, `attention_mask` (B, L) [+ `features` (B, L, d_model)]."
     ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -219,10 +239,13 @@ def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     if features is None: features = self.features(ids, mask)
     elif features.shape[-1] != self.d_model:
         raise ValueError(f"cached features have width {features.shape[-1]}, the LM's d_model is {self.d_model}; rebuild the cache with this LM")
-    latents = self.compression(features.to(self.compression.latents.dtype), mask)
+    seen = self.hide_tokens(mask) if self.training else mask
+    latents = self.compression(features.to(self.compression.latents.dtype), seen)
+    if self.training: latents = self.add_latent_noise(latents)
     return decoder_loss(self.lm, self.reconstruction(latents), lm_labels(ids, mask))
 
 LanguageAutoencoder.features, LanguageAutoencoder.forward = _features, _forward
+LanguageAutoencoder.hide_tokens, LanguageAutoencoder.add_latent_noise = _hide_tokens, _add_latent_noise
 
 # %% ../nbs/03_autoencoder.ipynb #9fae5880
 @torch.no_grad()
@@ -273,8 +296,9 @@ AE_WEIGHTS, AE_CONFIG = "autoencoder.safetensors", "autoencoder.json"
 def save_autoencoder(ae: LanguageAutoencoder, out_dir: str | Path, save_lm: bool | None = None) -> Path:
     "Write f_φ, g_ψ weights + config to `out_dir` (and the LM + tokenizer to `out_dir/lm` when `save_lm`, default: if it was fine-tuned)."
     from safetensors.torch import save_file
-    save_lm = (not ae.config.freeze_lm) if save_lm is None else save_lm
-    if not save_lm and not ae.config.freeze_lm:
+    tuned = not ae.config.freeze_lm or ae.config.train_decoder
+    save_lm = tuned if save_lm is None else save_lm
+    if not save_lm and tuned:
         raise ValueError("this autoencoder fine-tuned its LM; save the LM with it (save_lm=True)")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     state = {f"{name}.{k}": v.detach().cpu().contiguous() for name in ("compression", "reconstruction")

@@ -45,7 +45,7 @@ def cmd_train_lm(args):
     from ld4lg_edu.lm import pretrain_course_lm
     result = pretrain_course_lm(args.preset, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 corpus=args.corpus, tokenizer=args.tokenizer, max_length=args.max_length,
-                                resume=args.resume, save_dtype=args.save_dtype, seed=args.seed)
+                                resume=args.resume, save_dtype=args.save_dtype, seed=args.seed, compile=args.compile)
     print(f"trained {result.step} steps; final loss {result.history[-1]['loss']:.4f}; saved to {args.out}")
 
 def cmd_train_ae(args):
@@ -54,11 +54,14 @@ def cmd_train_ae(args):
     from ld4lg_edu.autoencoder import AutoencoderConfig, LanguageAutoencoder
     from ld4lg_edu.data import load_corpus
     from ld4lg_edu.lm import load_lm
-    overrides = {k: v for k, v in dict(num_latents=args.num_latents, latent_dim=args.latent_dim, max_length=args.max_length).items() if v is not None}
+    overrides = {k: v for k, v in dict(num_latents=args.num_latents, latent_dim=args.latent_dim, max_length=args.max_length,
+                                       latent_noise=args.latent_noise, feature_mask=args.feature_mask).items() if v is not None}
+    if args.train_decoder: overrides["train_decoder"] = True
     config = AutoencoderConfig.preset(args.preset, **({"lm": args.lm} if args.lm else {}), **overrides)
     lm, tokenizer = load_lm(config.lm, freeze=config.freeze_lm)
     ae, result = train_autoencoder(LanguageAutoencoder(lm, tokenizer, config), data=args.corpus, out_dir=args.out,
-                                   steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed)
+                                   steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed,
+                                   compile=args.compile)
     held_out = load_corpus(args.corpus).texts("test")[:args.eval_texts]
     ae.eval()
     scores = reconstruction_metrics(held_out, ae.reconstruct(held_out))
@@ -87,8 +90,8 @@ def cmd_train_diffusion(args):
     shape = dict(num_latents=data.num_latents, latent_dim=data.latent_dim, num_classes=data.num_classes)
     shape.update({k: v for k, v in dict(width=args.width, depth=args.depth, heads=args.heads, dropout=args.dropout).items() if v is not None})
     denoiser_config = _preset(DenoiserConfig, args.preset, **shape)
-    train = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr).items() if v is not None}
-    diffusion_config = _preset(DiffusionConfig, args.preset, **({"train": train} if train else {}))
+    diffusion_config = _preset(DiffusionConfig, args.preset)
+    diffusion_config.train = _train_overrides(diffusion_config.train, args)
     run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, resume=args.resume)
     print(f"trained {len(run.history) and run.history[-1]['step']} steps; final loss {run.history[-1]['loss']:.4f}; saved to {args.out}")
 
@@ -98,6 +101,13 @@ def cmd_train_ar(args):
     train_ar_baseline(args.corpus, preset=args.preset, out_dir=args.out, steps=args.steps, resume=args.resume,
                       seed=args.seed, batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer)
     print(f"autoregressive baseline saved to {args.out}")
+
+def _train_overrides(train, args):
+    "The preset's `TrainConfig` with --steps/--batch-size/--lr/--compile; a new --batch-size without --lr scales the lr by √."
+    from dataclasses import replace
+    if args.batch_size and args.lr is None: train = train.with_batch_size(args.batch_size)
+    given = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr).items() if v is not None}
+    return replace(train, **given, compile=args.compile, compile_mode=args.compile_mode)
 
 def _preset(cls, name: str, **overrides):
     "`cls.<name>(**overrides)` for a config class with preset classmethods (tiny, course, paper)."
@@ -154,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_corpus)
 
-    def common(c, steps=True):
+    def common(c, steps=True, compile=True):
         c.add_argument("--out", required=True, help="output folder (or file, for encode)")
         if steps:
             c.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
@@ -162,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
             c.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
             c.add_argument("--seed", type=int, default=0)
+        if steps and compile:
+            c.add_argument("--compile", action="store_true", help="torch.compile the model: the fast path on a GPU")
+            c.add_argument("--compile-mode", default="default", choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                           help="torch.compile mode ('reduce-overhead' adds CUDA graphs)")
     c = sub.add_parser("train-tokenizer", help="train a byte-level BPE tokenizer on a corpus")
     c.add_argument("--corpus", default="wordnet-glosses", help="a corpus name or a mixture such as 'wordnet+ag_news-local'")
     c.add_argument("--vocab-size", type=int, default=8192)
@@ -181,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--latent-dim", type=int, default=None, help="d_ae (default: the preset's)")
     c.add_argument("--max-length", type=int, default=None, help="tokens per text (default: the preset's)")
     c.add_argument("--eval-texts", type=int, default=1000, help="held-out texts for BLEU/ROUGE-L")
+    c.add_argument("--latent-noise", type=float, default=None, help="σ_max of the training-time latent noise (default: 0, off)")
+    c.add_argument("--feature-mask", type=float, default=None, help="share of encoder tokens hidden in training (default: 0)")
+    c.add_argument("--train-decoder", action="store_true", help="also train the LM's decoder (the encoder stays frozen)")
     common(c); c.set_defaults(func=cmd_train_ae)
     c = sub.add_parser("encode", help="encode a corpus into a latent file for train-diffusion")
     c.add_argument("--ae", required=True, help="trained autoencoder folder")
@@ -199,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--preset", default="course", help="tiny | course")
     c.add_argument("--corpus", default="wordnet")
     c.add_argument("--tokenizer", default=None, help="tokenizer folder, e.g. the LD4LG model's LM (default: the shipped course tokenizer)")
-    common(c); c.set_defaults(func=cmd_train_ar)
+    common(c, compile=False); c.set_defaults(func=cmd_train_ar)
     c = sub.add_parser("build", help="assemble autoencoder + denoiser into a pipeline folder")
     c.add_argument("--ae", required=True); c.add_argument("--denoiser", required=True)
     c.add_argument("--corpus", default="wordnet", help="where the class names come from")

@@ -285,7 +285,7 @@ def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: 
     ema = EMA(model, decay=diffusion_config.ema_decay, power=diffusion_config.ema_power)
     loss_fn = lambda m, batch: diffusion_loss(m, batch["latents"], schedule, diffusion_config,
                                               batch.get("labels"), batch.get("cond"), batch.get("cond_mask"))
-    saved = {"denoiser": denoiser_config.to_dict(), "diffusion": diffusion_config.to_dict()}
+    saved = {"denoiser": denoiser_config.to_dict(), "diffusion": {**diffusion_config.to_dict(), "train": diffusion_config.train.recipe()}}
     result = fit(model, loss_fn, data, diffusion_config.train, out_dir=out_dir, resume=resume, ema=ema,
                  callbacks=callbacks, config_to_save=saved)
     ema_model = copy.deepcopy(model)

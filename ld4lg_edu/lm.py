@@ -186,7 +186,8 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
                        limit: int | None = None, max_length: int = 64,
                        mask_ratio: float = 0.3, poisson_lambda: float = 3.0, resume: bool = False,
                        save_dtype: str = "float32", seed: int = 0, log_every: int | None = None,
-                       checkpoint_every: int | None = None, checkpoint_dir: str | Path | None = None, eval_size: int = 512):
+                       checkpoint_every: int | None = None, checkpoint_dir: str | Path | None = None, eval_size: int = 512,
+                       compile: bool = False):
     "Pretrain the course LM with BART text infilling on `corpus` (a name, or a list of texts); save model + tokenizer to `out_dir` (checkpoints: `checkpoint_dir`, default `out_dir/checkpoints`). Returns `fit`'s result."
     from transformers import BartForConditionalGeneration
     from ld4lg_edu.data import load_corpus, load_tokenizer
@@ -211,7 +212,8 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
     steps = steps or recipe["steps"]
     config = TrainConfig(steps=steps, batch_size=batch_size or recipe["batch_size"], lr=lr or recipe["lr"],
                          warmup_steps=recipe["warmup_steps"] if warmup_steps is None else warmup_steps, decay="linear",
-                         log_every=log_every or max(1, steps // 20), checkpoint_every=checkpoint_every or max(1, steps // 5), seed=seed)
+                         log_every=log_every or max(1, steps // 20), checkpoint_every=checkpoint_every or max(1, steps // 5), seed=seed,
+                         compile=compile)
     result = fit(model, denoising_loss, dataset, config, out_dir=Path(checkpoint_dir or out_dir / "checkpoints"), resume=resume,
                  collate_fn=collate, config_to_save={"preset": preset, "corpus": corpus, "max_length": max_length,
                                                      "mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda})

@@ -55,6 +55,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict: return asdict(self)
 
+    def recipe(self) -> dict:
+        "`to_dict()` without the fields that change how a run executes but not what it trains (resume may change them)."
+        return {k: v for k, v in self.to_dict().items() if k not in ("compile", "compile_mode", "debug_checks")}
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return config_from_dict(cls, d)
