@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_training.ipynb #7504c52b
 from __future__ import annotations
-import math
+import math, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -171,10 +171,12 @@ class TensorData(torch.utils.data.Dataset):
 # %% ../nbs/01a_training.ipynb #69bcf185
 @dataclass
 class TrainResult:
-    "What `fit` returns: logged history (one dict per `log_every` steps), the last step, the last checkpoint."
+    """What `fit` returns: logged history (one dict per `log_every` steps), the last step, the last checkpoint, and
+    `timings`: (step, seconds since this call started) at each log step, for measuring throughput."""
     history: list[dict]
     step: int
     checkpoint: Path | None = None
+    timings: list[tuple[int, float]] = field(default_factory=list)
 
 def process_state():
     "🤗 accelerate's view of this process (rank, device, main or not); CPU processes talk over gloo when there is no GPU."
@@ -272,7 +274,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     graphs = config.compile and config.compile_mode == "reduce-overhead"
     model.train()
     bar = tqdm(total=config.steps, initial=step, disable=not acc.is_main_process, desc="train")
-    sums, count = {}, 0
+    sums, count, timings, start = {}, 0, [], time.perf_counter()
     with trusted_inputs(not config.debug_checks):  # the data were checked once; no value check (GPU sync) per step
         while step < config.steps:
             epoch, skip = divmod(step, sampler.batches_per_epoch())
@@ -294,6 +296,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
                         raise RuntimeError(f"loss became {means['loss']} between steps {step - count + 1} and {step}; lower lr or check the data")
                     row = {"step": step, "lr": scheduler.get_last_lr()[0], **means}
                     history.append(row); sums, count = {}, 0
+                    timings.append((step, time.perf_counter() - start))
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                     if acc.is_main_process:
                         for cb in callbacks: cb(step, model, history)
@@ -305,4 +308,4 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     bar.close()
     acc.wait_for_everyone()
     model.eval()
-    return TrainResult(history, step, ckpt)
+    return TrainResult(history, step, ckpt, timings)
