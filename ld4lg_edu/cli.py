@@ -174,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--seed", type=int, default=0)
         if steps and compile:
             c.add_argument("--compile", action="store_true", help="torch.compile the model: the fast path on a GPU")
-            c.add_argument("--compile-mode", default="default", choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
-                           help="torch.compile mode ('reduce-overhead' adds CUDA graphs)")
+            c.add_argument("--compile-mode", default="reduce-overhead", choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                           help="torch.compile mode (default: 'reduce-overhead', with CUDA graphs)")
     c = sub.add_parser("train-tokenizer", help="train a byte-level BPE tokenizer on a corpus")
     c.add_argument("--corpus", default="wordnet-glosses", help="a corpus name or a mixture such as 'wordnet+ag_news-local'")
     c.add_argument("--vocab-size", type=int, default=8192)
