@@ -248,3 +248,26 @@ def test_feature_cache_matches_live_encoder_and_trains(tmp_path, pretrained_tiny
         cache_features(unfrozen, pool[:2], tmp_path / "g.safetensors")
     with pytest.raises(ValueError, match="width 64"):
         FeatureCache(path, tiny_ae(tiny_bart(), tok))
+
+
+# ---------------------------------------------------------------- robustness training (latent noise, masking, decoder)
+
+def test_trained_decoder_keeps_encoder_and_embeddings_and_saves_alongside(tmp_path, tokenizer):
+    ae = tiny_ae(tiny_bart(), tokenizer, train_decoder=True, latent_noise=0.5, feature_mask=0.3)
+    encoder_before = {k: v.clone() for k, v in ae.lm.get_encoder().state_dict().items()}
+    batch = {k: v for k, v in tokenizer(TEXTS, padding=True, return_tensors="pt").items()}
+    train_autoencoder(ae, TEXTS * 4, steps=5, batch_size=4, lr=1e-2, warmup_steps=1, log_every=5, sample_texts=[])
+    for k, v in ae.lm.get_encoder().state_dict().items():
+        assert torch.equal(v, encoder_before[k]), f"encoder weight {k} changed"   # cached features stay valid
+    decoder_layer = ae.lm.model.decoder.layers[0].fc1.weight
+    assert decoder_layer.requires_grad and not ae.lm.model.shared.weight.requires_grad
+    ae.eval()
+    assert ae(batch).item() == ae(batch).item()                                     # no perturbation outside training
+    ae.train()
+    torch.manual_seed(0); a = ae(batch).item()
+    torch.manual_seed(1); b = ae(batch).item()
+    assert a != b                                                                    # training mode perturbs
+    save_autoencoder(ae, tmp_path / "ae")                                            # the tuned decoder travels with it
+    back = load_autoencoder(tmp_path / "ae")
+    assert torch.equal(back.lm.model.decoder.layers[0].fc1.weight, decoder_layer.detach())
+    assert back.config.train_decoder and back.config.latent_noise == 0.5

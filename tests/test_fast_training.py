@@ -1,0 +1,75 @@
+"The fast training loop: device batches give the same run as a DataLoader, value checks leave the hot loop, compile trains."
+import pytest
+import torch
+from torch import nn
+
+from ld4lg_edu.core import trusted_inputs, value_checks
+from ld4lg_edu.schedule import get_schedule
+from ld4lg_edu.training import EMA, TensorData, TrainConfig, fit
+
+
+def make_net(dropout=0.1):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 16), nn.Dropout(dropout), nn.Tanh(), nn.Linear(16, 1))
+
+
+def data(n=96):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g)
+    return x, x.sum(1, keepdim=True).sin()
+
+
+def mse(model, batch):
+    return ((model(batch["x"]) - batch["y"]) ** 2).mean()
+
+
+def test_device_batches_equal_the_dataloader_run():
+    x, y = data()
+    cfg = TrainConfig(steps=40, batch_size=16, lr=1e-2, warmup_steps=5, log_every=10)
+    rows = [{"x": a, "y": b} for a, b in zip(x, y)]                      # the DataLoader path (per-row collation)
+    slow, fast = make_net(), make_net()
+    ema_slow, ema_fast = EMA(slow, 0.9), EMA(fast, 0.9)
+    a = fit(slow, mse, rows, cfg, ema=ema_slow)
+    b = fit(fast, mse, TensorData(x=x, y=y), cfg, ema=ema_fast)
+    for p, q in zip(slow.parameters(), fast.parameters()): assert torch.equal(p, q)
+    for k in ema_slow.shadow: assert torch.equal(ema_slow.shadow[k], ema_fast.shadow[k])
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert [s for s, _ in b.timings] == [10, 20, 30, 40] and all(t > 0 for _, t in b.timings)
+
+
+def test_value_checks_are_off_inside_fit_unless_debugging():
+    schedule, seen = get_schedule("cosine"), []
+    def loss(model, batch):
+        seen.append(value_checks())
+        schedule.alpha(torch.full((2,), 1.5))                               # out of range: only a value check sees it
+        return mse(model, batch)
+    x, y = data(32)
+    fit(make_net(), loss, TensorData(x=x, y=y), TrainConfig(steps=2, batch_size=16, warmup_steps=1, log_every=1))
+    assert seen == [False, False] and value_checks()
+    with pytest.raises(ValueError, match="t must lie in"):
+        fit(make_net(), loss, TensorData(x=x, y=y), TrainConfig(steps=2, batch_size=16, warmup_steps=1, debug_checks=True))
+    with trusted_inputs(), pytest.raises(ValueError, match="t must lie in"), trusted_inputs(False):
+        schedule.alpha(torch.tensor(2.0))
+
+
+def test_compiled_fit_trains_like_eager():
+    x, y = data()
+    cfg = TrainConfig(steps=30, batch_size=16, lr=1e-2, warmup_steps=5, log_every=10)
+    eager = fit(make_net(0.0), mse, TensorData(x=x, y=y), cfg)   # no dropout: compiled code draws other random numbers
+    compiled = fit(make_net(0.0), mse, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "compile": True, "compile_mode": "default"}))
+    assert compiled.history[-1]["loss"] < compiled.history[0]["loss"]
+    assert abs(compiled.history[-1]["loss"] - eager.history[-1]["loss"]) < 1e-3 * max(1.0, eager.history[-1]["loss"])
+
+
+def test_cli_batch_size_scales_lr_and_compile_flags():
+    from ld4lg_edu.cli import build_parser, _train_overrides
+    parser = build_parser()
+    args = parser.parse_args(["train-diffusion", "--latents", "x", "--out", "y", "--batch-size", "1024", "--compile"])
+    train = _train_overrides(TrainConfig(batch_size=256, lr=3e-4), args)
+    assert train.batch_size == 1024 and abs(train.lr - 6e-4) < 1e-12 and train.compile and train.compile_mode == "reduce-overhead"
+    explicit = _train_overrides(TrainConfig(batch_size=256, lr=3e-4), parser.parse_args(
+        ["train-diffusion", "--latents", "x", "--out", "y", "--batch-size", "1024", "--lr", "1e-4"]))
+    assert explicit.lr == 1e-4 and not explicit.compile
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train-ar", "--out", "y", "--compile"])   # the AR baseline has no compiled path
+    assert TrainConfig(compile=True).recipe() == TrainConfig().recipe()  # resume may switch compile on or off
