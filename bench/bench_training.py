@@ -173,7 +173,7 @@ def stage1_table(args, device):
                                           cache=cache if cached else None, compile=compiled, **kw)
             its = timings_rate(result.timings)
             what = "AE, cached features" if cached else "AE, from tokens"
-            rows.append(f"{'course':<8}{256:>6}  {'compile' if compiled else 'eager':<8}{what:<20}{its:>9.1f}{256 * its:>12.0f}")
+            rows.append(f"{'course':<8}{256:>6}  {'cudagraph' if compiled else 'eager':<8}{what:<20}{its:>9.1f}{256 * its:>12.0f}")
             print(rows[-1], flush=True)
     for compiled in [False]:  # LM batches vary in length (text infilling): a compiled model would recompile
         result = pretrain_course_lm("course", out_dir=tmp / f"lm{int(compiled)}", corpus=texts, steps=args.fit_steps,

@@ -268,6 +268,9 @@ def check_latents(latents, latent_shape: tuple[int, int]) -> torch.Tensor:
         raise ValueError(f"latents must have shape {expected}, got {tuple(latents.shape)}; add a batch dimension with latents[None] if needed")
     if not latents.is_floating_point():
         raise ValueError(f"latents of shape {expected} must be floating point, got dtype {latents.dtype}; use latents.float()")
+    if not torch.isfinite(latents).all():
+        bad = (~torch.isfinite(latents)).flatten(1).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"latents at rows {bad[:5]} hold NaN or inf: there is no text to decode; check what produced them")
     return latents
 
 @torch.no_grad()

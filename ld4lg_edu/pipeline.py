@@ -76,29 +76,40 @@ def _label_ids(self, label, n: int) -> torch.Tensor | None:
     "Class ids (n,) for `label`: None (unconditional), a name, an id, or a list of n of those."
     if label is None: return None
     if not self.label_names: raise ValueError("this model is unconditional: it has no classes; drop label=")
-    labels = label if isinstance(label, (list, tuple)) else [label] * n
-    if len(labels) != n: raise ValueError(f"got {len(labels)} labels for n={n} samples; give one label or n of them")
-    ids = []
-    for l in labels:
+    def class_id(l):
         if isinstance(l, str):
             if l not in self.label_names: raise ValueError(f"unknown label {l!r}; known labels: {', '.join(self.label_names)}")
-            ids.append(self.label_names.index(l))
-        elif isinstance(l, int) and 0 <= l < len(self.label_names): ids.append(l)
-        else: raise ValueError(f"label {l!r} is neither a known name nor an id in [0, {len(self.label_names) - 1}]; known labels: {', '.join(self.label_names)}")
-    return torch.tensor(ids)
+            return self.label_names.index(l)
+        if isinstance(l, int) and 0 <= l < len(self.label_names): return l
+        raise ValueError(f"label {l!r} is neither a known name nor an id in [0, {len(self.label_names) - 1}]; known labels: {', '.join(self.label_names)}")
+    if not isinstance(label, (list, tuple)): return torch.tensor([class_id(label)] * n, dtype=torch.long)  # checked even for n = 0
+    if len(label) != n: raise ValueError(f"got {len(label)} labels for n={n} samples; give one label or n of them")
+    return torch.tensor([class_id(l) for l in label], dtype=torch.long)
 
 LatentDiffusionPipeline.label_ids = _label_ids
 
 # %% ../nbs/08_pipeline.ipynb #dd02cc99
+def _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size):
+    "Refuse bad sampling arguments by name before any work is done."
+    positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    if not positive(steps): raise ValueError(f"steps must be an int >= 1 (None = the model's default), got {steps!r}")
+    if isinstance(sampler, str) and sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)} (None = the model's default)")
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale):
+        raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {guidance_scale!r}")
+    if not positive(decode_every): raise ValueError(f"decode_every must be an int >= 1 (1 = decode x̂0 at every step), got {decode_every!r}")
+    if not positive(batch_size): raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+
 def _sample(self, n: int, label=None, guidance_scale: float = 1.0, steps: int | None = None, sampler: str | None = None,
             seed: int | None = None, return_trajectory: bool = False, decode_every: int = 1, batch_size: int = 256,
             progress: bool = False, **decode_kwargs) -> SampleResult:
     "Generate `n` texts (of class `label`) with classifier-free guidance `guidance_scale` (w); see `SampleResult`."
     if not isinstance(n, int) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
-    steps, sampler = steps or self.steps, sampler or self.sampler
+    steps, sampler = self.steps if steps is None else steps, self.sampler if sampler is None else sampler
+    _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size)  # every argument, also when n == 0
     labels = self.label_ids(label, n)
-    if n == 0: return SampleResult([], [], torch.zeros(0, self.num_latents, self.latent_dim))
     generator = seed_everything(seed) if seed is not None else None
+    if n == 0: return SampleResult([], [], torch.zeros(0, self.num_latents, self.latent_dim))
     out = sample_latents(self.denoiser, self.schedule, (n, self.num_latents, self.latent_dim), sampler=sampler, steps=steps,
                          class_labels=labels, guidance_scale=guidance_scale, generator=generator,
                          record_trajectory=return_trajectory, device=self.device, progress=progress)
