@@ -4,7 +4,7 @@
 
 # %% ../nbs/10a_explorer_app.ipynb #61fb39d9
 from __future__ import annotations
-import html, importlib, os, secrets, signal, socket, subprocess, sys, tempfile, time, webbrowser
+import html, importlib, os, secrets, signal, socket, subprocess, sys, tempfile, threading, time, webbrowser
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -323,6 +323,10 @@ def _port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 # %% ../nbs/10a_explorer_app.ipynb #aeffeea5
+def _interrupt(signum, frame):
+    "SIGTERM handler: turn the signal into KeyboardInterrupt, so the server and its kernels are stopped on the way out."
+    raise KeyboardInterrupt
+
 def launch_explorer(port: int | None = 8866, open_browser: bool = False, model: str = "default", host: str = "127.0.0.1",
                     ui: str = "voila", wait: bool = True, timeout: float = 120.0, torch_threads: int | None = 1,
                     env: dict | None = None) -> ExplorerServer:
@@ -353,19 +357,29 @@ def launch_explorer(port: int | None = 8866, open_browser: bool = False, model: 
                "--ServerApp.port_retries=0", "--no-browser", f"--IdentityProvider.token={token}",
                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     log = workdir / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True)
-    server = ExplorerServer(url, process, log, workdir)
-    deadline = time.monotonic() + timeout
-    while not _port_open(host, port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"the explorer server did not come up on {host}:{port} within {timeout:.0f} s; its log ends:\n{server.log_tail()}")
-        time.sleep(0.25)
-    if open_browser: webbrowser.open(url)
-    if not wait: return server
-    print(f"LD4LG explorer ({model}) at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
-    try: process.wait()
-    except KeyboardInterrupt: pass
-    finally: server.stop()
-    return server
+    handle = wait and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if handle else None  # `kill` stops it as Ctrl-C does
+    try:
+        with open(log, "wb") as out:
+            process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True)
+        server, keep = ExplorerServer(url, process, log, workdir), False
+        try:
+            deadline = time.monotonic() + timeout
+            while not _port_open(host, port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the explorer server did not come up on {host}:{port} within {timeout:.0f} s; "
+                                       f"its log ends:\n{server.log_tail()}")
+                time.sleep(0.25)
+            if open_browser: webbrowser.open(url)
+            if not wait:
+                keep = True
+                return server
+            print(f"LD4LG explorer ({model}) at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
+            process.wait()
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through _interrupt
+            if not wait: raise
+        finally:
+            if not keep: server.stop()  # the server and its kernels, on every way out but a handed-back server
+        return server
+    finally:
+        if handle: signal.signal(signal.SIGTERM, previous)

@@ -356,3 +356,29 @@ def test_voila_serves_the_app(tmp_path):
     finally:
         server.stop()
     assert server.process.poll() is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("importlib").util.find_spec("voila") is None, reason="voila is not installed (pip install voila)")
+def test_sigterm_to_the_launcher_stops_voila_and_its_kernels(tmp_path):
+    "`kill <pid of ld4lg explore>` (SIGTERM) must not leave the Voilà server it started running (it runs in its own session)."
+    import signal, socket, time
+    port, tests = app.free_port(), str(Path(__file__).resolve().parent)
+    code = f"from ld4lg_edu.explorer_app import launch_explorer; launch_explorer(port={port}, model='fake_pipeline:make_fake_pipeline')"
+    env = {**os.environ, "PYTHONPATH": tests, "LD4LG_CACHE": str(tmp_path)}
+    launcher = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def port_open():
+        with socket.socket() as s:
+            s.settimeout(0.5); return s.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open():
+            assert launcher.poll() is None and time.monotonic() < deadline, "the explorer did not come up"
+            time.sleep(0.25)
+        launcher.send_signal(signal.SIGTERM)           # the launcher only, as `kill PID` does
+        launcher.wait(30)
+        deadline = time.monotonic() + 20
+        while port_open() and time.monotonic() < deadline: time.sleep(0.25)
+        assert not port_open(), "Voilà still answers after SIGTERM to its launcher"
+    finally:
+        if launcher.poll() is None: launcher.kill()
