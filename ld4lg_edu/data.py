@@ -231,7 +231,7 @@ def corpus_names() -> list[str]:
     return sorted([*SHIPPED_CORPORA, *LOCAL_CORPORA, *HUB_CORPORA])
 
 def load_corpus(name: str, **kwargs) -> Corpus:
-    "Load a corpus by name: shipped (`wordnet`, `wordnet-glosses`), local (`*-local`, from ../shared/data), hub, or a mixture `a+b`."
+    "Load a corpus by name: shipped (`wordnet`, `wordnet-glosses`), local (`*-local`, from the data folder of `find_shared_data`), hub, or a mixture `a+b`."
     if "+" in name: return mix_corpora([load_corpus(part, **kwargs) for part in name.split("+")])
     if name in SHIPPED_CORPORA: return SHIPPED_CORPORA[name](**kwargs)
     if name in LOCAL_CORPORA: return local_corpus(name, **kwargs)
