@@ -104,7 +104,7 @@ def timings_rate(timings):
     return (s1 - s0) / (t1 - t0)
 
 
-def fit_rate(config, batch, device, compile_model, steps, mode="default"):
+def fit_rate(config, batch, device, compile_model, steps, mode="default", cuda_graph=False):
     "(c): it/s of `train_diffusion` between its first and last log step (the first window holds compilation)."
     stamps = []
     def clock(step, model, history): sync(device); stamps.append((step, time.perf_counter()))
@@ -112,8 +112,9 @@ def fit_rate(config, batch, device, compile_model, steps, mode="default"):
     data = LatentDataset(torch.randn(n, 32, config.latent_dim), torch.randint(0, config.num_classes, (n,)))
     log_every = max(10, steps // 5)
     train = TrainConfig(steps=steps, batch_size=batch, lr=1e-4, warmup_steps=10, log_every=log_every,
-                        checkpoint_every=10**9, compile=compile_model, compile_mode=mode)
-    train_diffusion(data, config, DiffusionConfig(train=train), callbacks=[clock])
+                        checkpoint_every=10**9, compile=compile_model, compile_mode=mode, cuda_graph=cuda_graph)
+    result = train_diffusion(data, config, DiffusionConfig(train=train), callbacks=[clock])
+    fit_rate.last_loss = result.history[-1]["loss"]  # the graph rows must train as well as the eager ones
     return timings_rate(stamps)
 
 
@@ -140,10 +141,15 @@ def denoiser_rows(args, device, peak):
                     mfu = flops / sec / 1e12 / peak if peak else float("nan")
                     rows.append(f"{tag}{name:<20}{1 / sec:>9.1f}{batch / sec:>12.0f}{100 * mfu:>7.1f}%{ref_s / sec:>8.2f}")
                 print(*rows[-3:], sep="\n", flush=True)
-            if arch == "shipped" and device.type == "cuda" and "reduce-overhead" in args.modes:
-                its = fit_rate(config, batch, device, True, args.fit_steps, mode="reduce-overhead")
-                rows.append(f"{arch:<8}{batch:>6}  {'cudagraph':<8}{'(c) fit loop':<20}{its:>9.1f}{batch * its:>12.0f}{'':>8}{'':>8}")
+            if device.type != "cuda": continue
+            losses = {"compile": fit_rate.last_loss}
+            for mode in args.modes:  # 'reduce-overhead': compile's CUDA graphs; 'step-graph': the whole step as one graph
+                its = fit_rate(config, batch, device, True, args.fit_steps, mode="default" if mode == "step-graph" else mode,
+                               cuda_graph=mode == "step-graph")
+                losses[mode] = fit_rate.last_loss
+                rows.append(f"{arch:<8}{batch:>6}  {mode[:9]:<8}{'(c) fit loop':<20}{its:>9.1f}{batch * its:>12.0f}{'':>8}{ref_s * its:>8.2f}")
                 print(rows[-1], flush=True)
+            print(f"{arch} {batch}: final loss by mode", {k: round(v, 4) for k, v in losses.items()}, flush=True)
     return rows
 
 
@@ -192,7 +198,8 @@ def main():
     p.add_argument("--archs", nargs="*", default=["shipped", "paper"], choices=list(ARCHS), help="denoiser rows (none: stage 1 only)")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[256, 1024])
     p.add_argument("--compile", default="both", choices=["off", "on", "both"])
-    p.add_argument("--modes", nargs="*", default=["reduce-overhead"], help="extra compile modes for the shipped fit row")
+    p.add_argument("--modes", nargs="*", default=["reduce-overhead", "step-graph"],
+                   help="extra fit rows on CUDA: compile modes, or 'step-graph' (TrainConfig.cuda_graph)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per group for (a) and (b)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--fit-steps", type=int, default=300, help="steps of each fit run (c)")

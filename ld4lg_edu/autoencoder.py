@@ -307,7 +307,7 @@ def save_autoencoder(ae: LanguageAutoencoder, out_dir: str | Path, save_lm: bool
     state = {f"{name}.{k}": v.detach().cpu().contiguous() for name in ("compression", "reconstruction")
              for k, v in getattr(ae, name).state_dict().items()}
     meta = {"config": asdict(ae.config), "lm_dims": lm_dims(ae.lm), "lm_saved_alongside": save_lm}
-    if save_lm: ae.lm.save_pretrained(out_dir / "lm"); ae.tokenizer.save_pretrained(out_dir / "lm")
+    if save_lm: ae.lm.save_pretrained(out_dir / "lm", max_shard_size="14MB"); ae.tokenizer.save_pretrained(out_dir / "lm")
     save_file(state, str(out_dir / (AE_WEIGHTS + ".tmp")))  # write, then rename: never a half-written file
     (out_dir / (AE_CONFIG + ".tmp")).write_text(json.dumps(meta, indent=1))
     os.replace(out_dir / (AE_WEIGHTS + ".tmp"), out_dir / AE_WEIGHTS)

@@ -45,7 +45,8 @@ def cmd_train_lm(args):
     from ld4lg_edu.lm import pretrain_course_lm
     result = pretrain_course_lm(args.preset, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 corpus=args.corpus, tokenizer=args.tokenizer, max_length=args.max_length,
-                                resume=args.resume, save_dtype=args.save_dtype, seed=args.seed, compile=args.compile)
+                                resume=args.resume, save_dtype=args.save_dtype, seed=args.seed, compile=args.compile,
+                                vocab_size=args.vocab_size, workers=args.workers)
     print(f"trained {result.step} steps; final loss {result.history[-1]['loss']:.4f}; saved to {args.out}")
 
 def cmd_train_ae(args):
@@ -107,7 +108,8 @@ def _train_overrides(train, args):
     from dataclasses import replace
     if args.batch_size and args.lr is None: train = train.with_batch_size(args.batch_size)
     given = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr).items() if v is not None}
-    return replace(train, **given, compile=args.compile, compile_mode=args.compile_mode)
+    return replace(train, **given, compile=args.compile, compile_mode=args.compile_mode,
+                   cuda_graph=args.cuda_graph)
 
 def _preset(cls, name: str, **overrides):
     "`cls.<name>(**overrides)` for a config class with preset classmethods (tiny, course, paper)."
@@ -181,9 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--vocab-size", type=int, default=8192)
     common(c, steps=False); c.set_defaults(func=cmd_train_tokenizer)
     c = sub.add_parser("train-lm", help="pretrain the course LM (BART text infilling)")
-    c.add_argument("--preset", default="course", help="tiny | course")
+    c.add_argument("--preset", default="course", help="tiny | course | course-l")
     c.add_argument("--corpus", default="wordnet-glosses", help="a corpus name or a mixture such as 'wordnet+ag_news-local'")
     c.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the shipped course tokenizer)")
+    c.add_argument("--vocab-size", type=int, default=None, help="train a new byte-level BPE of this size on the corpus instead")
+    c.add_argument("--workers", type=int, default=0, help="processes that noise the batches (GPU runs: 4-8)")
     c.add_argument("--max-length", type=int, default=64, help="tokens per training text (at most the preset's 128 positions)")
     c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     common(c); c.set_defaults(func=cmd_train_lm)
@@ -211,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--latents", required=True, help="latent file written by `ld4lg encode`")
     for name, kind in (("width", int), ("depth", int), ("heads", int), ("dropout", float)):
         c.add_argument(f"--{name}", type=kind, default=None, help=f"denoiser {name} (default: the preset's)")
+    c.add_argument("--cuda-graph", action="store_true", help="replay each step as one CUDA graph (one GPU; with --compile)")
     common(c); c.set_defaults(func=cmd_train_diffusion)
     c = sub.add_parser("train-ar", help="train the autoregressive baseline on the same corpus")
     c.add_argument("--preset", default="course", help="tiny | course")

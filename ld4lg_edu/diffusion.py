@@ -16,7 +16,7 @@ from torch import nn
 from .core import config_from_dict
 from .denoiser import Denoiser, DenoiserConfig
 from .schedule import NoiseSchedule, get_schedule, q_sample, schedule_from_config, v_target, x0_from_v
-from .training import EMA, TensorData, TrainConfig, fit
+from .training import EMA, TensorData, TrainConfig, fit, in_graph_safe
 
 # %% auto #0
 __all__ = ['v_loss', 'loss_weight', 'drop_labels', 'drop_cond', 'DiffusionConfig', 'unwrap', 'diffusion_loss', 'LatentDataset',
@@ -128,18 +128,24 @@ def diffusion_loss(model: nn.Module, latents: torch.Tensor, schedule: NoiseSched
         cond_mask = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device) if cond_mask is None else cond_mask
         cond_mask = drop_cond(cond_mask, config.cond_drop_prob)
     extra = dict(class_labels=class_labels, cond=cond, cond_mask=cond_mask)
-    use_self_cond = bool(core.self_condition) and torch.rand(()).item() < config.self_cond_prob  # CPU coin: no GPU sync
-    self_cond = self_cond_mask = None
-    if core.self_condition:  # the same inputs either way, so a compiled model keeps one graph for this call
+    self_cond = self_cond_mask = None; use_self_cond = False
+    if core.self_condition and in_graph_safe():  # one CUDA graph for every step: always estimate, keep it by a GPU coin
+        use_self_cond = torch.rand((), device=latents.device) < config.self_cond_prob
+        with torch.no_grad():
+            estimate = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
+        self_cond, self_cond_mask = estimate * use_self_cond, use_self_cond.expand(B)
+    elif core.self_condition:  # the same inputs either way, so a compiled model keeps one graph for this call
+        use_self_cond = torch.rand(()).item() < config.self_cond_prob  # CPU coin: no GPU sync
         self_cond = torch.zeros_like(latents)
         self_cond_mask = torch.full((B,), use_self_cond, dtype=torch.bool, device=latents.device)
-    if use_self_cond:
-        with torch.no_grad():
-            self_cond = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
+        if use_self_cond:
+            with torch.no_grad():
+                self_cond = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
     v_pred = model(noisy, alpha, self_cond=self_cond, self_cond_mask=self_cond_mask, **extra)
     per_sample = v_loss(v_pred, v_target(latents, noise, alpha), config.loss)
     weight = loss_weight(schedule.log_snr(t), config.time_weighting, config.min_snr_gamma)
-    return {"loss": (weight * per_sample).mean(), "self_cond": float(use_self_cond)}
+    taken = use_self_cond.float() if isinstance(use_self_cond, torch.Tensor) else float(use_self_cond)
+    return {"loss": (weight * per_sample).mean(), "self_cond": taken}
 
 # %% ../nbs/06_diffusion.ipynb #73504d2b
 class LatentDataset(TensorData):

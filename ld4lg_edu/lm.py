@@ -111,9 +111,11 @@ def text_infilling(tokens: list[int], mask_token_id: int, mask_ratio: float = 0.
     return out
 
 # %% ../nbs/02_language_model.ipynb #218c04ab
-def pad_sequences(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    "Right-pad token-id lists into `input_ids` and `attention_mask`, both (B, max length)."
-    width = max(map(len, seqs))
+def pad_sequences(seqs: list[list[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    "Right-pad token-id lists into `input_ids` and `attention_mask`, both (B, `width` or the longest length)."
+    longest = max(map(len, seqs))
+    if width is not None and longest > width: raise ValueError(f"a sequence of {longest} tokens does not fit width={width}")
+    width = width or longest
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs): ids[i, :len(s)] = torch.tensor(s); mask[i, :len(s)] = 1
@@ -121,9 +123,11 @@ def pad_sequences(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, tor
 
 class DenoisingCollator:
     "Batch texts (or token-id lists with specials) into noisy `input_ids`/`attention_mask` `(B, L')` and clean `labels` `(B, L)`."
-    def __init__(self, tokenizer, max_length: int = 64, mask_ratio: float = 0.3, poisson_lambda: float = 3.0):
+    def __init__(self, tokenizer, max_length: int = 64, mask_ratio: float = 0.3, poisson_lambda: float = 3.0,
+                 fixed_width: bool = False):
         self.tokenizer, self.max_length = tokenizer, max_length
         self.mask_ratio, self.poisson_lambda = mask_ratio, poisson_lambda
+        self.fixed_width = fixed_width  # pad every batch to max_length: static shapes for torch.compile + CUDA graphs
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         "Token ids with the tokenizer's special tokens, truncated to `max_length`."
@@ -134,8 +138,10 @@ class DenoisingCollator:
         noisy = []
         for s in seqs:  # keep the first (<s>) and last (</s>) tokens; noise only the words between
             noisy.append(s[:1] + text_infilling(s[1:-1], self.tokenizer.mask_token_id, self.mask_ratio, self.poisson_lambda) + s[-1:])
-        input_ids, attention_mask = pad_sequences(noisy, self.tokenizer.pad_token_id)
-        clean, clean_mask = pad_sequences(seqs, self.tokenizer.pad_token_id)
+        # fixed widths: masks that hide nothing add at most ceil(mask_ratio * max_length) tokens to the noisy input
+        widths = (self.max_length + math.ceil(self.mask_ratio * self.max_length), self.max_length) if self.fixed_width else (None, None)
+        input_ids, attention_mask = pad_sequences(noisy, self.tokenizer.pad_token_id, widths[0])
+        clean, clean_mask = pad_sequences(seqs, self.tokenizer.pad_token_id, widths[1])
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": lm_labels(clean, clean_mask)}
 
 # %% ../nbs/02_language_model.ipynb #d2f59eef
@@ -144,10 +150,12 @@ COURSE_LM_PRESETS = {  # model shape + the training recipe that goes with it
                  steps=200, batch_size=32, lr=1e-3, warmup_steps=20),
     "course": dict(d_model=192, layers=3, heads=4, ffn_dim=768, max_positions=128, dropout=0.1,
                    steps=10_000, batch_size=256, lr=5e-4, warmup_steps=500),
+    "course-l": dict(d_model=256, layers=4, heads=4, ffn_dim=1024, max_positions=128, dropout=0.1,
+                     steps=10_000, batch_size=256, lr=5e-4, warmup_steps=500),
 }
 
 def course_lm_config(preset: str = "course", vocab_size: int = 8192):
-    "A `BartConfig` for the course LM preset `'tiny'` or `'course'` (special tokens as in the course tokenizer)."
+    "A `BartConfig` for a course LM preset (`'tiny'`, `'course'`, `'course-l'`; special tokens as in the course tokenizer)."
     from transformers import BartConfig
     if preset not in COURSE_LM_PRESETS: raise ValueError(f"unknown course LM preset {preset!r}; choose one of {sorted(COURSE_LM_PRESETS)}")
     p = COURSE_LM_PRESETS[preset]
@@ -180,6 +188,13 @@ def evaluate_denoising(model, texts: list[str], collate: DenoisingCollator, batc
     np.random.set_state(state); model.train(was_training)
     return sum(losses) / len(texts)
 
+def _course_tokenizer(tokenizer, vocab_size, texts, folder: Path, resume: bool):
+    "The tokenizer to pretrain with: a new BPE of `vocab_size` on `texts` (kept in `folder`, reused on resume), else `tokenizer`."
+    from ld4lg_edu.data import load_tokenizer, train_tokenizer
+    if vocab_size is None: return load_tokenizer(tokenizer)  # None: the shipped course tokenizer; else a folder
+    if resume and (folder / "tokenizer.json").exists(): return load_tokenizer(folder)
+    return train_tokenizer(texts, vocab_size, out_dir=folder)
+
 def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm", steps: int | None = None,
                        batch_size: int | None = None, lr: float | None = None, warmup_steps: int | None = None,
                        corpus: str | list[str] = "wordnet-glosses", tokenizer: str | Path | None = None,
@@ -187,39 +202,47 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
                        mask_ratio: float = 0.3, poisson_lambda: float = 3.0, resume: bool = False,
                        save_dtype: str = "float32", seed: int = 0, log_every: int | None = None,
                        checkpoint_every: int | None = None, checkpoint_dir: str | Path | None = None, eval_size: int = 512,
-                       compile: bool = False):
-    "Pretrain the course LM with BART text infilling on `corpus` (a name, or a list of texts); save model + tokenizer to `out_dir` (checkpoints: `checkpoint_dir`, default `out_dir/checkpoints`). Returns `fit`'s result."
+                       compile: bool = False, vocab_size: int | None = None, workers: int = 0):
+    """Pretrain the course LM with BART text infilling on `corpus` (a name, or a list of texts); save model + tokenizer
+    to `out_dir` (checkpoints: `checkpoint_dir`, default `out_dir/checkpoints`). `vocab_size` trains a new byte-level BPE
+    of that size on the training texts instead of using `tokenizer`; `workers` noise batches in that many processes.
+    Returns `fit`'s result."""
     from transformers import BartForConditionalGeneration
-    from ld4lg_edu.data import load_corpus, load_tokenizer
+    from ld4lg_edu.data import load_corpus
     from ld4lg_edu.training import TrainConfig, fit
     course_lm_config(preset)  # validates the preset name
     recipe = COURSE_LM_PRESETS[preset]
     if not 8 <= max_length <= recipe["max_positions"]:
         raise ValueError(f"max_length={max_length} must be between 8 and the {preset!r} preset's {recipe['max_positions']} positions")
     if save_dtype not in ("float32", "bfloat16", "float16"): raise ValueError(f"save_dtype must be float32, bfloat16 or float16, got {save_dtype!r}")
-    out_dir = Path(out_dir)
+    if vocab_size is not None and tokenizer is not None:
+        raise ValueError("pass either tokenizer (an existing one) or vocab_size (train a new one), not both")
+    if vocab_size is not None and vocab_size < 300:
+        raise ValueError(f"vocab_size={vocab_size} is below the 256 bytes + special tokens a byte-level BPE needs")
+    out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir or Path(out_dir) / "checkpoints")
     seed_everything(seed)
-    tokenizer = load_tokenizer(tokenizer)  # None: the shipped course tokenizer; else a folder
-    if tokenizer.mask_token_id is None: raise ValueError("the tokenizer has no mask token; text infilling needs one (train it with data.train_tokenizer)")
     if isinstance(corpus, str):
         data = load_corpus(corpus)
         texts, valid, eval_on = data.texts("train")[:limit], data.texts("valid")[:eval_size], "valid split"
     else:  # a list of texts has no held-out part: evaluate on (the start of) the training texts
         texts, valid, eval_on, corpus = list(corpus)[:limit], list(corpus)[:eval_size], "training texts", f"{len(corpus)} texts"
-    collate = DenoisingCollator(tokenizer, max_length, mask_ratio, poisson_lambda)
+    tokenizer = _course_tokenizer(tokenizer, vocab_size, texts, checkpoint_dir / "tokenizer", resume)
+    if tokenizer.mask_token_id is None: raise ValueError("the tokenizer has no mask token; text infilling needs one (train it with data.train_tokenizer)")
+    collate = DenoisingCollator(tokenizer, max_length, mask_ratio, poisson_lambda, fixed_width=compile)
     dataset = collate.tokenize(texts)  # pre-tokenised once; batches only noise and pad
     model = BartForConditionalGeneration(course_lm_config(preset, vocab_size=len(tokenizer)))
     steps = steps or recipe["steps"]
     config = TrainConfig(steps=steps, batch_size=batch_size or recipe["batch_size"], lr=lr or recipe["lr"],
                          warmup_steps=recipe["warmup_steps"] if warmup_steps is None else warmup_steps, decay="linear",
                          log_every=log_every or max(1, steps // 20), checkpoint_every=checkpoint_every or max(1, steps // 5), seed=seed,
-                         compile=compile)
-    result = fit(model, denoising_loss, dataset, config, out_dir=Path(checkpoint_dir or out_dir / "checkpoints"), resume=resume,
+                         compile=compile, workers=workers)
+    result = fit(model, denoising_loss, dataset, config, out_dir=checkpoint_dir, resume=resume,
                  collate_fn=collate, config_to_save={"preset": preset, "corpus": corpus, "max_length": max_length,
-                                                     "mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda})
+                                                     "mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda,
+                                                     "vocab_size": len(tokenizer)})
     if not is_main_process(): return result  # under `accelerate launch`, one process writes the files
     model = model.to(getattr(torch, save_dtype))
-    model.save_pretrained(out_dir); tokenizer.save_pretrained(out_dir)
+    model.save_pretrained(out_dir, max_shard_size="14MB"); tokenizer.save_pretrained(out_dir)  # files small enough to ship
     model = model.float()
     summary = {"preset": preset, "corpus": corpus, "steps": result.step, "parameters": count_parameters(model),
                "eval_on": eval_on, "eval_denoising_loss": evaluate_denoising(model, valid, collate) if valid else None}

@@ -5,10 +5,12 @@
 # %% ../nbs/01a_training.ipynb #7504c52b
 from __future__ import annotations
 import math, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
@@ -18,7 +20,7 @@ from .core import (get_device, autocast_dtype, config_from_dict, flatten_state, 
 
 # %% auto #0
 __all__ = ['COMPILE_MODES', 'TrainConfig', 'lr_multiplier', 'trainable_state', 'EMA', 'EpochSampler', 'TensorData', 'TrainResult',
-           'process_state', 'fit']
+           'process_state', 'graph_safe', 'in_graph_safe', 'StepGraph', 'fit']
 
 # %% ../nbs/01a_training.ipynb #77997466
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
@@ -41,6 +43,8 @@ class TrainConfig:
     compile: bool = False            # torch.compile the model: the fast path on a GPU
     compile_mode: str = "reduce-overhead"  # + CUDA graphs (measured fastest) | 'default' | 'max-autotune-no-cudagraphs'
     debug_checks: bool = False       # keep the value checks (one GPU sync each) on inside the loop
+    workers: int = 0                 # processes that collate batches (collate_fn path); 0 keeps resume exact
+    cuda_graph: bool = False         # replay forward + backward as one captured CUDA graph (one GPU, static shapes)
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1: raise ValueError("steps and batch_size must be >= 1")
@@ -48,6 +52,7 @@ class TrainConfig:
             raise ValueError(f"decay must be 'linear', 'cosine' or 'constant', got {self.decay!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
+        if self.workers < 0: raise ValueError(f"workers must be >= 0, got {self.workers}")
 
     def with_batch_size(self, batch_size: int) -> "TrainConfig":
         "The same recipe at another global batch size, with the peak lr scaled by √(batch_size / self.batch_size)."
@@ -57,7 +62,7 @@ class TrainConfig:
 
     def recipe(self) -> dict:
         "`to_dict()` without the fields that change how a run executes but not what it trains (resume may change them)."
-        return {k: v for k, v in self.to_dict().items() if k not in ("compile", "compile_mode", "debug_checks")}
+        return {k: v for k, v in self.to_dict().items() if k not in ("compile", "compile_mode", "debug_checks", "workers", "cuda_graph")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -231,6 +236,54 @@ def _save(out_dir, step, model, optimizer, scheduler, ema, history, config, conf
     if ema is not None: groups["ema"] = ema.state_dict(); state["ema_updates"] = ema.num_updates
     return save_checkpoint(out_dir, step, groups, state, keep=config.keep_checkpoints)
 
+# %% ../nbs/01a_training.ipynb #6c1b2397
+_GRAPH_SAFE = [False]
+
+@contextmanager
+def graph_safe():
+    "Inside, losses avoid CPU-side branches (coins drawn on the host), so every step runs the same kernels."
+    _GRAPH_SAFE.append(True)
+    try: yield
+    finally: _GRAPH_SAFE.pop()
+
+def in_graph_safe() -> bool: return _GRAPH_SAFE[-1]
+
+class StepGraph:
+    "`step(batch) -> logs` (forward, backward, clipping) run eagerly `warmup` times, then captured once and replayed (CUDA)."
+    def __init__(self, step: Callable, warmup: int = 3):
+        self.step, self.warmup, self.calls = step, warmup, 0
+        self.graph = self.inputs = self.outputs = None
+
+    @property
+    def captured(self) -> bool: return self.graph is not None
+
+    def _warm(self, batch):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), graph_safe(): logs = self.step(batch)
+        torch.cuda.current_stream().wait_stream(side)
+        return logs
+
+    def _capture(self, batch):
+        self.inputs = {k: v.clone() for k, v in batch.items()}
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), graph_safe(): self.outputs = self.step(self.inputs)
+        frozen = [k for k, v in self.outputs.items() if not isinstance(v, torch.Tensor)]
+        if frozen: raise ValueError(f"logged values {frozen} are Python numbers, fixed at capture; return tensors under cuda_graph")
+
+    def __call__(self, batch: dict) -> dict:
+        self.calls += 1
+        if self.calls <= self.warmup: return self._warm(batch)
+        if self.graph is None: self._capture(batch)
+        else:
+            for k, v in batch.items():
+                if v.shape != self.inputs[k].shape:
+                    raise ValueError(f"batch {k!r} has shape {tuple(v.shape)}, the captured step {tuple(self.inputs[k].shape)}: "
+                                     "cuda_graph needs batches of one shape (pad to a fixed length)")
+                self.inputs[k].copy_(v, non_blocking=True)
+        self.graph.replay()
+        return self.outputs
+
 # %% ../nbs/01a_training.ipynb #9f0d42ee
 def _epoch_batches(dataset, sampler, loader, device, trim: bool = True):
     "One epoch's batches on `device`, from the sampler's skip-ahead on: device gathers for `TensorData`, else the loader."
@@ -239,6 +292,10 @@ def _epoch_batches(dataset, sampler, loader, device, trim: bool = True):
         return
     order, size = torch.tensor(list(sampler), dtype=torch.long), sampler.batch_size
     for start in range(0, len(order), size): yield dataset.batch(order[start:start + size], trim)
+
+def _seed_worker(worker_id: int):
+    "Give each loader process its own NumPy stream (collators draw noise from NumPy), derived from torch's worker seed."
+    np.random.seed(torch.initial_seed() % 2**32)
 
 def _accumulate(sums: dict, logs: dict):
     "Add this step's logged values to `sums`, on the device (no host sync until the log step reads them)."
@@ -260,7 +317,9 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     on_device = isinstance(dataset, TensorData) and collate_fn is None
     dataset = dataset.to(acc.device) if on_device else dataset
     loader = None if on_device else DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, collate_fn=collate_fn,
-                                               generator=torch.Generator().manual_seed(config.seed))
+                                               generator=torch.Generator().manual_seed(config.seed),
+                                               num_workers=config.workers, worker_init_fn=_seed_worker,
+                                               persistent_workers=config.workers > 0)
     optimizer = _optimizer(model.to(acc.device), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_multiplier(s, config.warmup_steps, config.steps, config.decay))
@@ -269,9 +328,23 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
         step, history = _restore(found, model, optimizer, scheduler, ema, config_to_save)
         ckpt = found
     wrapped, optimizer = acc.prepare(model, optimizer)
+    if config.cuda_graph and (acc.device.type != "cuda" or acc.num_processes > 1):
+        raise ValueError(f"cuda_graph needs one CUDA device (this run: {acc.num_processes} process(es) on {acc.device.type}); "
+                         "turn it off here")
+    graphs = config.compile and config.compile_mode == "reduce-overhead" and not config.cuda_graph  # compile's own graphs
     if config.compile:
-        wrapped = torch.compile(wrapped, mode=None if config.compile_mode == "default" else config.compile_mode)
-    graphs = config.compile and config.compile_mode == "reduce-overhead"
+        mode = None if config.compile_mode == "default" else config.compile_mode
+        if config.cuda_graph and mode == "reduce-overhead": mode = None  # the step's own graph replaces compile's
+        wrapped = torch.compile(wrapped, mode=mode)
+
+    def forward_backward(batch) -> dict:
+        with acc.autocast():
+            out = loss_fn(wrapped, batch)
+        logs = out if isinstance(out, dict) else {"loss": out}
+        acc.backward(logs["loss"])
+        if config.grad_clip: acc.clip_grad_norm_(model.parameters(), config.grad_clip)
+        return logs
+    step_fn = StepGraph(forward_backward) if config.cuda_graph else forward_backward
     model.train()
     bar = tqdm(total=config.steps, initial=step, disable=not acc.is_main_process, desc="train")
     sums, count, timings, start = {}, 0, [], time.perf_counter()
@@ -279,14 +352,12 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
         while step < config.steps:
             epoch, skip = divmod(step, sampler.batches_per_epoch())
             sampler.set_epoch(epoch, skip)
-            for batch in _epoch_batches(dataset, sampler, loader, acc.device, trim=not config.compile):  # compiled: static shapes
+            static = config.compile or config.cuda_graph  # static shapes: no trimming to the longest row
+            for batch in _epoch_batches(dataset, sampler, loader, acc.device, trim=not static):
                 if graphs: torch.compiler.cudagraph_mark_step_begin()
-                with acc.autocast():
-                    out = loss_fn(wrapped, batch)
-                logs = out if isinstance(out, dict) else {"loss": out}
-                acc.backward(logs["loss"])
-                if config.grad_clip: acc.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
+                logs = step_fn(batch)
+                optimizer.step(); scheduler.step()
+                if not getattr(step_fn, "captured", False): optimizer.zero_grad(set_to_none=True)  # a graph rewrites its grads
                 if ema is not None: ema.update(model)
                 step += 1; count += 1; bar.update(1)
                 _accumulate(sums, logs)
