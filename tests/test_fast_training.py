@@ -73,3 +73,45 @@ def test_cli_batch_size_scales_lr_and_compile_flags():
     with pytest.raises(SystemExit):
         parser.parse_args(["train-ar", "--out", "y", "--compile"])   # the AR baseline has no compiled path
     assert TrainConfig(compile=True).recipe() == TrainConfig().recipe()  # resume may switch compile on or off
+
+
+def test_cuda_graph_needs_one_cuda_device_and_is_not_part_of_the_recipe():
+    x, y = data(32)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda_graph needs one CUDA device"):
+            fit(make_net(), mse, TensorData(x=x, y=y), TrainConfig(steps=2, batch_size=16, cuda_graph=True))
+    assert TrainConfig(cuda_graph=True, workers=4).recipe() == TrainConfig().recipe()
+    with pytest.raises(ValueError, match="workers"):
+        TrainConfig(workers=-1)
+
+
+def test_graph_safe_self_conditioning_is_the_same_loss_without_a_host_branch():
+    "Under graph_safe() the coin is drawn from the same generator as the host coin, so on a CPU both forms agree."
+    from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
+    from ld4lg_edu.diffusion import DiffusionConfig, diffusion_loss
+    from ld4lg_edu.training import graph_safe, in_graph_safe
+    model = Denoiser(DenoiserConfig.tiny(latent_dim=8, num_classes=3, dropout=0.0))
+    schedule, config = get_schedule("cosine"), DiffusionConfig()
+    latents, labels = torch.randn(4, 8, 8), torch.tensor([0, 1, 2, 0])
+    taken = []
+    for seed in range(8):
+        torch.manual_seed(seed); host = diffusion_loss(model, latents, schedule, config, labels)
+        torch.manual_seed(seed)
+        with graph_safe():
+            assert in_graph_safe()
+            device = diffusion_loss(model, latents, schedule, config, labels)
+        assert torch.allclose(host["loss"], device["loss"], atol=1e-6) and float(device["self_cond"]) == host["self_cond"]
+        taken.append(host["self_cond"])
+    assert not in_graph_safe() and set(taken) == {0.0, 1.0}                    # both branches were compared
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_step_graph_trains_like_the_eager_loop_on_cuda():
+    x, y = data(512)
+    cfg = TrainConfig(steps=60, batch_size=64, lr=1e-2, warmup_steps=5, log_every=20, grad_clip=1.0)
+    eager = fit(make_net(0.0), mse, TensorData(x=x, y=y), cfg)
+    graph = fit(make_net(0.0), mse, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "cuda_graph": True}))
+    for a, b in zip(eager.history, graph.history): assert abs(a["loss"] - b["loss"]) < 1e-3 * max(1.0, a["loss"]), (a, b)
+    def number_logs(model, batch): return {"loss": mse(model, batch), "n": 1.0}
+    with pytest.raises(ValueError, match="Python numbers"):
+        fit(make_net(0.0), number_logs, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "cuda_graph": True}))

@@ -131,3 +131,28 @@ def test_missing_local_folder_is_a_clear_error(tmp_path):
         load_lm(tmp_path / "nothing here")
     with pytest.raises(FileNotFoundError, match="save_pretrained"):
         resolve_lm("./not/a/model")
+
+
+def test_fixed_width_batches_have_static_shapes(tokenizer):
+    np.random.seed(0)
+    collate = DenoisingCollator(tokenizer, max_length=24, mask_ratio=0.3, fixed_width=True)
+    for texts in (["a tool"], ["a small domesticated carnivorous mammal with soft fur", "a tool", "an animal"]):
+        batch = collate(texts)
+        assert batch["input_ids"].shape[1] == 24 + 8 and batch["labels"].shape[1] == 24   # 24 + ceil(0.3 * 24)
+    with pytest.raises(ValueError, match="does not fit width"):
+        lm_module.pad_sequences([[1, 2, 3]], 0, width=2)
+
+
+def test_pretrain_with_a_new_vocabulary_saves_and_resumes_it(tmp_path, glosses):
+    texts, out = glosses[:256], tmp_path / "lm"
+    kw = dict(out_dir=out, corpus=texts, vocab_size=600, steps=6, batch_size=16, warmup_steps=1, log_every=3, checkpoint_every=3)
+    pretrain_course_lm("tiny", **kw)
+    model, tok = load_lm(out)
+    assert len(tok) == 600 and model.config.vocab_size == 600 and (out / "checkpoints" / "tokenizer" / "tokenizer.json").exists()
+    first = tok(texts[:5])["input_ids"]
+    r = pretrain_course_lm("tiny", **{**kw, "steps": 9}, resume=True)                 # the saved vocabulary is reused
+    assert r.step == 9 and load_lm(out)[1](texts[:5])["input_ids"] == first
+    with pytest.raises(ValueError, match="not both"):
+        pretrain_course_lm("tiny", out_dir=tmp_path / "x", corpus=texts, vocab_size=600, tokenizer=out, steps=1)
+    with pytest.raises(ValueError, match="vocab_size=100"):
+        pretrain_course_lm("tiny", out_dir=tmp_path / "x", corpus=texts, vocab_size=100, steps=1)
