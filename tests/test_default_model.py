@@ -26,8 +26,9 @@ def test_shipped_model_shape(pipe):
     assert pipe.label_names == ["animal", "plant", "food", "artifact", "person", "location"]
     assert (pipe.num_latents, pipe.latent_dim) == (32, 64)
     files = [p for p in asset_path("default_model").rglob("*") if p.is_file()]
-    assert all(p.stat().st_size <= 16 * 2**20 for p in files)          # every file ships under 16 MiB
-    assert sum(p.stat().st_size for p in files) <= 40 * 2**20          # the whole model under 40 MiB
+    assert all(p.stat().st_size <= 15 * 2**20 for p in files)          # every file ships under 15 MiB
+    assert sum(p.stat().st_size for p in files) <= 80 * 10**6          # the whole model under 80 MB
+    assert len(pipe.autoencoder.tokenizer) == 32768                    # a vocabulary where most words are one token
 
 
 def test_guided_samples_are_of_the_requested_class(pipe, judge):

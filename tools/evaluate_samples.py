@@ -18,7 +18,8 @@ import argparse, json, random, time
 from pathlib import Path
 
 from ld4lg_edu.data import load_corpus
-from ld4lg_edu.metrics import minilm_embed, ngram_set, ngrams, word_tokens, train_text_classifier, evaluate_samples
+from ld4lg_edu.metrics import (class_accuracy, minilm_embed, ngram_set, ngrams, word_tokens, train_text_classifier,
+                               evaluate_samples)
 
 
 def parse_key(key: str) -> dict:
@@ -52,6 +53,11 @@ def score(texts_by_class: dict, label_names, train_texts, references, classifier
             else: empty += 1
     row = evaluate_samples(texts, train_texts, references, labels=labels if classifier else None, classifier=classifier, seed=25 + seed)
     row["num_empty"] = empty
+    known = set(train_texts)
+    row["exact_copies"] = sum(t in known for t in texts) / max(1, len(texts))  # whole training texts written again
+    if classifier:
+        row["class_accuracy_by_class"] = {name: class_accuracy([t for t in batch if t.strip()], name, classifier)
+                                          for name, batch in texts_by_class.items() if any(t.strip() for t in batch)}
     return row
 
 
