@@ -59,8 +59,8 @@ def trusted_inputs(trusted: bool = True):
 # %% ../nbs/00_core.ipynb #9174e7ac
 def seed_everything(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     "Seed `random`, NumPy and torch (all devices); return a `torch.Generator` on `device` seeded with `seed`."
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:  # NumPy takes 32 bits: larger seeds would collide
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
 

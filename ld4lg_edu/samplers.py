@@ -128,6 +128,7 @@ class DPMSolverPP2MSampler(Sampler):
     def _update(self, x0_pred, noisy, index, generator):
         a_t, sigma_t, a_s, sigma_s = self._coefficients(index)
         h = _half_log_snr(self.alphas[index + 1].item()) - _half_log_snr(self.alphas[index].item())
+        if h == 0: return noisy  # two equal log-SNRs (clamped at the ends of very long schedules): nothing to integrate
         if self._prev is None: D = x0_pred
         else:
             prev_x0, prev_h = self._prev

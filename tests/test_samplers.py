@@ -345,3 +345,19 @@ def test_plain_function_denoiser_and_schedule_name():
         return torch.zeros_like(noisy)
     out = sample_latents(den, "cosine", (2, 3, 4), steps=3, generator=0, progress=False)
     assert out.latents.shape == (2, 3, 4) and torch.isfinite(out.latents).all()
+
+
+def test_dpmpp2m_survives_steps_whose_log_snrs_are_equal():
+    "Thousands of steps put two α's on the same clamped value at the ends (h = 0): the step is skipped, not divided by."
+    sampler = DPMSolverPP2MSampler(COSINE).set_timesteps(4000)
+    lam = [0.5 * (torch.log(a) - torch.log1p(-a)).item() for a in sampler.alphas[:-1]]
+    assert any(x == y for x, y in zip(lam, lam[1:]))                       # the case exists at this many steps
+    x = sample_latents(MixtureDenoiser(MIX1), COSINE, (256, 1, 1), "dpmpp2m", steps=4000, generator=0, progress=False).latents
+    assert torch.isfinite(x).all() and abs(x.mean().item() - (0.3 * -1.0 + 0.7 * 1.5)) < 0.25
+
+
+def test_seeds_beyond_32_bits_are_refused():
+    from ld4lg_edu.core import seed_everything
+    with pytest.raises(ValueError, match=r"\[0, 2\*\*32\)"):
+        seed_everything(2**32)
+    seed_everything(2**32 - 1)

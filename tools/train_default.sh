@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The recipe of the shipped default model, as run on one H100 (see the model card in nbs/08_pipeline.ipynb).
+# The recipe of the shipped default model, as run on one H200 (see the model card in nbs/08_pipeline.ipynb).
 # Usage: bash tools/train_default.sh RUNS_DIR stage1|stage2|baseline|sweep
-#   stage1:   course LM + autoencoder (ℓ×d_ae = 32×64) + held-out reconstruction scores
+#   stage1:   course LM with a new 32k BPE + autoencoder (ℓ×d_ae = 32×64) + held-out reconstruction scores
 #   stage2:   encode the class corpus, train the class-conditional denoiser, assemble the pipeline
 #   baseline: the autoregressive baseline on the same corpus
 #   sweep:    reconstruction quality vs ℓ and d_ae on the course LM (nbs/results/ae_sweep.json)
@@ -11,12 +11,14 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 cli="python3 -m ld4lg_edu"
 case "$stage" in
   stage1)
-    $cli train-lm --preset course --steps 6000 --save-dtype bfloat16 --out "$runs/lm"
-    $cli train-ae --preset course --lm "$runs/lm" --num-latents 32 --latent-dim 64 --steps 4000 --out "$runs/ae"
+    $cli train-lm --preset course --vocab-size 32768 --steps 5000 --batch-size 256 --max-length 48 --compile --workers 4 \
+        --save-dtype bfloat16 --out "$runs/lm"
+    $cli train-ae --preset course --lm "$runs/lm" --num-latents 32 --latent-dim 64 --steps 4000 --batch-size 256 --compile \
+        --out "$runs/ae"
     ;;
   stage2)
     $cli encode --ae "$runs/ae" --corpus wordnet --split train --out "$runs/latents.safetensors"
-    $cli train-diffusion --preset paper --width 256 --depth 8 --heads 4 --steps 8000 --batch-size 256 --lr 3e-4 \
+    $cli train-diffusion --preset paper --width 256 --depth 8 --heads 4 --steps 8000 --batch-size 256 --lr 3e-4 --compile \
         --latents "$runs/latents.safetensors" --out "$runs/diffusion"
     $cli build --ae "$runs/ae" --denoiser "$runs/diffusion/ema_denoiser" --corpus wordnet --dtype bfloat16 --out "$runs/pipeline"
     ;;
