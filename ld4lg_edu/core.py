@@ -16,7 +16,8 @@ import torch
 # %% auto #0
 __all__ = ['ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs', 'seed_everything',
            'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint', 'asset_path']
+           'atomic_directory', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint',
+           'asset_path']
 
 # %% ../nbs/00_core.ipynb #8e394901
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -126,29 +127,45 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"cannot store {type(o).__name__} in a checkpoint's state.json")
 
+def _discard(path: Path):
+    "Remove a folder so that it vanishes at once: rename it aside (atomic), then delete."
+    trash = path.with_name(f".{path.name}.trash-{os.getpid()}")
+    os.rename(path, trash); shutil.rmtree(trash)
+
+@contextmanager
+def atomic_directory(path: str | Path):
+    """Write a folder all at once: yields a hidden sibling to fill; on success its files are flushed and it replaces
+    `path` (an older `path` is moved aside first, then deleted). A crash leaves `path` as it was, never half-written."""
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+    try: yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
+    for f in tmp.rglob("*"):  # flush file contents before the rename makes them visible
+        if f.is_file():
+            with open(f, "rb") as fh: os.fsync(fh.fileno())
+    if path.exists(): _discard(path)
+    os.rename(tmp, path)
+
 def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]],
                     state: dict | None = None, keep: int | None = 2) -> Path:
     "Atomically write `root/step_{step:06d}/` holding `{group}.safetensors` per entry of `tensors` and `state.json`."
     from safetensors.torch import save_file
-    root = Path(root); root.mkdir(parents=True, exist_ok=True)
-    final, tmp = root / f"step_{step:06d}", root / f"step_{step:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    for group, named in tensors.items():
-        save_file({k: v.detach().cpu().contiguous() for k, v in named.items()}, str(tmp / f"{group}.safetensors"))
-    (tmp / "state.json").write_text(json.dumps({"step": step, **(state or {})}, default=_json_default, indent=1))
-    for f in tmp.iterdir():  # flush file contents before the rename makes them visible
-        with open(f, "rb") as fh: os.fsync(fh.fileno())
-    if final.exists(): shutil.rmtree(final)
-    os.rename(tmp, final)
+    final = Path(root) / f"step_{step:06d}"
+    with atomic_directory(final) as tmp:
+        for group, named in tensors.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in named.items()}, str(tmp / f"{group}.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({"step": step, **(state or {})}, default=_json_default, indent=1))
     if keep is not None:
-        for old in list_checkpoints(root)[:-keep]: shutil.rmtree(old)
+        for old in list_checkpoints(root)[:-keep]: _discard(old)
     return final
 
 def list_checkpoints(root: str | Path) -> list[Path]:
-    "Complete checkpoints under `root`, oldest first (half-written `.tmp` folders are not listed)."
+    "Complete checkpoints under `root`, oldest first (half-written or half-deleted folders are not listed)."
     root = Path(root)
     if not root.is_dir(): return []
-    found = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
+    found = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name) and (p / "state.json").is_file()]
     return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
 
 def latest_checkpoint(root: str | Path) -> Path | None:

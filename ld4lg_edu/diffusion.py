@@ -212,18 +212,25 @@ def _shards(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, to
 
 def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedule | dict | None = None, extra: dict | None = None,
                   max_shard_mb: float = 15.0) -> Path:
-    "Write `model` to `directory/` as `model.safetensors` (or `model-0000i-of-0000n.safetensors` shards of ≤ `max_shard_mb`) + `denoiser.json`."
+    """Write `model` to `directory/` as `model.safetensors` (or `model-0000i-of-0000n.safetensors` shards of ≤ `max_shard_mb`)
+    + `denoiser.json`, which names the weight files. Saving over an earlier save is atomic: new weights get new file names,
+    `denoiser.json` is replaced in one rename, then the other weight files go; a crash leaves the earlier save loadable as it was."""
+    import os, secrets
     from safetensors.torch import save_file
     model = unwrap(model)
     if not isinstance(model, Denoiser): raise TypeError(f"save_denoiser needs a Denoiser, got {type(model).__name__}")
     directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
     schedule = schedule.to_config() if isinstance(schedule, NoiseSchedule) else schedule
     shards = _shards({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, int(max_shard_mb * 2**20))
-    names = ["model.safetensors"] if len(shards) == 1 else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    stem = "model" if not any(directory.glob("model*.safetensors")) else f"model-{secrets.token_hex(4)}"  # never overwrite
+    names = [f"{stem}.safetensors"] if len(shards) == 1 else [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     for name, shard in zip(names, shards): save_file(shard, str(directory / name))
     meta = {"format": "ld4lg_edu.denoiser", "version": 1, "config": model.config.to_dict(), "schedule": schedule,
             "weights": names, "extra": extra or {}}
-    (directory / "denoiser.json").write_text(json.dumps(meta, indent=1))
+    (directory / "denoiser.json.tmp").write_text(json.dumps(meta, indent=1))
+    os.replace(directory / "denoiser.json.tmp", directory / "denoiser.json")  # the commit point
+    for old in directory.glob("model*.safetensors"):  # the earlier save's weights, and orphans of a killed one
+        if old.name not in names: old.unlink()
     return directory
 
 def read_denoiser_info(directory: str | Path) -> dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_training.ipynb #7504c52b
 from __future__ import annotations
-import math, time
+import math, os, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
@@ -293,6 +293,14 @@ def _epoch_batches(dataset, sampler, loader, device, trim: bool = True):
     order, size = torch.tensor(list(sampler), dtype=torch.long), sampler.batch_size
     for start in range(0, len(order), size): yield dataset.batch(order[start:start + size], trim)
 
+def _check_out_dir(out_dir: Path, resume: bool):
+    "Before any step: a fresh run must not mix its checkpoints with another run's, and the folder must be writable."
+    if not resume and (found := latest_checkpoint(out_dir)) is not None:
+        raise FileExistsError(f"{out_dir} already holds checkpoints of a run (up to {found.name}); pass resume=True "
+                              "(--resume) to continue it, or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(out_dir, os.W_OK): raise PermissionError(f"cannot write checkpoints to {out_dir}; choose a writable folder")
+
 def _seed_worker(worker_id: int):
     "Give each loader process its own NumPy stream (collators draw noise from NumPy), derived from torch's worker seed."
     np.random.seed(torch.initial_seed() % 2**32)
@@ -307,6 +315,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     "Train `model` on `dataset` minimising `loss_fn(model, batch)`; checkpoints in `out_dir`; `resume=True` continues."
     from tqdm.auto import tqdm
     if resume and out_dir is None: raise ValueError("resume=True needs out_dir (where the checkpoints are)")
+    if out_dir is not None: _check_out_dir(Path(out_dir), resume)
     acc = _make_accelerator(config)
     if config.batch_size % acc.num_processes:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {acc.num_processes} processes")

@@ -169,3 +169,29 @@ def test_cross_attention_conditioning_trains():
     run = train_diffusion(data, DenoiserConfig.tiny(cond_dim=6), DiffusionConfig.tiny(train=dict(steps=6, batch_size=8, log_every=3)))
     assert len(run.history) == 2 and all(torch.isfinite(torch.tensor(h["loss"])) for h in run.history)
     assert run.denoiser.cond_proj.weight.abs().sum() > 0
+
+
+def test_saving_over_a_denoiser_is_atomic(tmp_path, monkeypatch):
+    "A save killed half-way leaves the earlier save loadable, bit for bit; a finished one replaces it and removes its files."
+    import safetensors.torch
+    from ld4lg_edu.denoiser import Denoiser
+    torch.manual_seed(0); a = Denoiser(DenoiserConfig.tiny()); b = Denoiser(DenoiserConfig.tiny())
+    save_denoiser(a, tmp_path / "d", max_shard_mb=0.05)
+    first = sorted(p.name for p in (tmp_path / "d").iterdir())
+    real, calls = safetensors.torch.save_file, []
+    def dies_on_second_shard(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2: raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(safetensors.torch, "save_file", dies_on_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        save_denoiser(b, tmp_path / "d", max_shard_mb=0.05)
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    for (name, p), q in zip(a.state_dict().items(), load_denoiser(tmp_path / "d").state_dict().values()):
+        assert torch.equal(p, q), name                                       # the earlier save, not a mix
+    save_denoiser(b, tmp_path / "d", max_shard_mb=0.05)
+    for (name, p), q in zip(b.state_dict().items(), load_denoiser(tmp_path / "d").state_dict().values()):
+        assert torch.equal(p, q), name
+    names = set(read_denoiser_info(tmp_path / "d")["weights"])
+    assert len(names) > 1 and not names & set(first)                          # new files; the old ones are gone
+    assert {p.name for p in (tmp_path / "d").glob("model*.safetensors")} == names          # orphans of the killed save too

@@ -115,3 +115,17 @@ def test_step_graph_trains_like_the_eager_loop_on_cuda():
     def number_logs(model, batch): return {"loss": mse(model, batch), "n": 1.0}
     with pytest.raises(ValueError, match="Python numbers"):
         fit(make_net(0.0), number_logs, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "cuda_graph": True}))
+
+
+def test_a_fresh_run_refuses_a_folder_that_holds_another_runs_checkpoints(tmp_path):
+    x, y = data(32)
+    cfg = TrainConfig(steps=4, batch_size=16, warmup_steps=1, log_every=2, checkpoint_every=2)
+    fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "run")
+    steps = []
+    with pytest.raises(FileExistsError, match="pass resume=True"):
+        fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "run", callbacks=[lambda s, m, h: steps.append(s)])
+    assert steps == [] and sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith("step")) == ["step_000002", "step_000004"]
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OSError):                                           # before any step, not at the first checkpoint
+        fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "file" / "run", callbacks=[lambda s, m, h: steps.append(s)])
+    assert steps == []
