@@ -237,7 +237,14 @@ def read_denoiser_info(directory: str | Path) -> dict:
     "The `denoiser.json` of a saved denoiser: {'config', 'schedule', 'extra', ...}."
     path = Path(directory) / "denoiser.json"
     if not path.exists(): raise FileNotFoundError(f"{directory} holds no saved denoiser ({path.name} missing); write one with save_denoiser")
-    return json.loads(path.read_text())
+    try: info = json.loads(path.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); the folder is corrupt: save the denoiser again") from None
+    if not isinstance(info, dict) or info.get("format") != "ld4lg_edu.denoiser" or not isinstance(info.get("version"), int) \
+            or info["version"] > 1:
+        raise ValueError(f"{path} is format {info.get('format') if isinstance(info, dict) else None!r} version "
+                         f"{info.get('version') if isinstance(info, dict) else None}; this library reads 'ld4lg_edu.denoiser' "
+                         "up to version 1: upgrade ld4lg-edu or point to a folder written by save_denoiser")
+    return info
 
 def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None = None, device: str | torch.device = "cpu") -> Denoiser:
     "Rebuild the denoiser saved in `directory` (in eval mode); `expected_config` makes a config mismatch an error."
@@ -249,7 +256,11 @@ def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None 
                          + "; ".join(_config_diff(config.to_dict(), expected_config.to_dict()))
                          + ". Load it without expected_config, or point to the right folder.")
     model = Denoiser(config)
-    files = [Path(directory) / name for name in info.get("weights", ["model.safetensors"])]
+    names = info.get("weights", ["model.safetensors"])
+    outside = [n for n in names if not isinstance(n, str) or Path(n).name != n or n.startswith(".")
+               or (Path(directory) / n).is_symlink()]
+    if outside: raise ValueError(f"{directory}/denoiser.json names weight files outside its folder or links: {outside}; refusing to read them")
+    files = [Path(directory) / name for name in names]
     missing = [str(f) for f in files if not f.exists()]
     if missing: raise FileNotFoundError(f"weights listed in {directory}/denoiser.json are missing: {', '.join(missing)}")
     state, wanted = {k: v for f in files for k, v in load_file(str(f)).items()}, model.state_dict()

@@ -52,6 +52,8 @@ class LatentDiffusionPipeline:
         if denoiser.num_classes and (label_names is None or len(label_names) != denoiser.num_classes):
             raise ValueError(f"the denoiser has {denoiser.num_classes} classes; pass label_names with one name per class")
         if not denoiser.num_classes and label_names: raise ValueError("label_names given for an unconditional denoiser; drop them")
+        if label_names and len(set(label_names)) != len(label_names):
+            raise ValueError(f"label_names {list(label_names)} repeat a name; each class needs its own, or labels are ambiguous")
         get_sampler(sampler, self.schedule)  # fails early on an unknown name
         self.label_names, self.sampler, self.steps = (list(label_names) if label_names else None), sampler, steps
         self.to(device or autoencoder.device)

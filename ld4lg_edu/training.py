@@ -210,7 +210,7 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, fused=fused or None)
 
 # %% ../nbs/01a_training.ipynb #1949f5cc
-def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[int, list]:
+def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[int, list, dict, int]:
     tensors, state = load_checkpoint(path)
     if config_to_save is not None and state.get("config") != config_to_save:
         diff = sorted(k for k in set(config_to_save) | set(state.get("config") or {})
@@ -225,14 +225,16 @@ def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[in
     scheduler.load_state_dict(state["scheduler"])
     if ema is not None: ema.load_state_dict(tensors["ema"], state["ema_updates"])
     set_rng_state(unflatten_state(tensors.get("rng", {}), state["rng"]))
-    return state["step"], state["history"]
+    window = state.get("log_window", {"sums": {}, "count": 0})  # the values logged since the last log step
+    return state["step"], state["history"], window["sums"], window["count"]
 
-def _save(out_dir, step, model, optimizer, scheduler, ema, history, config, config_to_save):
+def _save(out_dir, step, model, optimizer, scheduler, ema, history, config, config_to_save, sums, count):
     opt_tensors, opt_skel = flatten_state(optimizer.state_dict())
     rng_tensors, rng_skel = flatten_state(rng_state())
     groups = {"model": trainable_state(model), "optimizer": opt_tensors, "rng": rng_tensors}
     state = {"optimizer": opt_skel, "rng": rng_skel, "scheduler": scheduler.state_dict(), "history": history,
-             "train_config": config.to_dict(), "config": config_to_save}
+             "train_config": config.to_dict(), "config": config_to_save,
+             "log_window": {"sums": {k: float(v) for k, v in sums.items()}, "count": count}}
     if ema is not None: groups["ema"] = ema.state_dict(); state["ema_updates"] = ema.num_updates
     return save_checkpoint(out_dir, step, groups, state, keep=config.keep_checkpoints)
 
@@ -332,9 +334,9 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     optimizer = _optimizer(model.to(acc.device), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_multiplier(s, config.warmup_steps, config.steps, config.decay))
-    step, history, ckpt = 0, [], None
+    step, history, ckpt, sums, count = 0, [], None, {}, 0
     if resume and (found := latest_checkpoint(out_dir)) is not None:
-        step, history = _restore(found, model, optimizer, scheduler, ema, config_to_save)
+        step, history, sums, count = _restore(found, model, optimizer, scheduler, ema, config_to_save)
         ckpt = found
     wrapped, optimizer = acc.prepare(model, optimizer)
     if config.cuda_graph and (acc.device.type != "cuda" or acc.num_processes > 1):
@@ -356,7 +358,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     step_fn = StepGraph(forward_backward) if config.cuda_graph else forward_backward
     model.train()
     bar = tqdm(total=config.steps, initial=step, disable=not acc.is_main_process, desc="train")
-    sums, count, timings, start = {}, 0, [], time.perf_counter()
+    timings, start = [], time.perf_counter()
     with trusted_inputs(not config.debug_checks):  # the data were checked once; no value check (GPU sync) per step
         while step < config.steps:
             epoch, skip = divmod(step, sampler.batches_per_epoch())
@@ -383,7 +385,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
                 if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
                     acc.wait_for_everyone()
                     if acc.is_main_process:
-                        ckpt = _save(out_dir, step, model, optimizer, scheduler, ema, history, config, config_to_save)
+                        ckpt = _save(out_dir, step, model, optimizer, scheduler, ema, history, config, config_to_save, sums, count)
                 if step >= config.steps: break
     bar.close()
     acc.wait_for_everyone()

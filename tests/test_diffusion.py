@@ -195,3 +195,29 @@ def test_saving_over_a_denoiser_is_atomic(tmp_path, monkeypatch):
     names = set(read_denoiser_info(tmp_path / "d")["weights"])
     assert len(names) > 1 and not names & set(first)                          # new files; the old ones are gone
     assert {p.name for p in (tmp_path / "d").glob("model*.safetensors")} == names          # orphans of the killed save too
+
+
+def test_loader_refuses_unknown_formats_and_weights_outside_the_folder(tmp_path):
+    from ld4lg_edu.denoiser import Denoiser
+    save_denoiser(Denoiser(DenoiserConfig.tiny()), tmp_path / "d")
+    info = read_denoiser_info(tmp_path / "d")
+    for change, message in (({"version": 99}, "up to version 1"), ({"format": "evil"}, "format 'evil'"),
+                            ({"weights": ["../../outside/x.safetensors"]}, "outside its folder")):
+        (tmp_path / "d" / "denoiser.json").write_text(json.dumps({**info, **change}))
+        with pytest.raises(ValueError, match=message):
+            load_denoiser(tmp_path / "d")
+    (tmp_path / "elsewhere.safetensors").write_bytes((tmp_path / "d" / info["weights"][0]).read_bytes())
+    (tmp_path / "d" / "link.safetensors").symlink_to(tmp_path / "elsewhere.safetensors")
+    (tmp_path / "d" / "denoiser.json").write_text(json.dumps({**info, "weights": ["link.safetensors"]}))
+    with pytest.raises(ValueError, match="links"):
+        load_denoiser(tmp_path / "d")
+    (tmp_path / "d" / "denoiser.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_denoiser(tmp_path / "d")
+
+
+def test_a_pipeline_refuses_repeated_class_names():
+    from ld4lg_edu.pipeline import LatentDiffusionPipeline, tiny_pipeline
+    pipe = tiny_pipeline(["animal", "plant"])
+    with pytest.raises(ValueError, match="repeat a name"):
+        LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=["animal", "animal"])

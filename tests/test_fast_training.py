@@ -129,3 +129,19 @@ def test_a_fresh_run_refuses_a_folder_that_holds_another_runs_checkpoints(tmp_pa
     with pytest.raises(OSError):                                           # before any step, not at the first checkpoint
         fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "file" / "run", callbacks=[lambda s, m, h: steps.append(s)])
     assert steps == []
+
+
+def test_resume_between_log_steps_keeps_the_log_window(tmp_path):
+    "Killed after a checkpoint that is not a log step, the resumed run logs the same losses as an uninterrupted one."
+    x, y = data(64)
+    cfg = TrainConfig(steps=30, batch_size=16, lr=1e-2, warmup_steps=2, log_every=10, checkpoint_every=5)
+    whole = fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "whole")
+    calls = []
+    def dies_in_step_17(model, batch):
+        calls.append(1)
+        if len(calls) == 17: raise KeyboardInterrupt("killed")
+        return mse(model, batch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_net(), dies_in_step_17, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "killed")
+    resumed = fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "killed", resume=True)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
