@@ -252,6 +252,6 @@ def main(argv: list[str] | None = None):
     "Entry point of the `ld4lg` console script: bad input ends with `ld4lg <command>: error: ...` and exit status 2."
     args = build_parser().parse_args(argv)
     try: return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError, KeyError) as e:  # every load and input error: one line, no traceback
         print(f"ld4lg {args.command}: error: {e}", file=sys.stderr)
         raise SystemExit(2)

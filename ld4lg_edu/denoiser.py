@@ -66,6 +66,11 @@ class DenoiserConfig:
                              num_skips=3, dropout=0.1), **overrides})
 
     @classmethod
+    def course(cls, **overrides) -> "DenoiserConfig":
+        "The shipped model's denoiser: the paper's design at width 256, 8 blocks, 4 heads (10.4M parameters)."
+        return cls.paper(**{**dict(width=256, depth=8, heads=4), **overrides})
+
+    @classmethod
     def tiny(cls, **overrides) -> "DenoiserConfig":
         "A denoiser that trains in seconds on a laptop CPU."
         return cls(**{**dict(num_latents=8, latent_dim=16, width=64, depth=4, heads=4, ff_mult=2, dropout=0.0), **overrides})

@@ -221,3 +221,12 @@ def test_a_pipeline_refuses_repeated_class_names():
     pipe = tiny_pipeline(["animal", "plant"])
     with pytest.raises(ValueError, match="repeat a name"):
         LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=["animal", "animal"])
+
+
+def test_a_truncated_weights_file_is_named(tmp_path):
+    from ld4lg_edu.denoiser import Denoiser
+    save_denoiser(Denoiser(DenoiserConfig.tiny()), tmp_path / "d")
+    f = tmp_path / "d" / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(ValueError, match="model.safetensors is not a readable safetensors file"):
+        load_denoiser(tmp_path / "d")

@@ -145,3 +145,14 @@ def test_resume_between_log_steps_keeps_the_log_window(tmp_path):
         fit(make_net(), dies_in_step_17, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "killed")
     resumed = fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "killed", resume=True)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+
+
+def test_train_diffusion_runs_with_its_default_preset(tmp_path, capsys):
+    "The CLI's default preset exists: `ld4lg train-diffusion --latents F --out D` with only sizes shrunk for a CPU."
+    from ld4lg_edu.cli import main
+    from ld4lg_edu.diffusion import LatentDataset
+    torch.manual_seed(0)
+    LatentDataset(torch.randn(32, 32, 64), torch.randint(0, 3, (32,))).save(tmp_path / "lat.safetensors")
+    main(["train-diffusion", "--latents", str(tmp_path / "lat.safetensors"), "--steps", "2", "--batch-size", "16",
+          "--width", "32", "--heads", "2", "--out", str(tmp_path / "run")])
+    assert "trained 2 steps" in capsys.readouterr().out and (tmp_path / "run" / "ema_denoiser" / "denoiser.json").exists()
