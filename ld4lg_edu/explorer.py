@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_explorer.ipynb #8a8f5da4
 from __future__ import annotations
-import difflib, hashlib, html, os, pickle, textwrap, time, warnings, weakref
+import difflib, hashlib, hmac, html, os, pickle, secrets, textwrap, time, warnings, weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,15 +197,39 @@ def default_cache_dir() -> Path:
     "Where fitted maps are kept between sessions: `$LD4LG_CACHE/explorer`, default `~/.cache/ld4lg_edu/explorer`."
     return Path(os.environ.get("LD4LG_CACHE", "~/.cache/ld4lg_edu")).expanduser() / "explorer"
 
+def _cache_secret(cache_dir: Path) -> bytes | None:
+    "This user's key for signing cached maps (`cache_dir/.key`, mode 0600); None when the file is not safely ours."
+    path = cache_dir / ".key"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f: f.write(secrets.token_bytes(32))
+        except FileExistsError: pass
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077: return None
+    return path.read_bytes()
+
+def _read_cached(path: Path, secret: bytes):
+    "A cached map, unpickled only when its HMAC-SHA256 signature is ours (a planted file is never unpickled)."
+    blob = path.read_bytes()
+    signature, payload = blob[:32], blob[32:]
+    if not hmac.compare_digest(signature, hmac.new(secret, payload, hashlib.sha256).digest()):
+        raise ValueError("its signature does not match this user's key")
+    return pickle.loads(payload)
+
 def fit_projection(latents, method: str = "pca", dims: int = 2, seed: int = 0, cache_dir: str | Path | None = None,
                    progress: bool = True, **umap_kwargs) -> Projection:
     "A `Projection` fitted on `latents`: (N, ℓ, d_ae); cached in memory by the latents' values, and in `cache_dir` when given."
     key = hashlib.sha1(repr((latent_fingerprint(latents), method, dims, seed, sorted(umap_kwargs.items()))).encode()).hexdigest()[:16]
     if key in _PROJECTIONS: return _PROJECTIONS[key]
     path = Path(cache_dir) / f"projection-{method}{dims}-{key}.pkl" if cache_dir is not None else None
+    secret = _cache_secret(Path(cache_dir)) if cache_dir is not None else None
+    if path is not None and secret is None:
+        warnings.warn(f"{Path(cache_dir) / '.key'} is not this user's private file; maps are not cached there"); path = None
     projection = None
     if path is not None and path.exists():
-        try: projection = pickle.loads(path.read_bytes())  # our own cache file, written below
+        try: projection = _read_cached(path, secret)
         except Exception as e: warnings.warn(f"ignoring unreadable cached map {path} ({e}); fitting again")
     if projection is None:
         n = len(torch.as_tensor(latents))
@@ -215,7 +239,9 @@ def fit_projection(latents, method: str = "pca", dims: int = 2, seed: int = 0, c
             bar.update()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp"); tmp.write_bytes(pickle.dumps(projection)); os.replace(tmp, path)
+            payload = pickle.dumps(projection)
+            tmp = path.with_suffix(".tmp"); tmp.write_bytes(hmac.new(secret, payload, hashlib.sha256).digest() + payload)
+            os.replace(tmp, path)
     _PROJECTIONS[key] = projection
     return projection
 

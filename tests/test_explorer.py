@@ -382,3 +382,25 @@ def test_sigterm_to_the_launcher_stops_voila_and_its_kernels(tmp_path):
         assert not port_open(), "Voilà still answers after SIGTERM to its launcher"
     finally:
         if launcher.poll() is None: launcher.kill()
+
+
+class _Planted:
+    "Unpickling this would create a marker file: a stand-in for code an attacker plants in a cache folder."
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self): return (open, (self.marker, "w"))
+
+
+def test_a_planted_cache_file_is_never_unpickled(tmp_path):
+    import pickle
+    data, marker = torch.randn(30, 2, 4), tmp_path / "pwned"
+    fit_projection(data, "pca", cache_dir=tmp_path / "cache")
+    _PROJECTIONS.clear()
+    for path in (tmp_path / "cache").glob("projection-*.pkl"):
+        path.write_bytes(b"\0" * 32 + pickle.dumps(_Planted(str(marker))))     # a payload without this user's signature
+    with pytest.warns(UserWarning, match="signature does not match"):
+        fit_projection(data, "pca", cache_dir=tmp_path / "cache")
+    assert not marker.exists()
+    (tmp_path / "cache" / ".key").chmod(0o644)                                  # a key others can read is not used
+    _PROJECTIONS.clear()
+    with pytest.warns(UserWarning, match="not this user's private file"):
+        fit_projection(data, "pca", cache_dir=tmp_path / "cache")
