@@ -9,6 +9,7 @@ from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
@@ -197,7 +198,8 @@ class LanguageAutoencoder(nn.Module):
         return self
 
 # %% ../nbs/03_autoencoder.ipynb #8086d22e
-def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+@patch
+def tokenize(self: LanguageAutoencoder, texts: list[str]) -> dict[str, torch.Tensor]:
     "Validate and tokenise `texts` into `input_ids`, `attention_mask` (B, L ≤ max_length) on the autoencoder's device."
     if isinstance(texts, str): raise TypeError("texts must be a list of strings; wrap a single text as [text]")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
@@ -211,28 +213,30 @@ def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
     batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
     return {"input_ids": batch["input_ids"].to(self.device), "attention_mask": batch["attention_mask"].to(self.device)}
 
-LanguageAutoencoder.tokenize = _tokenize
-
 # %% ../nbs/03_autoencoder.ipynb #d96c1446
-def _features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+@patch
+def features(self: LanguageAutoencoder, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     "E(w): frozen encoder features (B, L, d_model) of `input_ids`, `attention_mask` (B, L)."
     with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_lm):
         return encoder_features(self.lm, input_ids, attention_mask)
 
-def _hide_tokens(self, mask: torch.Tensor) -> torch.Tensor:
+@patch
+def hide_tokens(self: LanguageAutoencoder, mask: torch.Tensor) -> torch.Tensor:
     "Feature masking: hide each token from f_φ with probability `feature_mask` (the first always stays). `mask`: (B, L)."
     if not self.config.feature_mask: return mask
     keep = torch.rand(mask.shape, device=mask.device) >= self.config.feature_mask
     keep[:, 0] = True
     return mask.bool() & keep
 
-def _add_latent_noise(self, latents: torch.Tensor) -> torch.Tensor:
+@patch
+def add_latent_noise(self: LanguageAutoencoder, latents: torch.Tensor) -> torch.Tensor:
     "Latent noise: x + σε with σ ~ U(0, `latent_noise`), one σ per text. `latents`: (B, ℓ, d_ae)."
     if not self.config.latent_noise: return latents
     sigma = self.config.latent_noise * torch.rand(latents.shape[0], 1, 1, device=latents.device)
     return latents + sigma * torch.randn_like(latents)
 
-def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+@patch
+def forward(self: LanguageAutoencoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     "Token cross-entropy of the batch's texts decoded from g_ψ(f_φ(E(w))). `batch`: `input_ids`, `attention_mask` (B, L) [+ `features` (B, L, d_model)]."
     ids, mask = batch["input_ids"], batch["attention_mask"]
     features = batch.get("features")
@@ -244,12 +248,10 @@ def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     if self.training: latents = self.add_latent_noise(latents)
     return decoder_loss(self.lm, self.reconstruction(latents), lm_labels(ids, mask))
 
-LanguageAutoencoder.features, LanguageAutoencoder.forward = _features, _forward
-LanguageAutoencoder.hide_tokens, LanguageAutoencoder.add_latent_noise = _hide_tokens, _add_latent_noise
-
 # %% ../nbs/03_autoencoder.ipynb #9fae5880
+@patch
 @torch.no_grad()
-def _encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+def encode(self: LanguageAutoencoder, texts: list[str], batch_size: int = 64) -> torch.Tensor:
     "Latents x (B, ℓ, d_ae), float32, of `texts` (B = len(texts); an empty list gives B = 0)."
     if isinstance(texts, str): raise TypeError("texts must be a list of strings; wrap a single text as [text]")
     out = [torch.zeros(0, *self.latent_shape, device=self.device)]
@@ -273,8 +275,9 @@ def check_latents(latents, latent_shape: tuple[int, int]) -> torch.Tensor:
         raise ValueError(f"latents at rows {bad[:5]} hold NaN or inf: there is no text to decode; check what produced them")
     return latents
 
+@patch
 @torch.no_grad()
-def _decode(self, latents: torch.Tensor, num_beams: int = 4, repetition_penalty: float = 1.2, no_repeat_ngram_size: int = 3,
+def decode(self: LanguageAutoencoder, latents: torch.Tensor, num_beams: int = 4, repetition_penalty: float = 1.2, no_repeat_ngram_size: int = 3,
             max_length: int | None = None, batch_size: int = 64, **generate_kwargs) -> list[str]:
     "Texts decoded by beam search from latents x (B, ℓ, d_ae); extra kwargs go to `generate`."
     check_latents(latents, self.latent_shape)
@@ -287,11 +290,10 @@ def _decode(self, latents: torch.Tensor, num_beams: int = 4, repetition_penalty:
         texts += [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return texts
 
-def _reconstruct(self, texts: list[str], **decode_kwargs) -> list[str]:
+@patch
+def reconstruct(self: LanguageAutoencoder, texts: list[str], **decode_kwargs) -> list[str]:
     "`decode(encode(texts))`."
     return self.decode(self.encode(texts), **decode_kwargs)
-
-LanguageAutoencoder.encode, LanguageAutoencoder.decode, LanguageAutoencoder.reconstruct = _encode, _decode, _reconstruct
 
 # %% ../nbs/03_autoencoder.ipynb #e2b24f13
 AE_WEIGHTS, AE_CONFIG = "autoencoder.safetensors", "autoencoder.json"

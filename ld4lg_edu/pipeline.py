@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 
 from . import __version__
 from .core import asset_path, get_device, seed_everything
@@ -74,7 +75,8 @@ class LatentDiffusionPipeline:
                 f"sampler={self.sampler!r}, steps={self.steps}, device={self.device})")
 
 # %% ../nbs/08_pipeline.ipynb #cbda375f
-def _label_ids(self, label, n: int) -> torch.Tensor | None:
+@patch
+def label_ids(self: LatentDiffusionPipeline, label, n: int) -> torch.Tensor | None:
     "Class ids (n,) for `label`: None (unconditional), a name, an id, or a list of n of those."
     if label is None: return None
     if not self.label_names: raise ValueError("this model is unconditional: it has no classes; drop label=")
@@ -88,8 +90,6 @@ def _label_ids(self, label, n: int) -> torch.Tensor | None:
     if len(label) != n: raise ValueError(f"got {len(label)} labels for n={n} samples; give one label or n of them")
     return torch.tensor([class_id(l) for l in label], dtype=torch.long)
 
-LatentDiffusionPipeline.label_ids = _label_ids
-
 # %% ../nbs/08_pipeline.ipynb #dd02cc99
 def _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size):
     "Refuse bad sampling arguments by name before any work is done."
@@ -102,7 +102,8 @@ def _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size)
     if not positive(decode_every): raise ValueError(f"decode_every must be an int >= 1 (1 = decode x̂0 at every step), got {decode_every!r}")
     if not positive(batch_size): raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
 
-def _sample(self, n: int, label=None, guidance_scale: float = 1.0, steps: int | None = None, sampler: str | None = None,
+@patch
+def sample(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: float = 1.0, steps: int | None = None, sampler: str | None = None,
             seed: int | None = None, return_trajectory: bool = False, decode_every: int = 1, batch_size: int = 256,
             progress: bool = False, **decode_kwargs) -> SampleResult:
     "Generate `n` texts (of class `label`) with classifier-free guidance `guidance_scale` (w); see `SampleResult`."
@@ -127,22 +128,24 @@ def _sample(self, n: int, label=None, guidance_scale: float = 1.0, steps: int | 
         trajectory = Trajectory(tr.t, tr.noisy, tr.x0_pred, step_texts)
     return SampleResult(texts, [None] * n if labels is None else labels.tolist(), latents.cpu(), trajectory)
 
-LatentDiffusionPipeline.sample = _sample
-
 # %% ../nbs/08_pipeline.ipynb #8a0120b1
-def _encode(self, texts: list[str]) -> torch.Tensor:
+@patch
+def encode(self: LatentDiffusionPipeline, texts: list[str]) -> torch.Tensor:
     "Latents x (B, ℓ, d_ae) of `texts`."
     return self.autoencoder.encode(texts)
 
-def _decode(self, latents: torch.Tensor, **decode_kwargs) -> list[str]:
+@patch
+def decode(self: LatentDiffusionPipeline, latents: torch.Tensor, **decode_kwargs) -> list[str]:
     "Texts from latents x (B, ℓ, d_ae) (beam search; kwargs go to the autoencoder's `decode`)."
     return self.autoencoder.decode(check_latents(latents, self.autoencoder.latent_shape), **decode_kwargs)
 
-def _reconstruct(self, texts: list[str], **decode_kwargs) -> list[str]:
+@patch
+def reconstruct(self: LatentDiffusionPipeline, texts: list[str], **decode_kwargs) -> list[str]:
     "decode(encode(texts))."
     return self.decode(self.encode(texts), **decode_kwargs)
 
-def _interpolate(self, text_a: str, text_b: str, num: int = 5, **decode_kwargs) -> list[str]:
+@patch
+def interpolate(self: LatentDiffusionPipeline, text_a: str, text_b: str, num: int = 5, **decode_kwargs) -> list[str]:
     "Texts decoded at `num` evenly spaced points from `text_a`'s latent to `text_b`'s."
     if num < 2: raise ValueError(f"num must be >= 2 (the two ends), got {num}")
     a, b = self.encode([text_a, text_b])
@@ -151,9 +154,6 @@ def _interpolate(self, text_a: str, text_b: str, num: int = 5, **decode_kwargs) 
     if self.autoencoder.config.normalize:
         path = path / path.norm(dim=-1, keepdim=True).clamp_min(1e-6) * math.sqrt(self.latent_dim)
     return self.decode(path, **decode_kwargs)
-
-LatentDiffusionPipeline.encode, LatentDiffusionPipeline.decode = _encode, _decode
-LatentDiffusionPipeline.reconstruct, LatentDiffusionPipeline.interpolate = _reconstruct, _interpolate
 
 # %% ../nbs/08_pipeline.ipynb #8c966537
 def tiny_pipeline(label_names: list[str] | None = ("animal", "plant"), seed: int = 0, **denoiser_overrides) -> LatentDiffusionPipeline:
@@ -183,7 +183,8 @@ def _required_files(directory: Path) -> list[str]:
         files += [f"denoiser/{n}" for n in read_denoiser_info(directory / "denoiser").get("weights", ["model.safetensors"])]
     return files
 
-def _save_pretrained(self, directory: str | Path, dtype: str = "float32") -> Path:
+@patch
+def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype: str = "float32") -> Path:
     "Write the pipeline to `directory` (see above), weights stored as `dtype` ('float32' or 'bfloat16'; loading always computes in float32)."
     if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
     directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
@@ -198,7 +199,8 @@ def _save_pretrained(self, directory: str | Path, dtype: str = "float32") -> Pat
     (directory / "pipeline.json").write_text(json.dumps(meta, indent=1))
     return directory
 
-def _from_pretrained(cls, directory: str | Path = "default", device=None) -> "LatentDiffusionPipeline":
+@patch(cls_method=True)
+def from_pretrained(cls: LatentDiffusionPipeline, directory: str | Path = "default", device=None) -> "LatentDiffusionPipeline":
     "Load a pipeline written by `save_pretrained`; `'default'` is the model shipped in the package."
     directory = asset_path("default_model") if str(directory) == "default" else Path(directory)
     missing = [f for f in _required_files(directory) if not (directory / f).exists()]
@@ -213,9 +215,6 @@ def _from_pretrained(cls, directory: str | Path = "default", device=None) -> "La
     schedule = schedule_from_config(read_denoiser_info(directory / "denoiser")["schedule"])
     return cls(autoencoder, denoiser, schedule, label_names=meta["label_names"], sampler=meta["sampler"],
                steps=meta["steps"], device=device)
-
-LatentDiffusionPipeline.save_pretrained = _save_pretrained
-LatentDiffusionPipeline.from_pretrained = classmethod(_from_pretrained)
 
 def load_default(device=None) -> LatentDiffusionPipeline:
     "The trained pipeline shipped inside the package (WordNet definitions, six classes)."
@@ -242,12 +241,11 @@ def mbr_select(candidates: list[str], metric: str = "rouge", reference: str | No
     return max(range(len(scores)), key=scores.__getitem__), scores
 
 # %% ../nbs/08_pipeline.ipynb #e20c6811
-def _sample_mbr(self, n: int, k: int = 5, label=None, metric: str = "rouge", **sample_kwargs) -> SampleResult:
+@patch
+def sample_mbr(self: LatentDiffusionPipeline, n: int, k: int = 5, label=None, metric: str = "rouge", **sample_kwargs) -> SampleResult:
     "`n` texts, each the MBR choice among `k` candidates sampled for the same `label` (a name, or a list of n)."
     if k < 2: raise ValueError(f"k must be >= 2 candidates per output, got {k}")
     ids = self.label_ids(label, n)  # validates names / count once, before any sampling
     out = self.sample(n * k, label=None if ids is None else ids.repeat_interleave(k).tolist(), **sample_kwargs)
     picks = [g * k + mbr_select(out.texts[g * k:(g + 1) * k], metric)[0] for g in range(n)]
     return SampleResult([out.texts[i] for i in picks], [out.labels[i] for i in picks], out.latents[picks])
-
-LatentDiffusionPipeline.sample_mbr = _sample_mbr
