@@ -12,7 +12,7 @@ import torch
 from fastcore.basics import patch
 
 from . import __version__
-from .core import asset_path, get_device, seed_everything
+from .core import asset_path, atomic_directory, get_device, seed_everything
 from .autoencoder import LanguageAutoencoder, AutoencoderConfig, save_autoencoder, load_autoencoder, check_latents
 from .schedule import NoiseSchedule, get_schedule, schedule_from_config
 from .denoiser import Denoiser, DenoiserConfig
@@ -185,18 +185,23 @@ def _required_files(directory: Path) -> list[str]:
 
 @patch
 def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype: str = "float32") -> Path:
-    "Write the pipeline to `directory` (see above), weights stored as `dtype` ('float32' or 'bfloat16'; loading always computes in float32)."
+    """Write the pipeline to `directory` (see above), weights stored as `dtype` ('float32' or 'bfloat16'; loading always
+    computes in float32). The folder is written whole or not at all (`atomic_directory`): a save over an earlier
+    pipeline replaces it only once complete; a folder that holds something else is refused."""
     if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-    directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
-    try:
-        for net in (self.autoencoder, self.denoiser): net.to(getattr(torch, dtype))
-        save_autoencoder(self.autoencoder, directory / "autoencoder", save_lm=True)
-        save_denoiser(self.denoiser, directory / "denoiser", self.schedule)
-    finally:
-        for net in (self.autoencoder, self.denoiser): net.float()
-    meta = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION, "library_version": __version__,
-            "label_names": self.label_names, "sampler": self.sampler, "steps": self.steps}
-    (directory / "pipeline.json").write_text(json.dumps(meta, indent=1))
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()) and not (directory / "pipeline.json").exists():
+        raise FileExistsError(f"{directory} holds files but no pipeline.json; save the pipeline to a new or empty folder")
+    with atomic_directory(directory) as tmp:
+        try:
+            for net in (self.autoencoder, self.denoiser): net.to(getattr(torch, dtype))
+            save_autoencoder(self.autoencoder, tmp / "autoencoder", save_lm=True)
+            save_denoiser(self.denoiser, tmp / "denoiser", self.schedule)
+        finally:
+            for net in (self.autoencoder, self.denoiser): net.float()
+        meta = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION, "library_version": __version__,
+                "label_names": self.label_names, "sampler": self.sampler, "steps": self.steps}
+        (tmp / "pipeline.json").write_text(json.dumps(meta, indent=1))
     return directory
 
 @patch(cls_method=True)
@@ -205,7 +210,10 @@ def from_pretrained(cls: LatentDiffusionPipeline, directory: str | Path = "defau
     directory = asset_path("default_model") if str(directory) == "default" else Path(directory)
     missing = [f for f in _required_files(directory) if not (directory / f).exists()]
     if missing: raise FileNotFoundError(f"{directory} is not a complete pipeline: missing {', '.join(missing)}")
-    meta = json.loads((directory / "pipeline.json").read_text())
+    try: meta = json.loads((directory / "pipeline.json").read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{directory}/pipeline.json is not valid JSON ({e}); save the pipeline again") from None
+    if not isinstance(meta, dict) or not {"label_names", "sampler", "steps"} <= set(meta):
+        raise ValueError(f"{directory}/pipeline.json lacks label_names, sampler or steps; save the pipeline again")
     if meta.get("format") != PIPELINE_FORMAT or meta.get("version", 0) > PIPELINE_VERSION:
         raise ValueError(f"{directory}/pipeline.json is format {meta.get('format')!r} version {meta.get('version')}; "
                          f"this library reads {PIPELINE_FORMAT!r} up to version {PIPELINE_VERSION}: upgrade ld4lg-edu")

@@ -230,3 +230,25 @@ def test_a_truncated_weights_file_is_named(tmp_path):
     f.write_bytes(f.read_bytes()[:100])
     with pytest.raises(ValueError, match="model.safetensors is not a readable safetensors file"):
         load_denoiser(tmp_path / "d")
+
+
+def test_a_pipeline_save_is_whole_or_not_at_all(tmp_path, monkeypatch):
+    import ld4lg_edu.pipeline as pipeline_module
+    from ld4lg_edu.pipeline import LatentDiffusionPipeline, tiny_pipeline
+    old, new = tiny_pipeline(seed=0), tiny_pipeline(seed=1)
+    old.save_pretrained(tmp_path / "p")
+    def dies(*args, **kwargs): raise KeyboardInterrupt("killed while writing the denoiser")
+    monkeypatch.setattr(pipeline_module, "save_denoiser", dies)
+    with pytest.raises(KeyboardInterrupt):
+        new.save_pretrained(tmp_path / "p")
+    monkeypatch.undo()
+    loaded = LatentDiffusionPipeline.from_pretrained(tmp_path / "p")
+    for (name, p), q in zip(old.autoencoder.state_dict().items(), loaded.autoencoder.state_dict().values()):
+        assert torch.equal(p, q), name                                   # the earlier pipeline, untouched
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+    (tmp_path / "runs").mkdir(); (tmp_path / "runs" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="no pipeline.json"):
+        new.save_pretrained(tmp_path / "runs")
+    (tmp_path / "p" / "pipeline.json").write_text("{broken")
+    with pytest.raises(ValueError, match="pipeline.json is not valid JSON"):
+        LatentDiffusionPipeline.from_pretrained(tmp_path / "p")
