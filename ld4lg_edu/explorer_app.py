@@ -18,9 +18,9 @@ from .explorer import (LatentSet, RecordedRun, cluster_figure, cluster_step, dat
                                 trajectory_points, trajectory_step)
 
 # %% auto #0
-__all__ = ['UNCONDITIONAL', 'MODEL_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'DenoisingExplorer', 'parse_scales', 'ClusterExplorer',
-           'ExplorerApp', 'load_explorer_pipeline', 'app_main', 'app_notebook', 'write_app_notebook', 'ExplorerServer',
-           'free_port', 'launch_explorer']
+__all__ = ['UNCONDITIONAL', 'CONTROL_RANGES', 'MODEL_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'DenoisingExplorer', 'parse_scales',
+           'ClusterExplorer', 'ExplorerApp', 'load_explorer_pipeline', 'app_main', 'app_notebook', 'write_app_notebook',
+           'ExplorerServer', 'free_port', 'launch_explorer']
 
 # %% ../nbs/10a_explorer_app.ipynb #75b98078
 UNCONDITIONAL = "(unconditional)"
@@ -46,6 +46,16 @@ def _apply(target: go.FigureWidget, updates: dict):
     with target.batch_update():
         for trace in target.data:
             if trace.name in updates: trace.update(updates[trace.name])
+
+CONTROL_RANGES = {"steps": (1, 100), "samples": (1, 16), "per class": (1, 32), "seed": (0, 2**31 - 1), "guidance w": (0.0, 10.0)}
+
+def _control(widget):
+    "A control's value, checked against its fixed range: a browser can send any value, and change a slider's min/max too."
+    lo, hi = CONTROL_RANGES[widget.description]
+    value = widget.value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ValueError(f"{widget.description} = {value!r} is outside {lo}..{hi}; move the control back into its range")
+    return value
 
 def _error(e: Exception) -> str:
     return f"<span style='color:#b00020'>error: {html.escape(str(e))}</span>"
@@ -97,8 +107,9 @@ def _sample(self) -> RecordedRun | None:
     label = None if self.label.value == UNCONDITIONAL else self.label.value
     self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
     try:
-        run = record_run(self.pipe, n=self.num_samples.value, label=label, guidance_scale=self.guidance.value if label is not None else 1.0,
-                         steps=self.steps.value, sampler=self.sampler.value, seed=self.seed.value, decode_every=self.decode_every)
+        run = record_run(self.pipe, n=_control(self.num_samples), label=label,
+                         guidance_scale=_control(self.guidance) if label is not None else 1.0, steps=_control(self.steps),
+                         sampler=self.sampler.value, seed=_control(self.seed), decode_every=self.decode_every)
     except (ValueError, TypeError, RuntimeError) as e:
         self.status.value = _error(e)
         return None
@@ -197,7 +208,8 @@ class ClusterExplorer(W.VBox):
             self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
             start = time.perf_counter()
             with self.progress:
-                sweep = guidance_sweep(self.pipe, scales, per_class=self.per_class.value, steps=self.steps.value, sampler=self.sampler.value, seed=self.seed.value)
+                sweep = guidance_sweep(self.pipe, scales, per_class=_control(self.per_class), steps=_control(self.steps),
+                                       sampler=self.sampler.value, seed=_control(self.seed))
             self.progress.clear_output()
         except (ValueError, TypeError, RuntimeError) as e:
             self.status.value = _error(e)

@@ -404,3 +404,14 @@ def test_a_planted_cache_file_is_never_unpickled(tmp_path):
     _PROJECTIONS.clear()
     with pytest.warns(UserWarning, match="not this user's private file"):
         fit_projection(data, "pca", cache_dir=tmp_path / "cache")
+
+
+def test_controls_are_checked_in_python_not_only_by_their_sliders(pipe, background):
+    "A browser can raise a slider's max and send any value: the app checks each control against its own range."
+    ex = DenoisingExplorer(Counting(pipe), background)
+    ex.steps.max, ex.steps.value = 5000, 3000
+    assert ex.sample() is None and "steps = 3000 is outside 1..100" in ex.status.value and not ex.sample_button.disabled
+    assert ex.pipe.samples == 0                                                # refused before any sampling
+    ce = ClusterExplorer(pipe, background, method="pca", per_class=2, steps=4, scales=(1, 2))
+    ce.per_class.max, ce.per_class.value = 10_000, 9_999
+    assert ce.sample() is None and "per class = 9999 is outside 1..32" in ce.status.value
