@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_diffusion.ipynb #745586bc
 from __future__ import annotations
-import copy, json, math
+import copy, json, math, os, secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -135,18 +135,17 @@ def diffusion_loss(model: nn.Module, latents: torch.Tensor, schedule: NoiseSched
         cond_mask = drop_cond(cond_mask, config.cond_drop_prob)
     extra = dict(class_labels=class_labels, cond=cond, cond_mask=cond_mask)
     self_cond = self_cond_mask = None; use_self_cond = False
-    if core.self_condition and in_graph_safe():  # one CUDA graph for every step: always estimate, keep it by a GPU coin
-        use_self_cond = torch.rand((), device=latents.device) < config.self_cond_prob
-        with torch.no_grad():
-            estimate = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
-        self_cond, self_cond_mask = estimate * use_self_cond, use_self_cond.expand(B)
-    elif core.self_condition:  # the same inputs either way, so a compiled model keeps one graph for this call
-        use_self_cond = torch.rand(()).item() < config.self_cond_prob  # CPU coin: no GPU sync
+    if core.self_condition:  # the same inputs either way, so a compiled model keeps one graph for this call
+        # a host coin (no GPU sync) and the estimate only when kept; under graph_safe() a GPU coin and the estimate
+        # every step, so that one captured CUDA graph serves every step
+        on_gpu = in_graph_safe()
+        use_self_cond = (torch.rand((), device=latents.device) if on_gpu else torch.rand(()).item()) < config.self_cond_prob
         self_cond = torch.zeros_like(latents)
-        self_cond_mask = torch.full((B,), use_self_cond, dtype=torch.bool, device=latents.device)
-        if use_self_cond:
+        if on_gpu or use_self_cond:
             with torch.no_grad():
                 self_cond = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
+        if on_gpu: self_cond, self_cond_mask = self_cond * use_self_cond, use_self_cond.expand(B)
+        else: self_cond_mask = torch.full((B,), use_self_cond, dtype=torch.bool, device=latents.device)
     v_pred = model(noisy, alpha, self_cond=self_cond, self_cond_mask=self_cond_mask, **extra)
     per_sample = v_loss(v_pred, v_target(latents, noise, alpha), config.loss)
     weight = loss_weight(schedule.log_snr(t), config.time_weighting, config.min_snr_gamma)
@@ -221,7 +220,6 @@ def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedul
     """Write `model` to `directory/` as `model.safetensors` (or `model-0000i-of-0000n.safetensors` shards of ≤ `max_shard_mb`)
     + `denoiser.json`, which names the weight files. Saving over an earlier save is atomic: new weights get new file names,
     `denoiser.json` is replaced in one rename, then the other weight files go; a crash leaves the earlier save loadable as it was."""
-    import os, secrets
     from safetensors.torch import save_file
     model = unwrap(model)
     if not isinstance(model, Denoiser): raise TypeError(f"save_denoiser needs a Denoiser, got {type(model).__name__}")
@@ -245,11 +243,10 @@ def read_denoiser_info(directory: str | Path) -> dict:
     if not path.exists(): raise FileNotFoundError(f"{directory} holds no saved denoiser ({path.name} missing); write one with save_denoiser")
     try: info = json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); the folder is corrupt: save the denoiser again") from None
-    if not isinstance(info, dict) or info.get("format") != "ld4lg_edu.denoiser" or not isinstance(info.get("version"), int) \
-            or info["version"] > 1:
-        raise ValueError(f"{path} is format {info.get('format') if isinstance(info, dict) else None!r} version "
-                         f"{info.get('version') if isinstance(info, dict) else None}; this library reads 'ld4lg_edu.denoiser' "
-                         "up to version 1: upgrade ld4lg-edu or point to a folder written by save_denoiser")
+    meta = info if isinstance(info, dict) else {}
+    if meta.get("format") != "ld4lg_edu.denoiser" or not isinstance(meta.get("version"), int) or meta["version"] > 1:
+        raise ValueError(f"{path} is format {meta.get('format')!r} version {meta.get('version')}; this library reads "
+                         "'ld4lg_edu.denoiser' up to version 1: upgrade ld4lg-edu or point to a folder written by save_denoiser")
     return info
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
