@@ -6,18 +6,20 @@
 from __future__ import annotations
 import json, os, random, re, shutil
 from contextlib import contextmanager, nullcontext
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from importlib.resources import files
 from pathlib import Path
+from types import UnionType
+from typing import Sequence, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs', 'seed_everything',
-           'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state',
-           'atomic_directory', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint',
-           'asset_path']
+__all__ = ['PICKLE_SUFFIXES', 'ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs',
+           'seed_everything', 'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state', 'rng_state',
+           'set_rng_state', 'atomic_directory', 'read_json', 'read_meta', 'confined_file', 'check_folder',
+           'read_tensors', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint', 'asset_path']
 
 # %% ../nbs/00_core.ipynb #8e394901
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -117,6 +119,190 @@ def set_rng_state(state: dict):
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["cuda"])
 
+# %% ../nbs/00_core.ipynb #8831b9b9
+def _fsync_dir(path: Path):
+    "Flush a folder's list of names to disk (where the OS lets a folder be opened; Windows does not)."
+    try: fd = os.open(path, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+def _flush(root: Path):
+    "fsync every file and folder under `root` (links are not followed)."
+    for folder, _, names in os.walk(root):
+        for name in names:
+            f = Path(folder) / name
+            if not f.is_symlink():
+                with open(f, "rb") as fh: os.fsync(fh.fileno())
+        _fsync_dir(Path(folder))
+
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap the names `a` and `b` in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the OS cannot."
+    import ctypes
+    try: renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError): return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+
+def _link_tree(src: Path, dst: Path):
+    "Recreate `src` at `dst` from hard links to its files (copies where a link is impossible); `src` stays whole."
+    if src.is_symlink(): os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        dst.mkdir()
+        for child in src.iterdir(): _link_tree(child, dst / child.name)
+    else:
+        try: os.link(src, dst)
+        except OSError: shutil.copy2(src, dst)
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: return True  # exists, owned by someone else
+    return True
+
+def _sweep(path: Path):
+    "Delete what killed writers of `path` left beside it: `.name.tmp-<pid>` (and, when `path` exists, `.old-`/`.trash-`)."
+    if os.name != "posix" or not path.parent.is_dir(): return  # os.kill(pid, 0) is not a probe on Windows
+    for p in path.parent.iterdir():
+        kind, _, pid = p.name[len(path.name) + 2:].rpartition("-")
+        if (p.name.startswith(f".{path.name}.") and kind in ("tmp", "old", "trash") and pid.isdigit()
+                and int(pid) != os.getpid() and not _alive(int(pid)) and (kind == "tmp" or path.exists())):
+            shutil.rmtree(p, ignore_errors=True)
+
+@contextmanager
+def atomic_directory(path: str | Path, keep: Sequence[str] = ()):
+    """Write the folder `path` all at once. Yields an empty hidden sibling to fill; when the block ends without an
+    error, the entries of the old `path` named in `keep` are carried over (hard links: the old folder stays whole),
+    everything is flushed to disk, and the new folder takes the name `path` in one atomic swap; then the old one is
+    deleted. An error or a kill at any point leaves `path` exactly as it was."""
+    path = Path(path)
+    if path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path} is a file; a folder is written there")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+    try:
+        yield tmp
+        for name in keep:
+            if os.path.lexists(path / name) and not os.path.lexists(tmp / name): _link_tree(path / name, tmp / name)
+        _flush(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
+    if path.exists() and _exchange(tmp, path): old = tmp  # `path` is the new folder now; `tmp` names the old one
+    else:  # elsewhere: two renames, with `path` absent for the instant between them
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        if path.exists(): os.rename(path, old)
+        os.rename(tmp, path)
+    _fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #0839457e
+def read_json(path: str | Path, fix: str = "write the file again"):
+    "The JSON value in the file `path`; a missing file, bytes that are not UTF-8 or text that is not JSON is an error naming `path`."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path} is missing; {fix}")
+    data = path.read_bytes()
+    try: text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: byte {data[e.start]:#04x} is not UTF-8; {fix}") from None
+    try: return json.loads(text)
+    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); {fix}") from None
+
+def _mismatch(value, spec, key: str) -> str | None:
+    "Why `value` (read from JSON) is not a `spec` — a type, `list[T]`, `dict[str, T]`, `A | B` or a dataclass — or None."
+    origin, args = get_origin(spec), get_args(spec)
+    name = spec.__name__ if isinstance(spec, type) else str(spec).replace("NoneType", "None")
+    wrong = f"{key} must be {name}, got {type(value).__name__} {value!r:.60}"
+    if origin in (Union, UnionType): return None if any(_mismatch(value, a, key) is None for a in args) else wrong
+    if is_dataclass(spec):
+        if not isinstance(value, dict): return wrong
+        unknown = sorted(set(value) - {f.name for f in fields(spec)})
+        if unknown: return f"{key} has unknown keys {unknown}; {spec.__name__} has {[f.name for f in fields(spec)]}"
+        return _first_mismatch(value, get_type_hints(spec), key, required=False)
+    if origin is list or origin is dict or spec in (list, dict):
+        if not isinstance(value, origin or spec): return wrong
+        items = enumerate(value) if isinstance(value, list) else value.items()
+        inner = args[-1] if args else None
+        return next((m for k, v in items if inner is not None and (m := _mismatch(v, inner, f"{key}[{k!r}]"))), None)
+    if spec is None or spec is type(None): ok = value is None
+    elif spec is float: ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else: ok = isinstance(value, spec) and not (spec is int and isinstance(value, bool))
+    return None if ok else wrong
+
+def _first_mismatch(d: dict, spec: dict, where: str, required: bool = True) -> str | None:
+    "The first key of `spec` (`{key: type}`) that `d` lacks (when `required`) or holds with a value of another type."
+    missing = [k for k in spec if k not in d] if required else []
+    if missing: return f"{where} lacks {', '.join(map(repr, missing))}"
+    return next((m for k, s in spec.items() if k in d and (m := _mismatch(d[k], s, f"{where}[{k!r}]"))), None)
+
+def read_meta(path: str | Path, format: str, version: int, fields: dict, optional: dict | None = None,
+              untagged: bool = False, fix: str = "save it again") -> dict:
+    """Read the JSON file describing a saved folder and check it before anything is built from it: an object whose
+    `format` is `format` and whose `version` is an int in 1..`version`, holding every key of `fields` (and maybe keys
+    of `optional`), each a value of its type: `int`, `str`, `list[str]`, `dict[str, int]`, `A | None`, a dataclass
+    (a dict of its fields, each of its type). `untagged=True` also accepts a file with neither `format` nor `version`
+    (written before folders carried them) as version 0, all other checks unchanged. Errors name `path`, the problem and `fix`."""
+    path = Path(path)
+    meta = read_json(path, fix)
+    if not isinstance(meta, dict): raise ValueError(f"{path} holds a JSON {type(meta).__name__}, not an object; {fix}")
+    if untagged and "format" not in meta and "version" not in meta: meta = {**meta, "version": 0}
+    else:
+        found, v = meta.get("format"), meta.get("version")
+        if found != format or not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{path} is format {found!r} version {v!r}, not a {format!r} file; "
+                             f"point to a folder of that kind, or {fix}")
+        if v > version:
+            raise ValueError(f"{path} is {format!r} version {v}, written by a newer ld4lg-edu; this one reads up to "
+                             f"version {version}: upgrade ld4lg-edu")
+    problem = _first_mismatch(meta, fields, "the file") or _first_mismatch(meta, optional or {}, "the file", required=False)
+    if problem: raise ValueError(f"{path}: {problem}; {fix}")
+    return meta
+
+# %% ../nbs/00_core.ipynb #5a69ef30
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+def _outside(folder: Path, p: Path) -> bool:
+    return not p.resolve().is_relative_to(folder.resolve())
+
+def confined_file(folder: str | Path, name, source: str | Path) -> Path:
+    """`folder/name` for a file name read from `source`, refused when it could reach past `folder`: `name` must be a
+    plain file name (no folder part, no `..`, not absolute, not hidden) and not a link to a place outside `folder`."""
+    folder = Path(folder)
+    if not isinstance(name, str) or not name or Path(name).name != name or name.startswith(".") or "\\" in name:
+        raise ValueError(f"{source} names {name!r}, which is not a plain file name inside {folder}; refusing to read it")
+    if _outside(folder, folder / name):
+        raise ValueError(f"{folder / name} is a link to {(folder / name).resolve()}, outside the folder; refusing to read it")
+    return folder / name
+
+def check_folder(folder: str | Path, fix: str = "save it again") -> Path:
+    """Refuse a saved-model folder whose entries could read anything but its own safe files: a link that points
+    outside `folder`, or a pickle file (`.bin`, `.pt`, ...: unpickling runs code). Only the top level is looked at
+    (loaders read nothing deeper); returns `folder`."""
+    folder = Path(folder)
+    if not folder.is_dir(): raise FileNotFoundError(f"{folder} is not a folder; {fix}")
+    for p in sorted(folder.iterdir()):
+        if p.is_symlink() and _outside(folder, p):
+            raise ValueError(f"{p} is a link to {p.resolve()}, outside the folder; saved models hold their own files: {fix}")
+        if p.suffix in PICKLE_SUFFIXES and p.is_file():
+            raise ValueError(f"{p} is a pickle file, which can run code when read; this library reads only "
+                             f"safetensors weights: delete it, or {fix}")
+    return folder
+
+def read_tensors(path: str | Path, finite: bool = True, fix: str = "save the model again") -> dict[str, torch.Tensor]:
+    """The tensors of one `.safetensors` file (never pickle). A file that is truncated, not safetensors or (with
+    `finite`) holds a NaN or infinite weight is an error naming the file (and the tensor)."""
+    from safetensors.torch import load_file
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path} is missing; {fix}")
+    try: tensors = load_file(str(path))
+    except Exception as e: raise ValueError(f"{path} is not a readable safetensors file ({e}); {fix}") from None
+    if finite:
+        bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad: raise ValueError(f"{path}: tensors {bad[:4]} hold NaN or infinite values; the weights are corrupt: {fix}")
+    return tensors
+
 # %% ../nbs/00_core.ipynb #143bda40
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -131,22 +317,6 @@ def _discard(path: Path):
     "Remove a folder so that it vanishes at once: rename it aside (atomic), then delete."
     trash = path.with_name(f".{path.name}.trash-{os.getpid()}")
     os.rename(path, trash); shutil.rmtree(trash)
-
-@contextmanager
-def atomic_directory(path: str | Path):
-    """Write a folder all at once: yields a hidden sibling to fill; on success its files are flushed and it replaces
-    `path` (an older `path` is moved aside first, then deleted). A crash leaves `path` as it was, never half-written."""
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    try: yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    for f in tmp.rglob("*"):  # flush file contents before the rename makes them visible
-        if f.is_file():
-            with open(f, "rb") as fh: os.fsync(fh.fileno())
-    if path.exists(): _discard(path)
-    os.rename(tmp, path)
 
 def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]],
                     state: dict | None = None, keep: int | None = 2) -> Path:
@@ -174,13 +344,13 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
-    "Read a folder written by `save_checkpoint`: `(tensors_by_group, state)`."
-    from safetensors.torch import load_file
+    "Read a folder written by `save_checkpoint`: `(tensors_by_group, state)`; an unreadable file is an error naming it."
     path = Path(path)
     if not (path / "state.json").exists():
         raise FileNotFoundError(f"{path} is not a checkpoint: {path / 'state.json'} is missing")
-    tensors = {f.stem: load_file(str(f)) for f in sorted(path.glob("*.safetensors"))}
-    return tensors, json.loads((path / "state.json").read_text())
+    fix = "resume from an earlier checkpoint (delete this one) or start a new run"
+    tensors = {f.stem: read_tensors(f, finite=False, fix=fix) for f in sorted(path.glob("*.safetensors"))}
+    return tensors, read_json(path / "state.json", fix)
 
 # %% ../nbs/00_core.ipynb #04348c39
 ASSETS = Path(str(files("ld4lg_edu"))) / "assets"
