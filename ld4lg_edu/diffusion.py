@@ -16,7 +16,7 @@ from torch import nn
 from .core import config_from_dict
 from .denoiser import Denoiser, DenoiserConfig
 from .schedule import NoiseSchedule, get_schedule, q_sample, schedule_from_config, v_target, x0_from_v
-from .training import EMA, TensorData, TrainConfig, fit, in_graph_safe
+from .training import EMA, TensorData, TrainConfig, fit, host_coin
 
 # %% auto #0
 __all__ = ['v_loss', 'loss_weight', 'drop_labels', 'drop_cond', 'DiffusionConfig', 'unwrap', 'diffusion_loss', 'LatentDataset',
@@ -136,21 +136,16 @@ def diffusion_loss(model: nn.Module, latents: torch.Tensor, schedule: NoiseSched
     extra = dict(class_labels=class_labels, cond=cond, cond_mask=cond_mask)
     self_cond = self_cond_mask = None; use_self_cond = False
     if core.self_condition:  # the same inputs either way, so a compiled model keeps one graph for this call
-        # a host coin (no GPU sync) and the estimate only when kept; under graph_safe() a GPU coin and the estimate
-        # every step, so that one captured CUDA graph serves every step
-        on_gpu = in_graph_safe()
-        use_self_cond = (torch.rand((), device=latents.device) if on_gpu else torch.rand(()).item()) < config.self_cond_prob
+        use_self_cond = host_coin(config.self_cond_prob)  # a host coin: no GPU sync; one CUDA graph per outcome
         self_cond = torch.zeros_like(latents)
-        if on_gpu or use_self_cond:
+        if use_self_cond:
             with torch.no_grad():
                 self_cond = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
-        if on_gpu: self_cond, self_cond_mask = self_cond * use_self_cond, use_self_cond.expand(B)
-        else: self_cond_mask = torch.full((B,), use_self_cond, dtype=torch.bool, device=latents.device)
+        self_cond_mask = torch.full((B,), use_self_cond, dtype=torch.bool, device=latents.device)
     v_pred = model(noisy, alpha, self_cond=self_cond, self_cond_mask=self_cond_mask, **extra)
     per_sample = v_loss(v_pred, v_target(latents, noise, alpha), config.loss)
     weight = loss_weight(schedule.log_snr(t), config.time_weighting, config.min_snr_gamma)
-    taken = use_self_cond.float() if isinstance(use_self_cond, torch.Tensor) else float(use_self_cond)
-    return {"loss": (weight * per_sample).mean(), "self_cond": taken}
+    return {"loss": (weight * per_sample).mean(), "self_cond": float(use_self_cond)}
 
 # %% ../nbs/06_diffusion.ipynb #73504d2b
 class LatentDataset(TensorData):

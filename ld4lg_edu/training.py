@@ -20,7 +20,7 @@ from .core import (get_device, autocast_dtype, config_from_dict, flatten_state, 
 
 # %% auto #0
 __all__ = ['COMPILE_MODES', 'TrainConfig', 'lr_multiplier', 'trainable_state', 'EMA', 'EpochSampler', 'TensorData', 'TrainResult',
-           'process_state', 'graph_safe', 'in_graph_safe', 'StepGraph', 'fit']
+           'process_state', 'host_coin', 'StepGraph', 'fit']
 
 # %% ../nbs/01a_training.ipynb #77997466
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
@@ -102,13 +102,29 @@ class EMA:
             self.shadow = {n: v.to(self._params[0].device) for n, v in self.shadow.items()}
         return self._params
 
+    def _floats(self, model: nn.Module) -> list[torch.Tensor]:
+        return [p.detach() if p.dtype == torch.float32 else p.detach().float() for p in self._sources(model)]
+
     @torch.no_grad()
     def update(self, model: nn.Module):
         "Move the shadow weights towards `model`'s current weights (one fused multi-tensor lerp)."
-        beta = self.current_decay()
-        params = [p.detach() if p.dtype == torch.float32 else p.detach().float() for p in self._sources(model)]
-        if params: torch._foreach_lerp_(list(self.shadow.values()), params, 1.0 - beta)
+        params = self._floats(model)
+        if params: torch._foreach_lerp_(list(self.shadow.values()), params, 1.0 - self.current_decay())
         self.num_updates += 1
+
+    def advance(self, weight: torch.Tensor) -> torch.Tensor:
+        "Count one update and write its weight 1 - β into the device scalar `weight` that `lerp_` reads (host side, no sync)."
+        weight.fill_(1.0 - self.current_decay())
+        self.num_updates += 1
+        return weight
+
+    @torch.no_grad()
+    def lerp_(self, model: nn.Module, weight: torch.Tensor):
+        "The device side of an update, as a CUDA graph can capture it: shadow += weight · (θ - shadow), `weight` 0-dim."
+        shadow = list(self.shadow.values())
+        delta = torch._foreach_sub(self._floats(model), shadow)
+        torch._foreach_mul_(delta, weight)
+        torch._foreach_add_(shadow, delta)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module):
@@ -209,6 +225,21 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, fused=fused or None)
 
+def _capturable(optimizer: torch.optim.Optimizer, device: torch.device):
+    "AdamW as a CUDA graph replays it: the lr a device scalar (the schedule writes it in place) and step counts on the device."
+    for group in optimizer.param_groups:
+        group["capturable"] = True
+        group["lr"] = torch.tensor(float(group["lr"]), device=device)
+    for state in optimizer.state.values():
+        if "step" in state: state["step"] = state["step"].to(device, torch.float32)
+
+def _plain(value):
+    "A state for JSON: tensors (a capturable optimizer's lr) as numbers."
+    if isinstance(value, torch.Tensor): return value.item()
+    if isinstance(value, dict): return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list): return [_plain(v) for v in value]
+    return value
+
 # %% ../nbs/01a_training.ipynb #1949f5cc
 def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[int, list, dict, int]:
     tensors, state = load_checkpoint(path)
@@ -229,62 +260,93 @@ def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[in
     return state["step"], state["history"], window["sums"], window["count"]
 
 def _save(out_dir, step, model, optimizer, scheduler, ema, history, config, config_to_save, sums, count):
-    opt_tensors, opt_skel = flatten_state(optimizer.state_dict())
+    opt_state = optimizer.state_dict()
+    opt_state["param_groups"] = [{**_plain(g), "capturable": False} for g in opt_state["param_groups"]]  # as an eager run's
+    opt_tensors, opt_skel = flatten_state(opt_state)
     rng_tensors, rng_skel = flatten_state(rng_state())
     groups = {"model": trainable_state(model), "optimizer": opt_tensors, "rng": rng_tensors}
-    state = {"optimizer": opt_skel, "rng": rng_skel, "scheduler": scheduler.state_dict(), "history": history,
+    state = {"optimizer": opt_skel, "rng": rng_skel, "scheduler": _plain(scheduler.state_dict()), "history": history,
              "train_config": config.to_dict(), "config": config_to_save,
              "log_window": {"sums": {k: float(v) for k, v in sums.items()}, "count": count}}
     if ema is not None: groups["ema"] = ema.state_dict(); state["ema_updates"] = ema.num_updates
     return save_checkpoint(out_dir, step, groups, state, keep=config.keep_checkpoints)
 
 # %% ../nbs/01a_training.ipynb #6c1b2397
-_GRAPH_SAFE = [False]
+class _CoinScript:
+    "The host coins of one step, in order: drawn as they come, or read from `outcomes` (a StepGraph's choice)."
+    def __init__(self, outcomes: tuple | None = None):
+        self.outcomes = outcomes
+        self.probs = []
+
+    def draw(self, p: float) -> bool:
+        self.probs.append(p)
+        if self.outcomes is None: return torch.rand(()).item() < p
+        if len(self.probs) > len(self.outcomes):
+            raise RuntimeError("the step drew more host coins than when it was first run; under cuda_graph a step must "
+                               "draw the same coins every time")
+        return self.outcomes[len(self.probs) - 1]
+
+_SCRIPTS: list[_CoinScript] = []
+
+def host_coin(p: float) -> bool:
+    "True with probability `p`, drawn from torch's CPU generator (no GPU sync); inside a StepGraph, the step's pre-drawn coin."
+    return _SCRIPTS[-1].draw(p) if _SCRIPTS else torch.rand(()).item() < p
 
 @contextmanager
-def graph_safe():
-    "Inside, losses avoid CPU-side branches (coins drawn on the host), so every step runs the same kernels."
-    _GRAPH_SAFE.append(True)
-    try: yield
-    finally: _GRAPH_SAFE.pop()
+def _coin_script(outcomes: tuple | None = None):
+    script = _CoinScript(outcomes)
+    _SCRIPTS.append(script)
+    try: yield script
+    finally: _SCRIPTS.pop()
+    if outcomes is not None and len(script.probs) != len(outcomes):
+        raise RuntimeError(f"the step drew {len(script.probs)} host coins, {len(outcomes)} when it was first run; "
+                           "under cuda_graph a step must draw the same coins every time")
 
-def in_graph_safe() -> bool: return _GRAPH_SAFE[-1]
-
+# %% ../nbs/01a_training.ipynb #be461ae3
 class StepGraph:
-    "`step(batch) -> logs` (forward, backward, clipping) run eagerly `warmup` times, then captured once and replayed (CUDA)."
+    """`step(batch) -> logs`, a whole training step, on one CUDA device: each outcome of the step's host coins is run
+    eagerly `warmup` times on a side stream (`torch.compile` compiles then), then captured once and replayed."""
     def __init__(self, step: Callable, warmup: int = 3):
-        self.step, self.warmup, self.calls = step, warmup, 0
-        self.graph = self.inputs = self.outputs = None
+        self.step = step
+        self.warmup = warmup
+        self.probs = None   # the probabilities of the step's coins, learnt on its first call
+        self.runs = {}      # coin outcomes -> eager runs so far
+        self.graphs = {}    # coin outcomes -> (graph, static inputs, static outputs)
 
     @property
-    def captured(self) -> bool: return self.graph is not None
+    def captured(self) -> bool: return bool(self.graphs)
 
-    def _warm(self, batch):
+    def _eager(self, batch: dict, outcomes: tuple | None) -> tuple[dict, _CoinScript]:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), graph_safe(): logs = self.step(batch)
+        with torch.cuda.stream(side), _coin_script(outcomes) as script: logs = self.step(batch)
         torch.cuda.current_stream().wait_stream(side)
-        return logs
+        return logs, script
 
-    def _capture(self, batch):
-        self.inputs = {k: v.clone() for k, v in batch.items()}
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), graph_safe(): self.outputs = self.step(self.inputs)
-        frozen = [k for k, v in self.outputs.items() if not isinstance(v, torch.Tensor)]
-        if frozen: raise ValueError(f"logged values {frozen} are Python numbers, fixed at capture; return tensors under cuda_graph")
+    def _capture(self, batch: dict, outcomes: tuple):
+        inputs = {k: v.clone() for k, v in batch.items()}
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), _coin_script(outcomes): outputs = self.step(inputs)
+        self.graphs[outcomes] = (graph, inputs, outputs)  # logged numbers are this outcome's constants (e.g. the coin)
 
     def __call__(self, batch: dict) -> dict:
-        self.calls += 1
-        if self.calls <= self.warmup: return self._warm(batch)
-        if self.graph is None: self._capture(batch)
-        else:
-            for k, v in batch.items():
-                if v.shape != self.inputs[k].shape:
-                    raise ValueError(f"batch {k!r} has shape {tuple(v.shape)}, the captured step {tuple(self.inputs[k].shape)}: "
-                                     "cuda_graph needs batches of one shape (pad to a fixed length)")
-                self.inputs[k].copy_(v, non_blocking=True)
-        self.graph.replay()
-        return self.outputs
+        if self.probs is None:                                         # 1. the first call learns the step's coins
+            logs, script = self._eager(batch, None)
+            self.probs = tuple(script.probs)
+            return logs
+        outcomes = tuple(torch.rand(()).item() < p for p in self.probs)  # 2. this step's coins, before it runs
+        if self.runs.get(outcomes, 0) < self.warmup:                   # 3. a new outcome warms up eagerly
+            self.runs[outcomes] = self.runs.get(outcomes, 0) + 1
+            return self._eager(batch, outcomes)[0]
+        if outcomes not in self.graphs: self._capture(batch, outcomes)  # 4. then is captured once
+        graph, inputs, outputs = self.graphs[outcomes]
+        for k, v in batch.items():
+            if v.shape != inputs[k].shape:
+                raise ValueError(f"batch {k!r} has shape {tuple(v.shape)}, the captured step {tuple(inputs[k].shape)}: "
+                                 "cuda_graph needs batches of one shape (pad to a fixed length)")
+            inputs[k].copy_(v, non_blocking=True)
+        graph.replay()                                                 # 5. and replayed
+        return outputs
 
 # %% ../nbs/01a_training.ipynb #9f0d42ee
 def _epoch_batches(dataset, sampler, loader, device, trim: bool = True):
@@ -319,6 +381,9 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     if resume and out_dir is None: raise ValueError("resume=True needs out_dir (where the checkpoints are)")
     if out_dir is not None: _check_out_dir(Path(out_dir), resume)
     acc = _make_accelerator(config)
+    if config.cuda_graph and (acc.device.type != "cuda" or acc.num_processes > 1):
+        raise ValueError(f"cuda_graph needs one CUDA device (this run: {acc.num_processes} process(es) on {acc.device.type}); "
+                         "turn it off here")
     if config.batch_size % acc.num_processes:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {acc.num_processes} processes")
     torch.manual_seed(config.seed)
@@ -338,10 +403,8 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     if resume and (found := latest_checkpoint(out_dir)) is not None:
         step, history, sums, count = _restore(found, model, optimizer, scheduler, ema, config_to_save)
         ckpt = found
+    if config.cuda_graph: _capturable(optimizer, acc.device)
     wrapped, optimizer = acc.prepare(model, optimizer)
-    if config.cuda_graph and (acc.device.type != "cuda" or acc.num_processes > 1):
-        raise ValueError(f"cuda_graph needs one CUDA device (this run: {acc.num_processes} process(es) on {acc.device.type}); "
-                         "turn it off here")
     graphs = config.compile and config.compile_mode == "reduce-overhead" and not config.cuda_graph  # compile's own graphs
     if config.compile:
         mode = None if config.compile_mode == "default" else config.compile_mode
@@ -355,7 +418,16 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
         acc.backward(logs["loss"])
         if config.grad_clip: acc.clip_grad_norm_(model.parameters(), config.grad_clip)
         return logs
-    step_fn = StepGraph(forward_backward) if config.cuda_graph else forward_backward
+
+    ema_weight = torch.zeros((), device=acc.device)  # under cuda_graph: this step's EMA weight, written before each replay
+    def whole_step(batch) -> dict:
+        "The whole update on the device, what one CUDA graph captures: gradients zeroed in place, AdamW, the EMA."
+        optimizer.zero_grad(set_to_none=False)
+        logs = forward_backward(batch)
+        optimizer.step()
+        if ema is not None: ema.lerp_(model, ema_weight)
+        return logs
+    graph = StepGraph(whole_step) if config.cuda_graph else None
     model.train()
     bar = tqdm(total=config.steps, initial=step, disable=not acc.is_main_process, desc="train")
     timings, start = [], time.perf_counter()
@@ -366,17 +438,22 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
             static = config.compile or config.cuda_graph  # static shapes: no trimming to the longest row
             for batch in _epoch_batches(dataset, sampler, loader, acc.device, trim=not static):
                 if graphs: torch.compiler.cudagraph_mark_step_begin()
-                logs = step_fn(batch)
-                optimizer.step(); scheduler.step()
-                if not getattr(step_fn, "captured", False): optimizer.zero_grad(set_to_none=True)  # a graph rewrites its grads
-                if ema is not None: ema.update(model)
+                if graph is not None:
+                    if ema is not None: ema.advance(ema_weight)
+                    logs = graph(batch)
+                    scheduler.step()
+                else:
+                    logs = forward_backward(batch)
+                    optimizer.step(); scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    if ema is not None: ema.update(model)
                 step += 1; count += 1; bar.update(1)
                 _accumulate(sums, logs)
                 if step % config.log_every == 0 or step == config.steps:
                     means = {k: float(v) / count for k, v in sums.items()}  # the one host sync per log window
                     if not math.isfinite(means["loss"]):
                         raise RuntimeError(f"loss became {means['loss']} between steps {step - count + 1} and {step}; lower lr or check the data")
-                    row = {"step": step, "lr": scheduler.get_last_lr()[0], **means}
+                    row = {"step": step, "lr": float(scheduler.get_last_lr()[0]), **means}
                     history.append(row); sums, count = {}, 0
                     timings.append((step, time.perf_counter() - start))
                     bar.set_postfix(loss=f"{row['loss']:.4f}")

@@ -85,36 +85,63 @@ def test_cuda_graph_needs_one_cuda_device_and_is_not_part_of_the_recipe():
         TrainConfig(workers=-1)
 
 
-def test_graph_safe_self_conditioning_is_the_same_loss_without_a_host_branch():
-    "Under graph_safe() the coin is drawn from the same generator as the host coin, so on a CPU both forms agree."
+def test_host_coins_come_from_the_cpu_generator_or_from_the_steps_script():
+    "Without a script a host coin is torch.rand(()) < p; a script forces the outcomes and insists on their number."
+    from ld4lg_edu.training import _coin_script, host_coin
+    torch.manual_seed(3); free = [host_coin(0.5) for _ in range(16)]
+    torch.manual_seed(3); assert free == [torch.rand(()).item() < 0.5 for _ in range(16)] and len(set(free)) == 2
+    with _coin_script((True, False)) as script: assert (host_coin(0.1), host_coin(0.9)) == (True, False)
+    assert script.probs == [0.1, 0.9]
+    with pytest.raises(RuntimeError, match="more host coins"):
+        with _coin_script((True,)): host_coin(0.5); host_coin(0.5)
+    with pytest.raises(RuntimeError, match="drew 1 host coins, 2"):
+        with _coin_script((True, True)): host_coin(0.5)
+
+
+def test_self_conditioning_follows_the_host_coin():
+    "The diffusion loss's self-conditioning branch is a host coin, so a StepGraph can pick one graph per outcome."
     from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
     from ld4lg_edu.diffusion import DiffusionConfig, diffusion_loss
-    from ld4lg_edu.training import graph_safe, in_graph_safe
+    from ld4lg_edu.training import _coin_script
     model = Denoiser(DenoiserConfig.tiny(latent_dim=8, num_classes=3, dropout=0.0))
     schedule, config = get_schedule("cosine"), DiffusionConfig()
     latents, labels = torch.randn(4, 8, 8), torch.tensor([0, 1, 2, 0])
-    taken = []
-    for seed in range(8):
-        torch.manual_seed(seed); host = diffusion_loss(model, latents, schedule, config, labels)
-        torch.manual_seed(seed)
-        with graph_safe():
-            assert in_graph_safe()
-            device = diffusion_loss(model, latents, schedule, config, labels)
-        assert torch.allclose(host["loss"], device["loss"], atol=1e-6) and float(device["self_cond"]) == host["self_cond"]
-        taken.append(host["self_cond"])
-    assert not in_graph_safe() and set(taken) == {0.0, 1.0}                    # both branches were compared
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(1))
+    for kept, passes in ((True, 2), (False, 1)):           # kept: the estimate's extra pass, then the prediction
+        calls.clear()
+        with _coin_script((kept,)) as script: out = diffusion_loss(model, latents, schedule, config, labels)
+        assert out["self_cond"] == float(kept) and script.probs == [config.self_cond_prob] and len(calls) == passes
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
-def test_step_graph_trains_like_the_eager_loop_on_cuda():
+def test_step_graph_trains_like_the_eager_loop_on_cuda(tmp_path):
+    "The whole step (AdamW, EMA, clipping) in graphs: the same losses as eager; one graph per coin outcome; resumable."
+    from ld4lg_edu.training import StepGraph, host_coin
     x, y = data(512)
     cfg = TrainConfig(steps=60, batch_size=64, lr=1e-2, warmup_steps=5, log_every=20, grad_clip=1.0)
-    eager = fit(make_net(0.0), mse, TensorData(x=x, y=y), cfg)
-    graph = fit(make_net(0.0), mse, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "cuda_graph": True}))
+    nets = [make_net(0.0), make_net(0.0)]
+    emas = [EMA(n, 0.9) for n in nets]
+    eager = fit(nets[0], mse, TensorData(x=x, y=y), cfg, ema=emas[0])
+    graph = fit(nets[1], mse, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "cuda_graph": True}), ema=emas[1])
     for a, b in zip(eager.history, graph.history): assert abs(a["loss"] - b["loss"]) < 1e-3 * max(1.0, a["loss"]), (a, b)
-    def number_logs(model, batch): return {"loss": mse(model, batch), "n": 1.0}
-    with pytest.raises(ValueError, match="Python numbers"):
-        fit(make_net(0.0), number_logs, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "cuda_graph": True}))
+    for k in emas[0].shadow: assert torch.allclose(emas[0].shadow[k], emas[1].shadow[k], atol=1e-4), k
+    captured = []
+    def coin_loss(model, batch):                           # a host branch: each outcome gets its own graph
+        keep = host_coin(0.5)
+        return {"loss": mse(model, batch) * (2.0 if keep else 1.0), "kept": float(keep)}
+    real_capture = StepGraph._capture
+    def spy(self, batch, outcomes): captured.append(outcomes); real_capture(self, batch, outcomes)
+    StepGraph._capture = spy
+    try:
+        run = fit(make_net(0.0), coin_loss, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "cuda_graph": True,
+                  "checkpoint_every": 30}), out_dir=tmp_path / "run")
+    finally: StepGraph._capture = real_capture
+    assert sorted(captured) == [(False,), (True,)]
+    assert 0.2 < sum(h["kept"] for h in run.history) / len(run.history) < 0.8
+    more = fit(make_net(0.0), coin_loss, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "steps": 80}),
+               out_dir=tmp_path / "run", resume=True)   # a graph run's checkpoint resumes eagerly
+    assert more.step == 80 and [h["step"] for h in more.history][:3] == [20, 40, 60]
 
 
 def test_a_fresh_run_refuses_a_folder_that_holds_another_runs_checkpoints(tmp_path):
