@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_autoencoder.ipynb #9eeca16f
 from __future__ import annotations
-import json, math, os, warnings
+import json, math, warnings
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -13,13 +13,14 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import autocast, config_from_dict, count_parameters
+from .core import (atomic_directory, autocast, check_folder, config_from_dict, confined_file, count_parameters,
+                            read_meta, read_tensors)
 from .lm import course_lm_path, decoder_loss, encoder_features, frozen, generate_from_hidden, lm_dims, lm_labels, load_lm
 
 # %% auto #0
-__all__ = ['AE_PRESETS', 'AE_WEIGHTS', 'AE_CONFIG', 'Attention', 'FeedForward', 'PerceiverLayer', 'PerceiverCompression',
-           'TransformerLayer', 'Reconstruction', 'AutoencoderConfig', 'LanguageAutoencoder', 'check_latents',
-           'save_autoencoder', 'load_autoencoder']
+__all__ = ['AE_PRESETS', 'AE_WEIGHTS', 'AE_CONFIG', 'AE_FORMAT', 'AE_VERSION', 'Attention', 'FeedForward', 'PerceiverLayer',
+           'PerceiverCompression', 'TransformerLayer', 'Reconstruction', 'AutoencoderConfig', 'LanguageAutoencoder',
+           'check_latents', 'save_autoencoder', 'load_autoencoder']
 
 # %% ../nbs/03_autoencoder.ipynb #9ff8b66a
 class Attention(nn.Module):
@@ -297,38 +298,57 @@ def reconstruct(self: LanguageAutoencoder, texts: list[str], **decode_kwargs) ->
 
 # %% ../nbs/03_autoencoder.ipynb #e2b24f13
 AE_WEIGHTS, AE_CONFIG = "autoencoder.safetensors", "autoencoder.json"
+AE_FORMAT, AE_VERSION = "ld4lg_edu.autoencoder", 1
+_AE_OWN = (AE_WEIGHTS, AE_CONFIG, "lm")  # what a save writes; anything else in the folder is carried over
 
 def save_autoencoder(ae: LanguageAutoencoder, out_dir: str | Path, save_lm: bool | None = None) -> Path:
-    "Write f_φ, g_ψ weights + config to `out_dir` (and the LM + tokenizer to `out_dir/lm` when `save_lm`, default: if it was fine-tuned)."
+    """Write f_φ, g_ψ weights + config to `out_dir` (and the LM + tokenizer to `out_dir/lm` when `save_lm`, default:
+    if it was fine-tuned). The folder is written whole (`atomic_directory`): a save over an earlier one replaces it
+    only once complete, and whatever else the folder holds (a run's `checkpoints/`, your files) is kept."""
     from safetensors.torch import save_file
     tuned = not ae.config.freeze_lm or ae.config.train_decoder
     save_lm = tuned if save_lm is None else save_lm
     if not save_lm and tuned:
         raise ValueError("this autoencoder fine-tuned its LM; save the LM with it (save_lm=True)")
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    keep = [p.name for p in out_dir.iterdir() if p.name not in _AE_OWN] if out_dir.is_dir() else []
     state = {f"{name}.{k}": v.detach().cpu().contiguous() for name in ("compression", "reconstruction")
              for k, v in getattr(ae, name).state_dict().items()}
-    meta = {"config": asdict(ae.config), "lm_dims": lm_dims(ae.lm), "lm_saved_alongside": save_lm}
-    if save_lm: ae.lm.save_pretrained(out_dir / "lm", max_shard_size="14MB"); ae.tokenizer.save_pretrained(out_dir / "lm")
-    save_file(state, str(out_dir / (AE_WEIGHTS + ".tmp")))  # write, then rename: never a half-written file
-    (out_dir / (AE_CONFIG + ".tmp")).write_text(json.dumps(meta, indent=1))
-    os.replace(out_dir / (AE_WEIGHTS + ".tmp"), out_dir / AE_WEIGHTS)
-    os.replace(out_dir / (AE_CONFIG + ".tmp"), out_dir / AE_CONFIG)
+    meta = {"format": AE_FORMAT, "version": AE_VERSION, "config": asdict(ae.config), "lm_dims": lm_dims(ae.lm),
+            "lm_saved_alongside": save_lm}
+    with atomic_directory(out_dir, keep=keep) as tmp:
+        if save_lm: ae.lm.save_pretrained(tmp / "lm", max_shard_size="14MB"); ae.tokenizer.save_pretrained(tmp / "lm")
+        save_file(state, str(tmp / AE_WEIGHTS))
+        (tmp / AE_CONFIG).write_text(json.dumps(meta, indent=1))
     return out_dir
 
 LanguageAutoencoder.save = save_autoencoder
 
 # %% ../nbs/03_autoencoder.ipynb #857674a2
+_AE_FIELDS = {"config": AutoencoderConfig, "lm_dims": {"d_model": int, "vocab_size": int}, "lm_saved_alongside": bool}
+
+def _saved_lm(path: Path, device, freeze: bool, fix: str):
+    "The LM saved in `path/lm`, checked like the rest of the folder; any failure names that folder."
+    source = check_folder(confined_file(path, "lm", path / AE_CONFIG), fix)
+    try: lm, tokenizer = load_lm(source, device=device, freeze=freeze)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise ValueError(f"{source}: the LM saved with this autoencoder does not load ({type(e).__name__}: {e}); {fix}") from None
+    bad = [n for n, p in lm.named_parameters() if not torch.isfinite(p).all()]
+    if bad: raise ValueError(f"{source}: weights {bad[:3]} hold NaN or infinite values; {fix}")
+    return lm, tokenizer
+
 def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> LanguageAutoencoder:
-    "Load an autoencoder saved by `save_autoencoder`; `lm` (a model, with `tokenizer`, or a name/path) overrides the one it names."
-    from safetensors import safe_open
+    """Load an autoencoder saved by `save_autoencoder`; `lm` (a model, with `tokenizer`, or a name/path) overrides the
+    one it names. Folders saved before `format`/`version` were written are read as version 0."""
     path = Path(path)
+    fix = "save the autoencoder again (save_autoencoder)"
     if not (path / AE_CONFIG).exists(): raise FileNotFoundError(f"{path} holds no autoencoder ({AE_CONFIG} missing)")
-    meta = json.loads((path / AE_CONFIG).read_text())
-    config = AutoencoderConfig.from_dict(meta["config"])
-    if lm is None or isinstance(lm, (str, Path)):
-        source = lm if lm is not None else (path / "lm" if meta["lm_saved_alongside"] else config.lm)
-        lm, tokenizer = load_lm(source, device=device, freeze=config.freeze_lm)
+    meta = read_meta(check_folder(path, fix) / AE_CONFIG, AE_FORMAT, AE_VERSION, _AE_FIELDS, untagged=True, fix=fix)
+    try: config = AutoencoderConfig.from_dict(meta["config"])
+    except (TypeError, ValueError) as e: raise ValueError(f"{path / AE_CONFIG}: {e}; {fix}") from None
+    state = read_tensors(confined_file(path, AE_WEIGHTS, path / AE_CONFIG), fix=fix)
+    if lm is None and meta["lm_saved_alongside"]: lm, tokenizer = _saved_lm(path, device, config.freeze_lm, fix)
+    elif lm is None or isinstance(lm, (str, Path)): lm, tokenizer = load_lm(config.lm if lm is None else lm, device=device, freeze=config.freeze_lm)
     elif tokenizer is None: raise ValueError("pass tokenizer= together with an lm model (or pass lm as a name/path)")
     have, want = lm_dims(lm), meta["lm_dims"]
     if (have["d_model"], have["vocab_size"]) != (want["d_model"], want["vocab_size"]):
@@ -337,12 +357,10 @@ def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> 
                          "pass the LM it was trained with")
     ae = LanguageAutoencoder(lm, tokenizer, config)
     expected = {f"{n}.{k}": tuple(v.shape) for n in ("compression", "reconstruction") for k, v in getattr(ae, n).state_dict().items()}
-    with safe_open(str(path / AE_WEIGHTS), "pt") as f:
-        found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        if found != expected:
-            bad = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
-            raise ValueError(f"{path / AE_WEIGHTS} does not match its config (tensors {bad[:4]} differ); the files are inconsistent")
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if found != expected:
+        bad = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
+        raise ValueError(f"{path / AE_WEIGHTS} does not match its config (tensors {bad[:4]} differ); the files are inconsistent: {fix}")
     for name in ("compression", "reconstruction"):
         getattr(ae, name).load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")})
     return ae.to(lm.device if device is None else device)

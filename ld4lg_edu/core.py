@@ -211,11 +211,13 @@ def read_json(path: str | Path, fix: str = "write the file again"):
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); {fix}") from None
 
 def _mismatch(value, spec, key: str) -> str | None:
-    "Why `value` (read from JSON) is not a `spec` — a type, `list[T]`, `dict[str, T]`, `A | B` or a dataclass — or None."
+    """Why `value` (read from JSON) is not a `spec` — a type, `list[T]`, `dict[str, T]`, `A | B`, a dataclass, or a dict
+    `{key: spec}` of keys it must hold — or None when it is."""
     origin, args = get_origin(spec), get_args(spec)
-    name = spec.__name__ if isinstance(spec, type) else str(spec).replace("NoneType", "None")
+    name = spec.__name__ if isinstance(spec, type) else "a dict" if isinstance(spec, dict) else str(spec).replace("NoneType", "None")
     wrong = f"{key} must be {name}, got {type(value).__name__} {value!r:.60}"
     if origin in (Union, UnionType): return None if any(_mismatch(value, a, key) is None for a in args) else wrong
+    if isinstance(spec, dict): return _first_mismatch(value, spec, key) if isinstance(value, dict) else wrong
     if is_dataclass(spec):
         if not isinstance(value, dict): return wrong
         unknown = sorted(set(value) - {f.name for f in fields(spec)})
@@ -242,7 +244,7 @@ def read_meta(path: str | Path, format: str, version: int, fields: dict, optiona
     """Read the JSON file describing a saved folder and check it before anything is built from it: an object whose
     `format` is `format` and whose `version` is an int in 1..`version`, holding every key of `fields` (and maybe keys
     of `optional`), each a value of its type: `int`, `str`, `list[str]`, `dict[str, int]`, `A | None`, a dataclass
-    (a dict of its fields, each of its type). `untagged=True` also accepts a file with neither `format` nor `version`
+    (a dict of its fields, each of its type), or a dict `{key: type}` (keys a nested object must hold). `untagged=True` also accepts a file with neither `format` nor `version`
     (written before folders carried them) as version 0, all other checks unchanged. Errors name `path`, the problem and `fix`."""
     path = Path(path)
     meta = read_json(path, fix)
