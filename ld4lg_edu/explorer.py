@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_explorer.ipynb #8a8f5da4
 from __future__ import annotations
-import difflib, hashlib, hmac, html, os, pickle, secrets, textwrap, time, warnings, weakref
+import difflib, hashlib, html, json, os, textwrap, time, warnings, weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +15,12 @@ from plotly.colors import qualitative
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['STEP_TABLE_STYLE', 'CLASS_COLORS', 'SAMPLE_COLORS', 'RecordedRun', 'record_run', 'word_changes', 'highlight_words',
-           'step_caption', 'step_table_html', 'Projection', 'latent_fingerprint', 'default_cache_dir', 'fit_projection',
-           'LatentSet', 'data_latents', 'background_traces', 'trajectory_points', 'trajectory_step',
-           'trajectory_figure', 'step_label', 'text_timeline_figure', 'GuidanceSweep', 'guidance_sweep', 'cluster_step',
-           'cluster_figure']
+__all__ = ['TEXT_SOURCES', 'STEP_TABLE_STYLE', 'PROJECTION_METHODS', 'CLASS_COLORS', 'SAMPLE_COLORS', 'RecordedRun', 'record_run',
+           'decode_noisy', 'word_changes', 'highlight_words', 'step_caption', 'step_table_html', 'Projection',
+           'latent_fingerprint', 'default_cache_dir', 'save_projection', 'load_projection', 'fit_projection',
+           'LatentSet', 'data_latents', 'nearest_centre_accuracy', 'class_map', 'background_traces',
+           'trajectory_points', 'trajectory_step', 'trajectory_figure', 'step_label', 'text_timeline_figure',
+           'GuidanceSweep', 'guidance_sweep', 'cluster_step', 'cluster_figure']
 
 # %% ../nbs/10_explorer.ipynb #76c8d268
 def _x0_of(trajectory) -> torch.Tensor:
@@ -28,11 +29,14 @@ def _x0_of(trajectory) -> torch.Tensor:
         if getattr(trajectory, name, None) is not None: return getattr(trajectory, name)
     raise TypeError(f"{type(trajectory).__name__} has neither `x0` nor `x0_pred`; the explorer needs x̂0 at every step")
 
+TEXT_SOURCES = {"x0": "x̂0", "z_t": "z_t"}  # what a step's text is decoded from: the model's guess, or the noisy latent
+
 @dataclass
 class RecordedRun:
     """One sampling run, kept so that looking at it never samples or decodes again. `t`: (S,) time of each model call;
     `noisy`: z_t fed to it (S, n, ℓ, d_ae); `x0`: the x̂0 it predicted (S, n, ℓ, d_ae); `latents`: final samples (n, ℓ, d_ae);
-    `step_texts`: S lists of n texts decoded from x̂0; `texts`: the n final texts; `labels`: n class ids (or None)."""
+    `step_texts`: S lists of n texts decoded from x̂0; `texts`: the n final texts; `labels`: n class ids (or None);
+    `noisy_texts`: S lists of n texts decoded from z_t itself (filled by `decode_noisy`)."""
     t: torch.Tensor
     noisy: torch.Tensor
     x0: torch.Tensor
@@ -43,17 +47,23 @@ class RecordedRun:
     settings: dict = field(default_factory=dict)
     label_names: list | None = None
     seconds: float = 0.0
+    noisy_texts: list | None = None
 
     @property
     def num_steps(self) -> int: return len(self.t)
     @property
     def num_samples(self) -> int: return len(self.texts)
 
-    def texts_at(self, step: int) -> list[str]:
-        "The n texts at slider position `step`: x̂0 decoded at model call `step` (0..S-1), or the final texts (`step` = S)."
+    def texts_at(self, step: int, source: str = "x0") -> list[str]:
+        """The n texts at slider position `step`: at model call `step` (0..S-1) the text decoded from x̂0 (`source='x0'`) or
+        from the noisy latent z_t itself (`source='z_t'`, after `decode_noisy`); at `step` = S the final texts."""
         if not 0 <= step <= self.num_steps:
             raise ValueError(f"step must be in [0, {self.num_steps}] (0..S-1 = model calls, S = the final text), got {step}")
-        return self.texts if step == self.num_steps else self.step_texts[step]
+        if source not in TEXT_SOURCES: raise ValueError(f"source must be one of {list(TEXT_SOURCES)}, got {source!r}")
+        if step == self.num_steps: return self.texts
+        if source == "x0": return self.step_texts[step]
+        if self.noisy_texts is None: raise ValueError("the texts of z_t are not decoded yet; call decode_noisy(run, pipe) first")
+        return self.noisy_texts[step]
 
     def class_name(self, j: int) -> str:
         "The requested class of sample `j`, as a name."
@@ -86,6 +96,14 @@ def record_run(pipe, n: int = 4, label=None, guidance_scale: float = 1.0, steps:
                        texts=list(result.texts), labels=list(result.labels), settings=settings,
                        label_names=getattr(pipe, "label_names", None), seconds=time.perf_counter() - start)
 
+# %% ../nbs/10_explorer.ipynb #2f3b0497
+def decode_noisy(run: RecordedRun, pipe) -> list[list[str]]:
+    "The texts of the noisy latents z_t of `run` (S lists of n), decoded in one call of S·n latents and kept in `run.noisy_texts`."
+    if run.noisy_texts is None:
+        decoded, n = list(pipe.decode(run.noisy.flatten(0, 1))), run.num_samples
+        run.noisy_texts = [decoded[i * n:(i + 1) * n] for i in range(run.num_steps)]
+    return run.noisy_texts
+
 # %% ../nbs/10_explorer.ipynb #6a784217
 def word_changes(before: str | None, after: str) -> list[tuple[str, bool]]:
     "The words of `after`, each with True when it is new relative to `before` (a word-level diff; `before=None` marks nothing)."
@@ -104,35 +122,41 @@ def highlight_words(before: str | None, after: str, style: str = "html") -> str:
     return " ".join(f"{open_}{html.escape(w)}{close}" if new else html.escape(w) for w, new in word_changes(before, after))
 
 # %% ../nbs/10_explorer.ipynb #3defbb40
-def step_caption(run: RecordedRun, step: int) -> str:
-    "A one-line description of slider position `step`."
+def step_caption(run: RecordedRun, step: int, source: str = "x0") -> str:
+    "A one-line description of slider position `step`, whose texts are decoded from `source` ('x0' or 'z_t')."
     if step == run.num_steps: return f"final sample (after {run.num_steps} steps)"
-    return f"step {step + 1}/{run.num_steps}, t = {run.t[step].item():.3f}: text decoded from x̂0"
+    return f"step {step + 1}/{run.num_steps}, t = {run.t[step].item():.3f}: text decoded from {TEXT_SOURCES[source]}"
 
 STEP_TABLE_STYLE = ("<style>.ld4lg-steps td, .ld4lg-steps th {padding: 3px 12px; text-align: left; vertical-align: top}"
                     " .ld4lg-steps mark {background: #ffd54f; padding: 0 2px}</style>")
 
-def step_table_html(run: RecordedRun, step: int, previous: int | None = None, caption: bool = True) -> str:
-    "An HTML table of the n texts at slider position `step` (words changed since position `previous`, default `step - 1`, marked), under a caption."
+def step_table_html(run: RecordedRun, step: int, previous: int | None = None, caption: bool = True, source: str = "x0") -> str:
+    """An HTML table of the n texts at slider position `step`, decoded from `source` ('x0' or 'z_t'), with the words changed
+    since position `previous` (default `step - 1`) marked, under a caption."""
     previous = step - 1 if previous is None else previous
-    before = run.texts_at(previous) if previous >= 0 else [None] * run.num_samples
+    before = run.texts_at(previous, source) if previous >= 0 else [None] * run.num_samples
     rows = "".join(
         f"<tr><td>{j + 1}</td><td>{html.escape(run.class_name(j))}</td><td class='ld4lg-text'>{highlight_words(b, a)}</td>"
         f"<td style='color:#666'>{html.escape(final)}</td></tr>"
-        for j, (b, a, final) in enumerate(zip(before, run.texts_at(step), run.texts)))
-    return (STEP_TABLE_STYLE + (f"<div><b>{html.escape(step_caption(run, step))}</b></div>" if caption else "") +
-            f"<table class='ld4lg-steps' data-step='{step}' style='border-collapse:collapse'>"
-            "<tr><th>#</th><th>class</th><th>text at this step (changed words marked)</th><th>final text</th></tr>"
+        for j, (b, a, final) in enumerate(zip(before, run.texts_at(step, source), run.texts)))
+    return (STEP_TABLE_STYLE + (f"<div><b>{html.escape(step_caption(run, step, source))}</b></div>" if caption else "") +
+            f"<table class='ld4lg-steps' data-step='{step}' data-source='{source}' style='border-collapse:collapse'>"
+            f"<tr><th>#</th><th>class</th><th>text of {TEXT_SOURCES[source]} at this step (changed words marked)</th><th>final text</th></tr>"
             f"{rows}</table>")
 
 # %% ../nbs/10_explorer.ipynb #2e2e36c2
+PROJECTION_METHODS = ("means", "pca", "umap")
+_STATE = {"pca": ("mean", "components", "explained", "data_points"), "means": ("mean", "components", "explained", "data_points"),
+          "umap": ("data", "data_points")}
+
 class Projection:
-    """A map from latents (..., ℓ, d_ae) to points (..., dims), fitted on data latents: `'pca'` (linear; new points land exactly)
-    or `'umap'` (non-linear; shows clusters, places new points near their nearest data neighbours)."""
-    def __init__(self, method: str = "pca", dims: int = 2, seed: int = 0, **umap_kwargs):
-        if method not in ("pca", "umap"): raise ValueError(f"method must be 'pca' or 'umap', got {method!r}")
+    """A map from latents (..., ℓ, d_ae) to points (..., dims), fitted on data latents: `'pca'` (linear; the directions of
+    largest variance), `'means'` (linear; the directions along which the class means differ most: needs labels) or `'umap'`
+    (non-linear; shows clusters, places a new point among its nearest data neighbours). Its state is plain arrays."""
+    def __init__(self, method: str = "pca", dims: int = 2, seed: int = 0, neighbours: int = 10, **umap_kwargs):
+        if method not in PROJECTION_METHODS: raise ValueError(f"method must be one of {PROJECTION_METHODS}, got {method!r}")
         if dims not in (2, 3): raise ValueError(f"dims must be 2 or 3, got {dims!r}")
-        self.method, self.dims, self.seed, self.umap_kwargs = method, dims, seed, umap_kwargs
+        self.method, self.dims, self.seed, self.neighbours, self.umap_kwargs = method, dims, seed, neighbours, umap_kwargs
         self.data_points = None
 
     @staticmethod
@@ -141,27 +165,47 @@ class Projection:
         if latents.ndim < 2: raise ValueError(f"latents must be (..., ℓ, d_ae), got shape {tuple(latents.shape)}")
         return latents.reshape(-1, latents.shape[-2] * latents.shape[-1]).numpy()
 
-    def fit(self, latents, progress: bool = True) -> "Projection":
-        "Fit on data `latents`: (N, ℓ, d_ae); keeps their projection in `data_points` (N, dims)."
+    def _linear(self, rows: np.ndarray, X: np.ndarray):
+        "Fit the directions of largest variance of `rows` (centred); place the data `X` on them."
+        self.mean = rows.mean(0)
+        _, s, vt = np.linalg.svd(rows - self.mean, full_matrices=False)
+        self.components = vt[: self.dims]                                          # (dims, ℓ·d_ae)
+        self.explained = s[: self.dims] ** 2 / (s ** 2).sum()                      # variance share of each axis
+        self.data_points = (X - self.mean) @ self.components.T
+
+    def fit(self, latents, labels=None, progress: bool = True) -> "Projection":
+        "Fit on data `latents`: (N, ℓ, d_ae) with class ids `labels` (N,) for `'means'`; keeps their points in `data_points` (N, dims)."
         X = self._flat(latents)
         if len(X) <= self.dims: raise ValueError(f"need more than {self.dims} data latents to fit a {self.dims}-D map, got {len(X)}")
         self.width = X.shape[1]
-        if self.method == "pca":
-            self.mean = X.mean(0)
-            _, s, vt = np.linalg.svd(X - self.mean, full_matrices=False)
-            self.components = vt[: self.dims]                                   # (dims, ℓ·d_ae)
-            self.explained = (s[: self.dims] ** 2 / (s ** 2).sum()).tolist()    # variance share of each axis
-            self.data_points = (X - self.mean) @ self.components.T
+        if self.method == "means":
+            if labels is None or len(labels) != len(X) or any(l is None for l in labels):
+                raise ValueError("method='means' needs a class id for every latent: pass labels=... (N,), or use method='pca'")
+            labels = np.asarray(labels)
+            classes = np.unique(labels)
+            if len(classes) <= self.dims:
+                raise ValueError(f"method='means' needs more than {self.dims} classes for a {self.dims}-D map, got {len(classes)}; use 'pca'")
+            self._linear(np.stack([X[labels == k].mean(0) for k in classes]), X)
+        elif self.method == "pca": self._linear(X, X)
         else:
             import umap  # imported here: importing umap-learn takes seconds
             options = dict(n_neighbors=15, min_dist=0.1) | self.umap_kwargs
-            self.reducer = umap.UMAP(n_components=self.dims, random_state=self.seed, n_jobs=1,
-                                     tqdm_kwds={"disable": not progress, "desc": "UMAP layout (epochs)"}, **options)
+            reducer = umap.UMAP(n_components=self.dims, random_state=self.seed, n_jobs=1,
+                                tqdm_kwds={"disable": not progress, "desc": "UMAP layout (epochs)"}, **options)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.data_points = self.reducer.fit_transform(X)
+                self.data_points = reducer.fit_transform(X).astype(np.float32)
+            self.data = X.astype(np.float32)
         self._data_key = latent_fingerprint(latents)
         return self
+
+    def _near_data(self, X: np.ndarray) -> np.ndarray:
+        "UMAP's place for new latents X (M, ℓ·d_ae): the inverse-distance weighted mean of the points of their k nearest data latents."
+        k = min(self.neighbours, len(self.data))
+        d2 = (X ** 2).sum(1, keepdims=True) - 2 * X @ self.data.T + (self.data ** 2).sum(1)       # (M, N) squared distances
+        nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        w = 1.0 / (np.sqrt(np.maximum(np.take_along_axis(d2, nearest, 1), 0)) + 1e-6)
+        return (w[..., None] * self.data_points[nearest]).sum(1) / w.sum(1, keepdims=True)
 
     def transform(self, latents) -> np.ndarray:
         "Points (..., dims) of `latents`: (..., ℓ, d_ae)."
@@ -170,18 +214,39 @@ class Projection:
         X = self._flat(latents)
         if X.shape[1] != self.width:
             raise ValueError(f"latents have ℓ·d_ae = {X.shape[1]} numbers but the map was fitted on {self.width}; fit it on latents of this model")
-        if self.method == "pca": Y = (X - self.mean) @ self.components.T
+        if self.method != "umap": Y = (X - self.mean) @ self.components.T
         elif latent_fingerprint(latents) == self._data_key: Y = self.data_points
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                Y = self.reducer.transform(X)
+        else: Y = self._near_data(X)
         return np.asarray(Y, dtype=np.float32).reshape(*lead, self.dims)
 
     def axis_titles(self) -> list[str]:
-        "Axis names: 'PC1 (31%)'... for PCA, 'UMAP 1'... for UMAP."
-        if self.method == "pca": return [f"PC{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(self.explained)]
-        return [f"UMAP {i + 1}" for i in range(self.dims)]
+        "Axis names: 'PC1 (31%)'... for PCA, 'class axis 1 (40%)'... (share of the class means' spread), 'UMAP 1'... for UMAP."
+        name = {"pca": "PC", "means": "class axis ", "umap": "UMAP "}[self.method]
+        if self.method == "umap": return [f"{name}{i + 1}" for i in range(self.dims)]
+        return [f"{name}{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(self.explained)]
+
+    def state(self) -> dict:
+        "The fitted map as plain arrays (what `from_state` reads back): no objects, nothing to execute."
+        meta = dict(method=self.method, dims=self.dims, seed=self.seed, neighbours=self.neighbours, width=self.width,
+                    data_key=self._data_key, umap_kwargs=self.umap_kwargs)
+        return {"meta": np.array(json.dumps(meta))} | {k: np.asarray(getattr(self, k)) for k in _STATE[self.method]}
+
+    @classmethod
+    def from_state(cls, arrays: dict) -> "Projection":
+        "A fitted map from `state()`'s arrays; a missing or misshapen array is an error naming it."
+        meta = json.loads(str(arrays["meta"]))
+        self = cls(meta["method"], meta["dims"], meta["seed"], meta["neighbours"], **meta["umap_kwargs"])
+        for k in _STATE[self.method]:
+            if k not in arrays or arrays[k].dtype.kind != "f": raise ValueError(f"array {k!r} is missing or not floating point")
+            setattr(self, k, arrays[k])
+        self.width, self._data_key = meta["width"], meta["data_key"]
+        rows = self.data if self.method == "umap" else self.components
+        if self.data_points.ndim != 2 or self.data_points.shape[1] != self.dims or rows.shape[-1] != self.width:
+            raise ValueError(f"arrays do not fit a {self.dims}-D map of {self.width} numbers")
+        return self
+
+    @property
+    def name(self) -> str: return {"means": "class-means", "pca": "PCA", "umap": "UMAP"}[self.method]
 
     def __repr__(self): return f"Projection({self.method!r}, dims={self.dims})"
 
@@ -197,51 +262,38 @@ def default_cache_dir() -> Path:
     "Where fitted maps are kept between sessions: `$LD4LG_CACHE/explorer`, default `~/.cache/ld4lg_edu/explorer`."
     return Path(os.environ.get("LD4LG_CACHE", "~/.cache/ld4lg_edu")).expanduser() / "explorer"
 
-def _cache_secret(cache_dir: Path) -> bytes | None:
-    "This user's key for signing cached maps (`cache_dir/.key`, mode 0600); None when the file is not safely ours."
-    path = cache_dir / ".key"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f: f.write(secrets.token_bytes(32))
-        except FileExistsError: pass
-    info = path.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077: return None
-    return path.read_bytes()
+def save_projection(projection: Projection, path: str | Path) -> Path:
+    "Write a fitted map's plain arrays to `path` (.npz), all at once: a half-written file is never seen under that name."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, **projection.state()); f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
 
-def _read_cached(path: Path, secret: bytes):
-    "A cached map, unpickled only when its HMAC-SHA256 signature is ours (a planted file is never unpickled)."
-    blob = path.read_bytes()
-    signature, payload = blob[:32], blob[32:]
-    if not hmac.compare_digest(signature, hmac.new(secret, payload, hashlib.sha256).digest()):
-        raise ValueError("its signature does not match this user's key")
-    return pickle.loads(payload)
+def load_projection(path: str | Path) -> Projection:
+    "A fitted map read from `save_projection`'s file: arrays only (`allow_pickle=False`), so a planted file cannot run code."
+    with np.load(path, allow_pickle=False) as arrays: return Projection.from_state(dict(arrays))
 
 def fit_projection(latents, method: str = "pca", dims: int = 2, seed: int = 0, cache_dir: str | Path | None = None,
-                   progress: bool = True, **umap_kwargs) -> Projection:
-    "A `Projection` fitted on `latents`: (N, ℓ, d_ae); cached in memory by the latents' values, and in `cache_dir` when given."
-    key = hashlib.sha1(repr((latent_fingerprint(latents), method, dims, seed, sorted(umap_kwargs.items()))).encode()).hexdigest()[:16]
+                   progress: bool = True, labels=None, **umap_kwargs) -> Projection:
+    """A `Projection` fitted on `latents`: (N, ℓ, d_ae) (with class ids `labels` (N,) for `'means'`); cached in memory by the
+    latents' values, and in `cache_dir` as plain arrays when given."""
+    labels_key = None if labels is None else hashlib.sha1(repr(list(labels)).encode()).hexdigest()[:16]
+    key = hashlib.sha1(repr((latent_fingerprint(latents), method, dims, seed, labels_key, sorted(umap_kwargs.items()))).encode()).hexdigest()[:16]
     if key in _PROJECTIONS: return _PROJECTIONS[key]
-    path = Path(cache_dir) / f"projection-{method}{dims}-{key}.pkl" if cache_dir is not None else None
-    secret = _cache_secret(Path(cache_dir)) if cache_dir is not None else None
-    if path is not None and secret is None:
-        warnings.warn(f"{Path(cache_dir) / '.key'} is not this user's private file; maps are not cached there"); path = None
+    path = Path(cache_dir) / f"projection-{method}{dims}-{key}.npz" if cache_dir is not None else None
     projection = None
     if path is not None and path.exists():
-        try: projection = _read_cached(path, secret)
-        except Exception as e: warnings.warn(f"ignoring unreadable cached map {path} ({e}); fitting again")
+        try: projection = load_projection(path)
+        except Exception as e: warnings.warn(f"ignoring unreadable cached map {path} ({type(e).__name__}: {e}); fitting again")
     if projection is None:
         n = len(torch.as_tensor(latents))
         with tqdm(total=1, desc=f"fitting {method.upper()} on {n} latents" + (" (first UMAP fit in a session compiles numba: ~20 s)" if method == "umap" else ""),
-                  disable=not progress or method == "pca") as bar:
-            projection = Projection(method, dims, seed, **umap_kwargs).fit(latents, progress=progress)
+                  disable=not progress or method != "umap") as bar:
+            projection = Projection(method, dims, seed, **umap_kwargs).fit(latents, labels=labels, progress=progress)
             bar.update()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            payload = pickle.dumps(projection)
-            tmp = path.with_suffix(".tmp"); tmp.write_bytes(hmac.new(secret, payload, hashlib.sha256).digest() + payload)
-            os.replace(tmp, path)
+        if path is not None: save_projection(projection, path)
     _PROJECTIONS[key] = projection
     return projection
 
@@ -276,6 +328,22 @@ def data_latents(pipe, corpus="wordnet", per_class: int = 60, split: str = "trai
                              for i in tqdm(range(0, len(texts), batch_size), desc="encoding data latents", disable=not progress)])
     cached[key] = LatentSet(latents, [r["label"] for r in rows] if corpus.label_names else None, texts, corpus.label_names)
     return cached[key]
+
+# %% ../nbs/10_explorer.ipynb #a6e54b81
+def nearest_centre_accuracy(points, labels) -> float:
+    "Share of `points` (N, dims) whose nearest class centre on the map is their own class's (`labels` (N,)): 1/K none, 1 full."
+    points, labels = np.asarray(points, dtype=float), np.asarray(labels)
+    classes = np.unique(labels)
+    centres = np.stack([points[labels == k].mean(0) for k in classes])                     # (K, dims)
+    nearest = classes[((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)]
+    return float((nearest == labels).mean())
+
+def class_map(pipe, per_class: int = 60, dims: int = 2, corpus="wordnet", split: str = "valid", cache_dir=None,
+              progress: bool = True) -> Projection:
+    "The class-means map of `pipe`'s latents, fitted on `per_class` held-out sentences of each class (`split` of `corpus`)."
+    held_out = data_latents(pipe, corpus, per_class=per_class, split=split, progress=progress)
+    if held_out.labels is None: raise ValueError(f"corpus {corpus!r} has no classes; a class-means map needs them (use 'pca')")
+    return fit_projection(held_out.latents, "means", dims, labels=held_out.labels, cache_dir=cache_dir, progress=progress)
 
 # %% ../nbs/10_explorer.ipynb #9024242f
 CLASS_COLORS = qualitative.Set2 + qualitative.Pastel1
@@ -332,7 +400,7 @@ def trajectory_figure(run: RecordedRun, projection: Projection, background: Late
     points = trajectory_points(run, projection) if points is None else points
     is3d = projection.dims == 3
     traces = background_traces(background, projection) if background is not None else []
-    colorbar = dict(title=dict(text="t", side="top"), orientation="h", x=0.5, y=-0.18, len=0.4, thickness=12)
+    colorbar = dict(title=dict(text="t", side="right"), orientation="h", x=0.5, y=-0.3, len=0.4, thickness=12)  # below the x title
     for kind, dash in (("z_t", "solid"), ("x̂0", "dot")) if show_x0 else (("z_t", "solid"),):
         for j in range(run.num_samples):
             first = kind == "z_t" and j == 0
@@ -354,8 +422,8 @@ def trajectory_figure(run: RecordedRun, projection: Projection, background: Late
     label = run.settings.get("label")
     fig.update_layout(title=f"{run.num_samples} samples, {run.settings.get('sampler')}, {run.num_steps} steps"
                             + (f", class {label}, w = {run.settings.get('guidance_scale')}" if label is not None else ", unconditional")
-                            + f" — {projection.method.upper()} of data latents",
-                      template="plotly_white", height=600, legend=dict(itemsizing="constant"),
+                            + f" — {projection.name} map of data latents",
+                      template="plotly_white", height=640, legend=dict(itemsizing="constant"), margin=dict(b=140),
                       **(dict(scene=axes) if is3d else axes))
     if animate: _add_frames(fig, [(step_label(run, k), trajectory_step(run, points, k, show_x0)) for k in range(run.num_steps + 1)], active=step, prefix="step ")
     return fig
@@ -468,6 +536,6 @@ def cluster_figure(projection: Projection, background: LatentSet, sweep: Guidanc
         if animate: _add_frames(fig, [(f"{w:g}", cluster_step(sweep, points, w)) for w in sweep.scales], active=sweep.scales.index(scale), prefix="guidance w = ")
     titles = projection.axis_titles()
     axes = dict(xaxis_title=titles[0], yaxis_title=titles[1]) | (dict(zaxis_title=titles[2]) if is3d else {})
-    fig.update_layout(title=f"Data latents by class ({projection.method.upper()})" + (" and samples by requested class" if sweep else ""),
+    fig.update_layout(title=f"Data latents by class ({projection.name} map)" + (" and samples by requested class" if sweep else ""),
                       template="plotly_white", height=600, legend=dict(itemsizing="constant"), **(dict(scene=axes) if is3d else axes))
     return fig

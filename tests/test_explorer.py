@@ -11,8 +11,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_pipeline import FakePipeline, make_fake_pipeline  # noqa: E402
 
-from ld4lg_edu.explorer import (Projection, _PROJECTIONS, cluster_figure, data_latents, fit_projection, guidance_sweep,  # noqa: E402
-                                highlight_words, record_run, step_table_html, text_timeline_figure, trajectory_figure,
+from ld4lg_edu.explorer import (Projection, _PROJECTIONS, cluster_figure, data_latents, decode_noisy, fit_projection,  # noqa: E402
+                                guidance_sweep, highlight_words, nearest_centre_accuracy, record_run, step_table_html, text_timeline_figure, trajectory_figure,
                                 trajectory_points, word_changes)
 from ld4lg_edu import explorer_app as app  # noqa: E402
 from ld4lg_edu.explorer_app import ClusterExplorer, DenoisingExplorer, UNCONDITIONAL, parse_scales  # noqa: E402
@@ -96,13 +96,27 @@ def test_step_table_marks_changes_since_previous_shown(pipe):
     assert step_table_html(run, 0).count("<mark") == 0             # the first step has nothing before it
 
 
+def test_texts_of_z_t_come_out_of_noise(pipe):
+    "Decoding z_t itself: one batched call of S·n latents; early steps are noise, the last ones close to the sample."
+    run = record_run(pipe, n=3, label="animal", guidance_scale=2.0, steps=12, seed=5)
+    counting = Counting(pipe)
+    texts = decode_noisy(run, counting)
+    assert counting.decodes == 1 and counting.decoded == 12 * 3 and decode_noisy(run, counting) is texts
+    assert run.texts_at(4, "z_t") == pipe.decode(run.noisy[4]) and run.texts_at(12, "z_t") == run.texts
+    def agreement(step):  # share of words equal to the final text's
+        return np.mean([np.mean([a == b for a, b in zip(t.split(), f.split())]) for t, f in zip(run.texts_at(step, "z_t"), run.texts)])
+    assert agreement(0) < agreement(11)
+    assert "text decoded from z_t" in step_table_html(run, 3, source="z_t") and "data-source='z_t'" in step_table_html(run, 3, source="z_t")
+    with pytest.raises(ValueError, match="source must be one of"): run.texts_at(0, "noise")
+
+
 # ---------------------------------------------------------------- projections
 def test_pca_projection_maths():
     g = torch.Generator().manual_seed(1)
     data = torch.randn(200, 3, 5, generator=g) * torch.linspace(3, 0.1, 15).reshape(3, 5)   # variance falls along the flat axis
     proj = Projection("pca", dims=3).fit(data)
     np.testing.assert_allclose(proj.components @ proj.components.T, np.eye(3), atol=1e-5)   # orthonormal axes
-    assert proj.explained == sorted(proj.explained, reverse=True)
+    assert list(proj.explained) == sorted(proj.explained, reverse=True)
     np.testing.assert_allclose(proj.transform(data.mean(0)), np.zeros(3), atol=1e-4)        # the mean maps to the origin
     np.testing.assert_allclose(proj.transform(data[:4] * 2) - proj.transform(data[:4]),      # linear
                                proj.transform(data[:4]) + (proj.mean @ proj.components.T), atol=1e-3)
@@ -120,13 +134,48 @@ def test_fit_projection_caches_in_memory_and_on_disk(tmp_path):
     _PROJECTIONS.clear()
     again = fit_projection(data, "pca", cache_dir=tmp_path)
     np.testing.assert_allclose(again.components, first.components)
-    cached = sorted(tmp_path.glob("projection-pca2-*.pkl"))
-    assert len(cached) == 2
-    for path in cached: path.write_bytes(b"not a pickle")
+    cached = sorted(tmp_path.glob("projection-pca2-*.npz"))
+    assert len(cached) == 2 and not list(tmp_path.glob(".*tmp*"))       # written whole, no leftovers
+    for path in cached: path.write_bytes(b"not an npz file")
     _PROJECTIONS.clear()
     with pytest.warns(UserWarning, match="fitting again"):
         refit = fit_projection(data, "pca", cache_dir=tmp_path)
     np.testing.assert_allclose(refit.components, first.components)
+
+
+def test_class_means_map_separates_what_pca_mixes(tmp_path):
+    "Classes that differ only along quiet directions: PCA shows the loud ones, the class-means map the ones that separate."
+    g = torch.Generator().manual_seed(3)
+    labels = [k for k in range(3) for _ in range(80)]
+    scale = torch.full((48,), 0.3); scale[:8] = 3.0                              # 8 loud axes, 40 quiet ones
+    centres = torch.zeros(3, 48); centres[1, -1], centres[2, -2] = 4.0, 4.0      # the classes differ on two quiet axes
+    data = (torch.randn(240, 48, generator=g) * scale + centres[labels]).reshape(240, 8, 6)
+    means = fit_projection(data, "means", labels=labels, cache_dir=tmp_path)
+    pca = fit_projection(data, "pca")
+    assert nearest_centre_accuracy(means.data_points, labels) > 0.9 > 0.6 > nearest_centre_accuracy(pca.data_points, labels)
+    assert means.axis_titles()[0].startswith("class axis 1")
+    _PROJECTIONS.clear()
+    again = fit_projection(data, "means", labels=labels, cache_dir=tmp_path)   # from disk: same map
+    np.testing.assert_allclose(again.transform(data[:5]), means.transform(data[:5]), atol=1e-5)
+    assert fit_projection(data, "means", labels=labels[::-1], cache_dir=tmp_path) is not again   # other labels, other map
+    with pytest.raises(ValueError, match="needs a class id"): fit_projection(data, "means")
+
+
+def test_umap_places_new_points_among_their_nearest_data_neighbours():
+    "The UMAP map's state is the data and its layout; a new latent lands at the inverse-distance weighted mean of its neighbours."
+    data = torch.randn(40, 2, 3)
+    layout = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+    meta = dict(method="umap", dims=2, seed=0, neighbours=3, width=6, data_key="x", umap_kwargs={})
+    proj = Projection.from_state({"meta": np.array(json.dumps(meta)), "data": data.reshape(40, 6).numpy(), "data_points": layout})
+    z = data[7] + 1e-4 * torch.randn(2, 3)
+    np.testing.assert_allclose(proj.transform(z), layout[7], atol=1e-2)         # next to a data latent: on its point
+    far = torch.randn(5, 2, 3) * 10
+    d = torch.cdist(far.reshape(5, 6), data.reshape(40, 6)).numpy()
+    near = np.argsort(d, 1)[:, :3]
+    w = 1 / np.take_along_axis(d, near, 1)
+    np.testing.assert_allclose(proj.transform(far), (w[..., None] * layout[near]).sum(1) / w.sum(1, keepdims=True), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="not floating point"):
+        Projection.from_state({"meta": np.array(json.dumps(meta)), "data": np.array(["x"]), "data_points": layout})
 
 
 def test_data_latents_balanced_and_cached(pipe):
@@ -334,7 +383,7 @@ def test_umap_tab(pipe, background, tmp_path):
     ui = app.ExplorerApp(pipe, background, cache_dir=tmp_path)
     ui.tabs.selected_index = 1
     assert ui.clusters.drawn and ui.clusters.figure.layout.xaxis.title.text == "UMAP 1"
-    assert len(list(tmp_path.glob("projection-umap2-*.pkl"))) == 1
+    assert len(list(tmp_path.glob("projection-umap2-*.npz"))) == 1
     ui.clusters.per_class.value, ui.clusters.steps.value, ui.clusters.scales.value = 2, 3, "1, 3"
     sweep = ui.clusters.sample()
     assert len(trace(ui.clusters.figure, "samples: animal").x) == 2 and sweep.scales == [1.0, 3.0]
@@ -391,19 +440,19 @@ class _Planted:
 
 
 def test_a_planted_cache_file_is_never_unpickled(tmp_path):
+    "Maps are cached as plain arrays and read with allow_pickle=False: a file carrying a pickled object is refused and refitted."
     import pickle
     data, marker = torch.randn(30, 2, 4), tmp_path / "pwned"
-    fit_projection(data, "pca", cache_dir=tmp_path / "cache")
-    _PROJECTIONS.clear()
-    for path in (tmp_path / "cache").glob("projection-*.pkl"):
-        path.write_bytes(b"\0" * 32 + pickle.dumps(_Planted(str(marker))))     # a payload without this user's signature
-    with pytest.warns(UserWarning, match="signature does not match"):
-        fit_projection(data, "pca", cache_dir=tmp_path / "cache")
-    assert not marker.exists()
-    (tmp_path / "cache" / ".key").chmod(0o644)                                  # a key others can read is not used
-    _PROJECTIONS.clear()
-    with pytest.warns(UserWarning, match="not this user's private file"):
-        fit_projection(data, "pca", cache_dir=tmp_path / "cache")
+    first = fit_projection(data, "pca", cache_dir=tmp_path / "cache")
+    (path,) = (tmp_path / "cache").glob("projection-*.npz")
+    for planted in (lambda: np.savez(path, meta=np.array([_Planted(str(marker))], dtype=object)),   # an object array
+                    lambda: path.write_bytes(pickle.dumps(_Planted(str(marker))))):                 # a bare pickle
+        planted()
+        _PROJECTIONS.clear()
+        with pytest.warns(UserWarning, match="fitting again"):
+            refit = fit_projection(data, "pca", cache_dir=tmp_path / "cache")
+        assert not marker.exists()
+        np.testing.assert_allclose(refit.components, first.components)
 
 
 def test_controls_are_checked_in_python_not_only_by_their_sliders(pipe, background):
