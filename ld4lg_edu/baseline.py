@@ -4,20 +4,22 @@
 
 # %% ../nbs/09a_ar_baseline.ipynb #09c8d705
 from __future__ import annotations
-import inspect, json
+import inspect, json, re
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from .core import get_device
+from fastcore.basics import patch
+
+from .core import atomic_directory, check_folder, confined_file, get_device, read_json, read_meta, read_tensors
 from .data import load_corpus, load_tokenizer
 from .training import TrainConfig, fit
 
 # %% auto #0
-__all__ = ['AR_PRESETS', 'ar_model_config', 'prefix_ids', 'encode_example', 'collate_ar', 'ar_loss', 'nucleus_filter',
-           'ARBaseline', 'train_ar_baseline']
+__all__ = ['AR_PRESETS', 'AR_META', 'AR_FORMAT', 'AR_VERSION', 'ar_model_config', 'prefix_ids', 'encode_example', 'collate_ar',
+           'ar_loss', 'nucleus_filter', 'ARBaseline', 'train_ar_baseline']
 
 # %% ../nbs/09a_ar_baseline.ipynb #8a68a2e5
 AR_PRESETS = {
@@ -112,25 +114,6 @@ class ARBaseline:
         "Training ids of `<s> [label:] text </s>`."
         return encode_example(self.tokenizer, text, label, self.label_names, self.max_length)
 
-    def save(self, path: str | Path) -> Path:
-        "Write model (safetensors), tokenizer and `ar_baseline.json` to `path`."
-        path = Path(path); path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(path), safe_serialization=True)
-        self.tokenizer.save_pretrained(str(path))
-        (path / "ar_baseline.json").write_text(json.dumps({"label_names": self.label_names, **self.meta}, indent=1))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path, device=None) -> "ARBaseline":
-        "Load a folder written by `save` (or by `train_ar_baseline`)."
-        from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-        path = Path(path)
-        if not (path / "ar_baseline.json").exists():
-            raise FileNotFoundError(f"{path} holds no AR baseline ({path / 'ar_baseline.json'} is missing); train one with train_ar_baseline")
-        meta = json.loads((path / "ar_baseline.json").read_text())
-        model = AutoModelForCausalLM.from_pretrained(str(path)).to(get_device(device))
-        return cls(model, PreTrainedTokenizerFast.from_pretrained(str(path)), meta.pop("label_names"), meta)
-
     def _split_label(self, ids: list[int]):
         "For unconditioned samples: which class prefix did the model write? -> (label index or None, remaining ids)."
         for i in range(len(self.label_names or [])):
@@ -171,6 +154,59 @@ class ARBaseline:
             if label is None and self.label_names: chosen, ids = self._split_label(ids)
             texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip()); labels.append(chosen)
         return (texts, labels) if return_labels else texts
+
+# %% ../nbs/09a_ar_baseline.ipynb #8bf47a37
+AR_META, AR_FORMAT, AR_VERSION = "ar_baseline.json", "ld4lg_edu.ar_baseline", 1
+_AR_WEIGHTS = re.compile(r"^model.*\.safetensors(\.index\.json)?$")  # an earlier save's weights, replaced by the next one
+_AR_OPTIONAL = {"preset": str, "corpus": str, "steps": int, "train_config": dict, "history": list}
+
+@patch
+def save(self: ARBaseline, path: str | Path) -> Path:
+    """Write model (safetensors), tokenizer and `ar_baseline.json` to `path`, whole (`atomic_directory`): an earlier
+    save is replaced only once the new one is complete; other entries (the run's `checkpoints/`, your files) are kept."""
+    path = Path(path)
+    keep = [p.name for p in path.iterdir() if not _AR_WEIGHTS.match(p.name)] if path.is_dir() else []
+    meta = {"label_names": self.label_names, **self.meta, "format": AR_FORMAT, "version": AR_VERSION}
+    with atomic_directory(path, keep=keep) as tmp:
+        self.model.save_pretrained(str(tmp), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(tmp))
+        (tmp / AR_META).write_text(json.dumps(meta, indent=1))
+    return path
+
+# %% ../nbs/09a_ar_baseline.ipynb #b6465ad6
+def _weight_files(path: Path, fix: str) -> list[Path]:
+    "The safetensors files of a saved 🤗 model: `model.safetensors`, or the shards its index names (inside `path` only)."
+    index = path / "model.safetensors.index.json"
+    if not index.exists(): return [confined_file(path, "model.safetensors", path / AR_META)]
+    shards = (data := read_json(index, fix)).get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(shards, dict): raise ValueError(f"{index} has no weight_map object; {fix}")
+    return [confined_file(path, name, index) for name in sorted(set(shards.values()), key=str)]
+
+@patch(cls_method=True)
+def load(cls: ARBaseline, path: str | Path, device=None) -> "ARBaseline":
+    """Load a folder written by `save` (or by `train_ar_baseline`), checked first: kind and version (untagged folders of
+    earlier releases read as version 0), fields, no links out or pickle files, weights that read, are finite and are
+    exactly the model's (a missing tensor is an error, never a random initialisation), a tokenizer that fits."""
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+    path, fix = Path(path), "train it again (train_ar_baseline) or save it again (ARBaseline.save)"
+    if not (path / AR_META).exists():
+        raise FileNotFoundError(f"{path} holds no AR baseline ({path / AR_META} is missing); train one with train_ar_baseline")
+    meta = read_meta(check_folder(path, fix) / AR_META, AR_FORMAT, AR_VERSION, {"label_names": list[str] | None},
+                     _AR_OPTIONAL, untagged=True, fix=fix)
+    names = meta.pop("label_names")
+    if names is not None and len(set(names)) != len(names): raise ValueError(f"{path / AR_META}: label_names repeat a name: {names}; {fix}")
+    for f in _weight_files(path, fix): read_tensors(f, fix=fix)                 # named errors: truncated, foreign, NaN
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, output_loading_info=True)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: the model or tokenizer does not load ({type(e).__name__}: {str(e)[:300]}); {fix}") from None
+    wrong = {k: sorted(map(str, v))[:4] for k, v in info.items() if v}         # missing_keys, unexpected_keys, ...
+    if wrong: raise ValueError(f"{path}: the weights do not fit config.json ({wrong}); {fix}")
+    if len(tokenizer) != model.config.vocab_size:
+        raise ValueError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model {model.config.vocab_size}; {fix}")
+    meta = {k: v for k, v in meta.items() if k not in ("format", "version")}
+    return cls(model.to(get_device(device)), tokenizer, names, meta)
 
 # %% ../nbs/09a_ar_baseline.ipynb #1e58db8d
 def _valid_callback(examples: list[list[int]], pad_id: int, batch_size: int = 64):
