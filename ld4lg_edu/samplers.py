@@ -15,8 +15,8 @@ from .core import autocast, get_device
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, x0_from_v
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler', 'DPMSolverPP2MSampler', 'get_sampler', 'Trajectory',
-           'SampleOutput', 'guided_v', 'sample_latents']
+__all__ = ['SAMPLERS', 'STUDENT_SAMPLERS', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler', 'DPMSolverPP2MSampler',
+           'DistilledSampler', 'get_sampler', 'Trajectory', 'SampleOutput', 'guided_v', 'sample_latents']
 
 # %% ../nbs/07_samplers.ipynb #ec6ae539
 @dataclass
@@ -56,10 +56,10 @@ class Sampler:
                              f"(expected {self._last_index + 1}, got {index}); call set_timesteps to start again")
         if v_pred.shape != noisy.shape:
             raise ValueError(f"v_pred {tuple(v_pred.shape)} and noisy {tuple(noisy.shape)} must have the same shape")
-        alpha_t = self.alphas[index].item()
-        x0_pred = x0_from_v(noisy, v_pred, alpha_t)
-        if index == self.num_steps - 1: next_noisy = x0_pred  # σ_s = 0: every rule gives z_0 = x̂0
-        else: next_noisy = self._update(x0_pred, noisy, index, generator)
+        alpha_t = self.alphas[index].item()                        # 1. α_t at this grid point
+        x0_pred = x0_from_v(noisy, v_pred, alpha_t)                 # 2. x̂0 = a_t z_t - σ_t v̂ (chapter 04)
+        if index == self.num_steps - 1: next_noisy = x0_pred        # 3. last step, σ_s = 0: every rule gives z_0 = x̂0
+        else: next_noisy = self._update(x0_pred, noisy, index, generator)  # 3. the sampler's own move z_t -> z_s
         self._last_index = index
         return StepOutput(next_noisy, x0_pred)
 
@@ -89,11 +89,11 @@ class DDIMSampler(Sampler):
         self.eta, self.stochastic = float(eta), eta > 0
 
     def _update(self, x0_pred, noisy, index, generator):
-        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)
-        eps_pred = (noisy - a_t * x0_pred) / sigma_t
-        c = self.eta * (sigma_s / sigma_t) * math.sqrt(max(1 - a_t ** 2 / a_s ** 2, 0.0))
-        out = a_s * x0_pred + math.sqrt(max(sigma_s ** 2 - c ** 2, 0.0)) * eps_pred
-        return out + c * _randn_like(noisy, generator) if c > 0 else out
+        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)                          # 1. a = √α, σ = √(1-α) at t and s
+        eps_pred = (noisy - a_t * x0_pred) / sigma_t                                    # 2. ε̂ = (z_t - a_t x̂0) / σ_t
+        c = self.eta * (sigma_s / sigma_t) * math.sqrt(max(1 - a_t ** 2 / a_s ** 2, 0.0))  # 3. c, the fresh-noise scale
+        out = a_s * x0_pred + math.sqrt(max(sigma_s ** 2 - c ** 2, 0.0)) * eps_pred     # 4. z_s = a_s x̂0 + √(σ_s² - c²) ε̂
+        return out + c * _randn_like(noisy, generator) if c > 0 else out                # 5. + c ξ
 
 # %% ../nbs/07_samplers.ipynb #e2fe2a29
 class DDPMSampler(Sampler):
@@ -138,14 +138,21 @@ class DPMSolverPP2MSampler(Sampler):
         return (sigma_s / sigma_t) * noisy - a_s * math.expm1(-h) * D
 
 # %% ../nbs/07_samplers.ipynb #bd6b3240
-SAMPLERS = {"ddpm": DDPMSampler, "ddim": DDIMSampler, "dpmpp2m": DPMSolverPP2MSampler}
+class DistilledSampler(DDIMSampler):
+    "Deterministic DDIM on the N-step grid a distilled student (chapter 07a) was trained for; the student reads w itself."
+    name, needs_student = "distilled", True
+    def __init__(self, schedule: NoiseSchedule | str = "cosine"): super().__init__(schedule, eta=0.0)
+
+SAMPLERS = {"ddpm": DDPMSampler, "ddim": DDIMSampler, "dpmpp2m": DPMSolverPP2MSampler}  # these work with any denoiser
+STUDENT_SAMPLERS = {"distilled": DistilledSampler}  # this one needs a distilled student
 
 def get_sampler(name: str | Sampler, schedule: NoiseSchedule | str = "cosine", **kwargs) -> Sampler:
-    "The sampler called `name` ('ddpm', 'ddim' or 'dpmpp2m') on `schedule`; `kwargs` go to it (`eta=` for DDIM, `variance=` for DDPM)."
+    "The sampler called `name` ('ddpm', 'ddim', 'dpmpp2m' or 'distilled') on `schedule`; `kwargs` go to it (`eta=` for DDIM, `variance=` for DDPM)."
     if isinstance(name, Sampler): return name
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
-    try: return SAMPLERS[name](schedule, **kwargs)
+    known = {**SAMPLERS, **STUDENT_SAMPLERS}
+    if name not in known:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)} (or 'distilled' for a distilled student)")
+    try: return known[name](schedule, **kwargs)
     except TypeError as e:
         raise TypeError(f"sampler {name!r} got unexpected arguments {sorted(kwargs)}: {e}") from None
 
@@ -186,10 +193,25 @@ def _check_labels(denoiser, class_labels, batch_size, device):
                          f"got values in [{labels.min().item()}, {labels.max().item()}]")
     return labels.long()
 
+def _check_student(denoiser, sampler: Sampler, steps: int):
+    "A sampler that `needs_student` gets a distilled student, at the step count it was trained for."
+    if not getattr(sampler, "needs_student", False): return
+    if not getattr(denoiser, "reads_guidance", False):
+        raise ValueError(f"sampler={sampler.name!r} needs a distilled student (chapter 07a's DistilledStudent), and this denoiser is "
+                         "not one; use sampler='dpmpp2m', or distil the model first")
+    if steps != denoiser.steps:
+        raise ValueError(f"this student was distilled for {denoiser.steps} steps, not {steps}: pass steps={denoiser.steps}, "
+                         f"or use the student made for {steps} steps")
+
 # %% ../nbs/07_samplers.ipynb #d23959ef
 def guided_v(denoiser, noisy, alpha, self_cond=None, class_labels=None, cond=None, cond_mask=None, guidance_scale: float = 1.0):
-    "v̂ = w·v̂(cond) + (1-w)·v̂(no class, no cond), `w` = `guidance_scale`; `noisy`: (B, ℓ, d), `alpha`: (B,), `class_labels`: (B,) long."
-    if guidance_scale == 1.0:
+    """v̂ = w·v̂(cond) + (1-w)·v̂(no class, no cond), `w` = `guidance_scale`: a number or one w per row (B,).
+    `noisy`: (B, ℓ, d), `alpha`: (B,), `class_labels`: (B,) long. A distilled student (`reads_guidance`) takes w as an input: one pass."""
+    if getattr(denoiser, "reads_guidance", False):
+        return denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond, cond_mask=cond_mask,
+                        guidance_scale=guidance_scale)
+    per_row = isinstance(guidance_scale, torch.Tensor)
+    if not per_row and guidance_scale == 1.0:
         return denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond, cond_mask=cond_mask)
     if class_labels is None and cond is None:
         raise ValueError(f"guidance_scale={guidance_scale} needs class_labels or cond to guide towards; use guidance_scale=1.0")
@@ -201,7 +223,8 @@ def guided_v(denoiser, noisy, alpha, self_cond=None, class_labels=None, cond=Non
     else:  # cond cannot be absent in half of one batch: two calls
         v_cond = denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond, cond_mask=cond_mask)
         v_uncond = denoiser(noisy, alpha, self_cond=self_cond, class_labels=null)
-    return guidance_scale * v_cond + (1 - guidance_scale) * v_uncond
+    w = guidance_scale.view(-1, *([1] * (noisy.ndim - 1))) if per_row else guidance_scale
+    return w * v_cond + (1 - w) * v_uncond
 
 # %% ../nbs/07_samplers.ipynb #4548ba90
 @torch.no_grad()
@@ -215,6 +238,7 @@ def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sample
     device = _model_device(denoiser, device)
     sampler = get_sampler(sampler, schedule, **sampler_kwargs)
     sampler.set_timesteps(steps)
+    _check_student(denoiser, sampler, steps)
     if len(shape) < 2: raise ValueError(f"shape must be (B, ...) e.g. (B, ℓ, d_ae), got {shape}")
     batch_size = shape[0]
     if not (isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale)):

@@ -1,0 +1,173 @@
+"""Progressive distillation (chapter 07a) and the distilled sampler in the pipeline (chapter 08)."""
+import copy, json
+
+import pytest
+import torch
+
+from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
+from ld4lg_edu.diffusion import save_denoiser
+from ld4lg_edu.distill import (DistillConfig, DistilledStudent, distill, distillation_loss, distillation_target, energy_distance,
+                               grid_alpha, load_student, save_student)
+from ld4lg_edu.samplers import DDIMSampler, guided_v, sample_latents
+from ld4lg_edu.schedule import CosineSchedule
+from ld4lg_edu.toy import GaussianMixture, MixtureDenoiser
+from ld4lg_edu.training import TrainConfig
+
+torch.set_num_threads(1)
+COSINE = CosineSchedule()
+MIX = GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]], [0.3, 0.2])
+
+
+def tiny_teacher(num_classes=2, self_condition=True, seed=0):
+    "A small random denoiser whose output is not zero (the output layer starts at zero)."
+    torch.manual_seed(seed)
+    net = Denoiser(DenoiserConfig.tiny(num_latents=2, latent_dim=2, width=32, depth=2, heads=2, num_classes=num_classes,
+                                       self_condition=self_condition))
+    with torch.no_grad():
+        for p in net.parameters(): p.add_(0.05 * torch.randn_like(p))
+    return net.eval().requires_grad_(False)
+
+
+def toy_latents(n=512, seed=0):
+    x, labels = MIX.sample(n * 2, torch.Generator().manual_seed(seed))
+    return {"latents": x.view(n, 2, 2), "labels": labels.view(n, 2)[:, 0]}
+
+
+def fast_config(**overrides):
+    train = dict(steps=20, batch_size=64, lr=1e-3, weight_decay=0.0, warmup_steps=2, decay="constant", log_every=5,
+                 checkpoint_every=10)
+    train.update(overrides.pop("train", {}))
+    return DistillConfig(train=TrainConfig(**train), **{"teacher_steps": 8, "rounds": 2, "guidance_range": [1.0, 3.0], **overrides})
+
+
+# ---------------------------------------------------------------- the student
+
+def test_student_equals_teacher_at_init():
+    teacher = tiny_teacher()
+    student = DistilledStudent(copy.deepcopy(teacher), steps=4, guidance_range=(1, 3)).eval().requires_grad_(False)
+    assert set(student.denoiser.state_dict()) == set(teacher.state_dict())  # the denoiser's weights keep their names
+    z, alpha, labels = torch.randn(5, 2, 2), torch.rand(5), torch.tensor([0, 1, 2, 0, 1])
+    sc = torch.randn(5, 2, 2)
+    for w in (1.0, 2.0, torch.tensor([1.0, 1.5, 2.0, 2.5, 3.0])):
+        assert torch.equal(student(z, alpha, self_cond=sc, class_labels=labels, guidance_scale=w),
+                           teacher(z, alpha, self_cond=sc, class_labels=labels))
+    with torch.no_grad(): student.guidance.mlp[-1].bias.normal_()
+    assert not torch.allclose(student(z, alpha, class_labels=labels, guidance_scale=2.0), teacher(z, alpha, class_labels=labels))
+    assert torch.equal(student.denoiser(z, alpha, class_labels=labels), teacher(z, alpha, class_labels=labels))  # no w: no hook
+    # a copy keeps its own hook: its w-embedding is its own
+    twin = copy.deepcopy(student)
+    with torch.no_grad(): twin.guidance.mlp[-1].bias.zero_()
+    assert torch.equal(twin(z, alpha, class_labels=labels, guidance_scale=2.0), teacher(z, alpha, class_labels=labels))
+    assert not torch.allclose(student(z, alpha, class_labels=labels, guidance_scale=2.0), teacher(z, alpha, class_labels=labels))
+
+
+def test_target_is_two_guided_teacher_steps_in_one():
+    "One DDIM step with ṽ lands where two classifier-free-guided DDIM steps of the teacher land, with one w per row."
+    exact = MixtureDenoiser(MIX, class_conditional=True)
+    N, B = 4, 6
+    labels, w = torch.tensor([0, 1, 2, 0, 1, 2]), torch.linspace(1, 3, 6)
+    student_grid, teacher_grid = DDIMSampler(COSINE).set_timesteps(N), DDIMSampler(COSINE).set_timesteps(2 * N)
+    a = lambda grid, k: grid.alphas[[k] * B].float()
+    for i in range(N):
+        z = torch.randn(B, 3, 2, generator=torch.Generator().manual_seed(i))
+        v_tilde = distillation_target(exact, z, a(student_grid, i), a(teacher_grid, 2 * i + 1), a(student_grid, i + 1), labels, w)
+        two = z
+        for k in (2 * i, 2 * i + 1):
+            two = teacher_grid.step(guided_v(exact, two, a(teacher_grid, k), class_labels=labels, guidance_scale=w), k, two).noisy
+        torch.testing.assert_close(student_grid.step(v_tilde, i, z).noisy, two, atol=1e-4, rtol=0)
+    assert torch.equal(grid_alpha(COSINE, torch.tensor([0.0])), torch.tensor([1.0]))
+
+
+def test_one_round_lowers_the_loss():
+    teacher, data = tiny_teacher(), toy_latents()
+    config = fast_config(rounds=1, teacher_steps=4, train=dict(steps=60, lr=3e-3))
+    def loss_of(student):
+        torch.manual_seed(123)  # the same noise, times, w and coins for both
+        with torch.no_grad():
+            return distillation_loss(student.eval(), teacher, data["latents"], COSINE, 2, config, data["labels"])["loss"].item()
+    before = loss_of(DistilledStudent(copy.deepcopy(teacher), 2, config.guidance_range))
+    run = distill(teacher, data, COSINE, config)
+    after = loss_of(run.students[2])
+    assert set(run.students) == {2} and before > 0
+    assert after < 0.5 * before, (before, after)
+    assert {row["steps"] for row in run.history} == {2}
+
+
+def test_distill_checks_its_inputs():
+    teacher = tiny_teacher()
+    with pytest.raises(ValueError, match="divisible by 2"):
+        DistillConfig(teacher_steps=12, rounds=3)
+    with pytest.raises(ValueError, match="no labels"):
+        distill(teacher, toy_latents()["latents"], COSINE, fast_config())
+    with pytest.raises(ValueError, match="needs class labels"):
+        distill(tiny_teacher(num_classes=0), toy_latents()["latents"], COSINE, fast_config())
+    with pytest.raises(ValueError, match=r"expects \(N, 2, 2\)"):
+        distill(teacher, {"latents": torch.randn(64, 3, 2), "labels": torch.zeros(64, dtype=torch.long)}, COSINE, fast_config())
+    with pytest.raises(TypeError, match="chapter-05 Denoiser"):
+        distill(MixtureDenoiser(MIX), toy_latents(), COSINE, fast_config())
+
+
+def test_energy_distance():
+    x, _ = MIX.sample(2000, torch.Generator().manual_seed(0))
+    y, _ = MIX.sample(3000, torch.Generator().manual_seed(1))
+    assert abs(energy_distance(x, y)) < 5e-3 < energy_distance(x + 0.3, y)
+    with pytest.raises(ValueError, match="same size"):
+        energy_distance(x, y[:, :1])
+
+
+# ---------------------------------------------------------------- sampling and saving
+
+def test_distilled_sampler_step_validation(tmp_path):
+    teacher = tiny_teacher()
+    student = DistilledStudent(copy.deepcopy(teacher), steps=4)
+    with pytest.raises(ValueError, match="needs a distilled student"):
+        sample_latents(teacher, COSINE, (3, 2, 2), sampler="distilled", steps=4, progress=False)
+    with pytest.raises(ValueError, match="distilled for 4 steps, not 8: pass steps=4"):
+        sample_latents(student, COSINE, (3, 2, 2), sampler="distilled", steps=8, progress=False)
+    out = sample_latents(student, COSINE, (3, 2, 2), sampler="distilled", steps=4, class_labels=1, guidance_scale=2.0,
+                         generator=0, progress=False)
+    assert out.latents.shape == (3, 2, 2) and torch.isfinite(out.latents).all()
+
+
+def test_student_save_load_round_trip(tmp_path):
+    student = DistilledStudent(tiny_teacher(), steps=2, guidance_range=(1, 3)).requires_grad_(False)
+    with torch.no_grad(): student.guidance.mlp[-1].weight.normal_()
+    save_student(student, tmp_path / "s", COSINE)
+    loaded = load_student(tmp_path / "s").requires_grad_(False)
+    z, alpha, labels = torch.randn(4, 2, 2), torch.rand(4), torch.tensor([0, 1, 2, 1])
+    assert (loaded.steps, loaded.guidance_range) == (2, (1.0, 3.0))
+    assert torch.equal(loaded(z, alpha, class_labels=labels, guidance_scale=2.5), student(z, alpha, class_labels=labels, guidance_scale=2.5))
+    save_denoiser(tiny_teacher(), tmp_path / "plain")
+    with pytest.raises(ValueError, match="not a distilled student"):
+        load_student(tmp_path / "plain")
+    (tmp_path / "s" / "guidance.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="is missing; the student folder is incomplete"):
+        load_student(tmp_path / "s")
+
+
+# ---------------------------------------------------------------- resume
+
+class Killed(Exception): pass
+
+
+def test_resume_continues_a_killed_run_exactly(tmp_path):
+    teacher, data, config = tiny_teacher(), toy_latents(256), fast_config()
+    whole = distill(teacher, data, COSINE, config, out_dir=tmp_path / "whole")
+
+    def kill(step, model, history):  # in round 1 (the 2-step student), after the checkpoint at step 10
+        if model.steps == 2 and step == 15: raise Killed
+    with pytest.raises(Killed):
+        distill(teacher, data, COSINE, config, out_dir=tmp_path / "run", callbacks=[kill])
+    state = json.loads((tmp_path / "run" / "distill.json").read_text())
+    assert state["done"] == [4] and (tmp_path / "run" / "students" / "steps_4").is_dir()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        distill(teacher, data, COSINE, config, out_dir=tmp_path / "run")
+    with pytest.raises(ValueError, match="another config"):
+        distill(teacher, data, COSINE, fast_config(guidance_range=[1.0, 2.0]), out_dir=tmp_path / "run", resume=True)
+    resumed = distill(teacher, data, COSINE, config, out_dir=tmp_path / "run", resume=True)
+    assert set(resumed.students) == {4, 2}
+    for steps in (4, 2):
+        for (name, a), (_, b) in zip(whole.students[steps].state_dict().items(), resumed.students[steps].state_dict().items()):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=f"{steps}-step student, {name}")
+    assert [r["loss"] for r in resumed.history] == pytest.approx([r["loss"] for r in whole.history], abs=1e-6)
+    assert load_student(tmp_path / "run" / "students" / "steps_2").steps == 2
