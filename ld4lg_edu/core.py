@@ -18,7 +18,7 @@ import torch
 # %% auto #0
 __all__ = ['PICKLE_SUFFIXES', 'ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs',
            'seed_everything', 'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state', 'rng_state',
-           'set_rng_state', 'atomic_directory', 'read_json', 'read_meta', 'confined_file', 'check_folder',
+           'set_rng_state', 'atomic_directory', 'read_utf8', 'read_json', 'read_meta', 'confined_file', 'check_folder',
            'read_tensors', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint', 'asset_path']
 
 # %% ../nbs/00_core.ipynb #8e394901
@@ -198,15 +198,19 @@ def atomic_directory(path: str | Path, keep: Sequence[str] = ()):
     shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/00_core.ipynb #0839457e
-def read_json(path: str | Path, fix: str = "write the file again"):
-    "The JSON value in the file `path`; a missing file, bytes that are not UTF-8 or text that is not JSON is an error naming `path`."
+def read_utf8(path: str | Path, fix: str = "write the file again") -> str:
+    "The text of the file `path`, strictly UTF-8: a missing file or a byte that is not UTF-8 is an error naming the file, the line and `fix`."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path} is missing; {fix}")
     data = path.read_bytes()
-    try: text = data.decode("utf-8")
+    try: return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
-        raise ValueError(f"{path}, line {line}: byte {data[e.start]:#04x} is not UTF-8; {fix}") from None
+        raise ValueError(f"{path}, line {line}: byte {data[e.start]:#04x} is not UTF-8 (a latin-1 file?); {fix}") from None
+
+def read_json(path: str | Path, fix: str = "write the file again"):
+    "The JSON value in the file `path`; a missing file, bytes that are not UTF-8 or text that is not JSON is an error naming `path`."
+    text = read_utf8(path, fix)
     try: return json.loads(text)
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); {fix}") from None
 
@@ -273,9 +277,11 @@ def confined_file(folder: str | Path, name, source: str | Path) -> Path:
     plain file name (no folder part, no `..`, not absolute, not hidden) and not a link to a place outside `folder`."""
     folder = Path(folder)
     if not isinstance(name, str) or not name or Path(name).name != name or name.startswith(".") or "\\" in name:
-        raise ValueError(f"{source} names {name!r}, which is not a plain file name inside {folder}; refusing to read it")
+        raise ValueError(f"{source} names {name!r}: not a plain file name, so it could lead outside its folder {folder}; "
+                         "refusing to read it")
     if _outside(folder, folder / name):
-        raise ValueError(f"{folder / name} is a link to {(folder / name).resolve()}, outside the folder; refusing to read it")
+        raise ValueError(f"{folder / name} is a link to {(folder / name).resolve()}, outside its folder; refusing to read "
+                         "it (saved folders hold their own files, not links out)")
     return folder / name
 
 def check_folder(folder: str | Path, fix: str = "save it again") -> Path:
@@ -286,7 +292,8 @@ def check_folder(folder: str | Path, fix: str = "save it again") -> Path:
     if not folder.is_dir(): raise FileNotFoundError(f"{folder} is not a folder; {fix}")
     for p in sorted(folder.iterdir()):
         if p.is_symlink() and _outside(folder, p):
-            raise ValueError(f"{p} is a link to {p.resolve()}, outside the folder; saved models hold their own files: {fix}")
+            raise ValueError(f"{p} is a link to {p.resolve()}, outside its folder; saved folders hold their own files, "
+                             f"not links out: {fix}")
         if p.suffix in PICKLE_SUFFIXES and p.is_file():
             raise ValueError(f"{p} is a pickle file, which can run code when read; this library reads only "
                              f"safetensors weights: delete it, or {fix}")

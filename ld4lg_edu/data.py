@@ -4,13 +4,13 @@
 
 # %% ../nbs/01_data.ipynb #0db8c499
 from __future__ import annotations
-import csv, gzip, hashlib, json, os, warnings
+import csv, gzip, hashlib, io, json, os, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .core import asset_path, ASSETS
+from .core import asset_path, ASSETS, read_utf8
 
 # %% auto #0
 __all__ = ['TASKS', 'SPLITS', 'WORDNET_CLASSES', 'LOCAL_CORPORA', 'HUB_CORPORA', 'SHIPPED_CORPORA', 'SPECIAL_TOKENS', 'Corpus',
@@ -104,33 +104,86 @@ def _need(path) -> Path:
     if not path.exists(): raise FileNotFoundError(f"data file not found: {path} (pass data_dir= pointing at the folder that holds it)")
     return path
 
-def read_ag_news_csv(path) -> list[dict]:
-    "AG News CSV without header: label (1-4), title, description -> `{'text': description, 'label': label-1}`."
-    with open(_need(path), newline="", encoding="utf-8") as f:
-        return [{"text": desc.replace("\\", " ").strip(), "label": int(lab) - 1} for lab, _title, desc in csv.reader(f)]
+def _text(path) -> str:
+    "The whole file as UTF-8; a byte that is not UTF-8 is an error naming the file, the line and how to convert it."
+    path = _need(path)
+    return read_utf8(path, f"convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`")
+
+def _csv_rows(path):
+    "`(line number, row)` for each non-blank row of a CSV file (the line a row starts on: quoted fields may span lines)."
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    while True:
+        line = reader.line_num + 1
+        try: row = next(reader)
+        except StopIteration: return
+        except csv.Error as e: raise ValueError(f"{path}, line {line}: not valid CSV ({e}); fix or remove that line") from None
+        if row: yield line, row  # a blank line is no row
+
+def _bad(path, line, problem: str):
+    return ValueError(f"{path}, line {line}: {problem}")
+
+def read_ag_news_csv(path, label_names: list[str] | None = None) -> list[dict]:
+    """AG News CSV without header: label (1..K), title, description -> `{'text': description, 'label': label-1}`.
+    With `label_names` (the K names of `classes.txt`), a label outside 1..K is an error naming the line."""
+    rows = []
+    for line, row in _csv_rows(path):
+        if len(row) != 3: raise _bad(path, line, f"expected 3 columns (label, title, description), got {len(row)}")
+        lab, _title, desc = row
+        if not lab.strip().isdigit():
+            raise _bad(path, line, f"label {lab!r} is not a class number; AG News labels are 1-based integers")
+        if int(lab) < 1 or (label_names and int(lab) > len(label_names)):
+            known = ", ".join(f"{i + 1}={n}" for i, n in enumerate(label_names or []))
+            raise _bad(path, line, f"label {int(lab)} is not a known class" + (f"; known: {known}" if known else
+                                   "; labels count from 1") + " (fix the row, or add the class to classes.txt)")
+        rows.append({"text": desc.replace("\\", " ").strip(), "label": int(lab) - 1})
+    return rows
+
+def _json_lines(path):
+    "`(line number, value)` for each non-blank line of a JSON-lines file."
+    for line, text in enumerate(_text(path).splitlines(), 1):
+        if not text.strip(): continue
+        try: yield line, json.loads(text)
+        except json.JSONDecodeError as e: raise _bad(path, line, f"not valid JSON ({e})") from None
 
 def read_rocstories_json(path) -> list[dict]:
     "ROCStories as one JSON list per line holding the five-sentence story."
-    with open(_need(path), encoding="utf-8") as f:
-        return [{"text": " ".join(json.loads(line))} for line in f if line.strip()]
+    rows = []
+    for line, story in _json_lines(path):
+        if not isinstance(story, list) or not all(isinstance(s, str) for s in story):
+            raise _bad(path, line, f"expected a JSON list of sentences, got {type(story).__name__}")
+        rows.append({"text": " ".join(story)})
+    return rows
 
 def read_story_cloze_csv(path) -> list[dict]:
     "Story Cloze CSV: four sentences + the right ending (when the file has `AnswerRightEnding`) -> a five-sentence story."
-    with open(_need(path), newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if rows and "AnswerRightEnding" not in rows[0]:
+    rows = list(_csv_rows(path))
+    if not rows: return []
+    head, body = rows[0][1], rows[1:]
+    if "AnswerRightEnding" not in head:
         raise ValueError(f"{path} has no AnswerRightEnding column, so its stories have no known ending; use the validation file")
-    return [{"text": " ".join([r[f"InputSentence{i}"] for i in range(1, 5)] + [r[f"RandomFifthSentenceQuiz{r['AnswerRightEnding']}"]])} for r in rows]
+    need = [f"InputSentence{i}" for i in range(1, 5)] + ["RandomFifthSentenceQuiz1", "RandomFifthSentenceQuiz2"]
+    if missing := [c for c in need if c not in head]: raise _bad(path, 1, f"the header lacks columns {missing}")
+    stories = []
+    for line, values in body:
+        if len(values) != len(head): raise _bad(path, line, f"expected {len(head)} columns, got {len(values)}")
+        r = dict(zip(head, values))
+        if r["AnswerRightEnding"] not in ("1", "2"):
+            raise _bad(path, line, f"AnswerRightEnding is {r['AnswerRightEnding']!r}; it must be 1 or 2")
+        stories.append({"text": " ".join([r[f"InputSentence{i}"] for i in range(1, 5)] + [r[f"RandomFifthSentenceQuiz{r['AnswerRightEnding']}"]])})
+    return stories
 
 def read_qqp_jsonl(path) -> list[dict]:
     "QQP paraphrase pairs as JSON lines `{'src', 'trg'}` -> `{'src', 'tgt'}`."
-    with open(_need(path), encoding="utf-8") as f:
-        return [{"src": d["src"], "tgt": d["trg"]} for d in map(json.loads, filter(str.strip, f))]
+    rows = []
+    for line, d in _json_lines(path):
+        if not isinstance(d, dict) or not isinstance(d.get("src"), str) or not isinstance(d.get("trg"), str):
+            raise _bad(path, line, "expected an object with string fields 'src' and 'trg'")
+        rows.append({"src": d["src"], "tgt": d["trg"]})
+    return rows
 
 def read_paragraphs(path) -> list[dict]:
     "Plain text with blank lines between paragraphs -> one row per paragraph."
-    text = _need(path).read_text(encoding="utf-8")
-    return [{"text": " ".join(p.split())} for p in text.split("\n\n") if p.strip()]
+    return [{"text": " ".join(p.split())} for p in _text(path).split("\n\n") if p.strip()]
 
 # %% ../nbs/01_data.ipynb #9cc1e297
 def find_shared_data() -> Path | None:
@@ -145,8 +198,8 @@ def _with_test(train_rows, test_rows, key="text"):
     return {"train": parts["train"], "valid": parts["valid"], "test": test_rows}
 
 def _local_ag_news(dd):
-    names = (dd / "ag_news" / "classes.txt").read_text().split("\n")
-    return "class", split_rows(read_ag_news_csv(dd / "ag_news" / "ag_news_7200.csv")), [n for n in names if n.strip()]
+    names = [n.strip() for n in _text(dd / "ag_news" / "classes.txt").split("\n") if n.strip()]
+    return "class", split_rows(read_ag_news_csv(dd / "ag_news" / "ag_news_7200.csv", names)), names
 
 def _local_rocstories(dd):
     stories = read_rocstories_json(dd / "rocstories" / "roc_4500.json") + read_story_cloze_csv(dd / "rocstories" / "story_cloze_val.csv")

@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import config_from_dict
+from .core import check_folder, config_from_dict, confined_file, read_meta, read_tensors
 from .denoiser import Denoiser, DenoiserConfig
 from .schedule import NoiseSchedule, get_schedule, q_sample, schedule_from_config, v_target, x0_from_v
 from .training import EMA, TensorData, TrainConfig, fit, host_coin
 
 # %% auto #0
-__all__ = ['v_loss', 'loss_weight', 'drop_labels', 'drop_cond', 'DiffusionConfig', 'unwrap', 'diffusion_loss', 'LatentDataset',
-           'save_denoiser', 'read_denoiser_info', 'load_denoiser', 'DiffusionRun', 'as_latent_dataset',
-           'train_diffusion']
+__all__ = ['DENOISER_FORMAT', 'DENOISER_VERSION', 'v_loss', 'loss_weight', 'drop_labels', 'drop_cond', 'DiffusionConfig',
+           'unwrap', 'diffusion_loss', 'LatentDataset', 'save_denoiser', 'read_denoiser_info', 'load_denoiser',
+           'DiffusionRun', 'as_latent_dataset', 'train_diffusion']
 
 # %% ../nbs/06_diffusion.ipynb #24410e5d
 def v_loss(v_pred: torch.Tensor, v: torch.Tensor, kind: str = "l2") -> torch.Tensor:
@@ -198,6 +198,8 @@ class LatentDataset(TensorData):
         return cls(**tensors)
 
 # %% ../nbs/06_diffusion.ipynb #f0781351
+DENOISER_FORMAT, DENOISER_VERSION = "ld4lg_edu.denoiser", 1
+
 def _config_diff(a: dict, b: dict) -> list[str]:
     return [f"{k}: saved {a.get(k)!r} vs expected {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
@@ -224,7 +226,7 @@ def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedul
     stem = "model" if not any(directory.glob("model*.safetensors")) else f"model-{secrets.token_hex(4)}"  # never overwrite
     names = [f"{stem}.safetensors"] if len(shards) == 1 else [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     for name, shard in zip(names, shards): save_file(shard, str(directory / name))
-    meta = {"format": "ld4lg_edu.denoiser", "version": 1, "config": model.config.to_dict(), "schedule": schedule,
+    meta = {"format": DENOISER_FORMAT, "version": DENOISER_VERSION, "config": model.config.to_dict(), "schedule": schedule,
             "weights": names, "extra": extra or {}}
     (directory / "denoiser.json.tmp").write_text(json.dumps(meta, indent=1))
     os.replace(directory / "denoiser.json.tmp", directory / "denoiser.json")  # the commit point
@@ -232,42 +234,32 @@ def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedul
         if old.name not in names: old.unlink()
     return directory
 
+_DENOISER_FIELDS = {"config": DenoiserConfig}
+_DENOISER_OPTIONAL = {"weights": list[str], "schedule": dict | None, "extra": dict}  # no "weights": model.safetensors
+
 def read_denoiser_info(directory: str | Path) -> dict:
-    "The `denoiser.json` of a saved denoiser: {'config', 'schedule', 'extra', ...}."
+    """The `denoiser.json` of a saved denoiser ({'config', 'schedule', 'weights', 'extra', ...}), checked: its format and
+    version (untagged files of earlier releases read as version 0), and each field's type."""
     path = Path(directory) / "denoiser.json"
     if not path.exists(): raise FileNotFoundError(f"{directory} holds no saved denoiser ({path.name} missing); write one with save_denoiser")
-    try: info = json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); the folder is corrupt: save the denoiser again") from None
-    meta = info if isinstance(info, dict) else {}
-    if meta.get("format") != "ld4lg_edu.denoiser" or not isinstance(meta.get("version"), int) or meta["version"] > 1:
-        raise ValueError(f"{path} is format {meta.get('format')!r} version {meta.get('version')}; this library reads "
-                         "'ld4lg_edu.denoiser' up to version 1: upgrade ld4lg-edu or point to a folder written by save_denoiser")
-    return info
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    "The tensors of one `.safetensors` file; a truncated or foreign file is an error that names it."
-    from safetensors.torch import load_file
-    try: return load_file(str(path))
-    except Exception as e: raise ValueError(f"{path} is not a readable safetensors file ({e}); save the model again") from None
+    return read_meta(path, DENOISER_FORMAT, DENOISER_VERSION, _DENOISER_FIELDS, _DENOISER_OPTIONAL, untagged=True,
+                     fix="save the denoiser again (save_denoiser)")
 
 def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None = None, device: str | torch.device = "cpu") -> Denoiser:
     "Rebuild the denoiser saved in `directory` (in eval mode); `expected_config` makes a config mismatch an error."
-    from safetensors.torch import load_file
-    info = read_denoiser_info(directory)
-    config = DenoiserConfig.from_dict(info["config"])
+    directory, fix = Path(directory), "save the denoiser again (save_denoiser)"
+    info = read_denoiser_info(check_folder(directory, fix) if directory.is_dir() else directory)
+    try: config = DenoiserConfig.from_dict(info["config"])
+    except (TypeError, ValueError) as e: raise ValueError(f"{directory / 'denoiser.json'}: {e}; {fix}") from None
     if expected_config is not None and config != expected_config:
         raise ValueError(f"the denoiser in {directory} was saved with a different config: "
                          + "; ".join(_config_diff(config.to_dict(), expected_config.to_dict()))
                          + ". Load it without expected_config, or point to the right folder.")
     model = Denoiser(config)
-    names = info.get("weights", ["model.safetensors"])
-    outside = [n for n in names if not isinstance(n, str) or Path(n).name != n or n.startswith(".")
-               or (Path(directory) / n).is_symlink()]
-    if outside: raise ValueError(f"{directory}/denoiser.json names weight files outside its folder or links: {outside}; refusing to read them")
-    files = [Path(directory) / name for name in names]
+    files = [confined_file(directory, name, directory / "denoiser.json") for name in info.get("weights", ["model.safetensors"])]
     missing = [str(f) for f in files if not f.exists()]
     if missing: raise FileNotFoundError(f"weights listed in {directory}/denoiser.json are missing: {', '.join(missing)}")
-    state, wanted = {k: v for f in files for k, v in _read_weights(f).items()}, model.state_dict()
+    state, wanted = {k: v for f in files for k, v in read_tensors(f, fix=fix).items()}, model.state_dict()
     problems = ([f"missing {k}" for k in wanted if k not in state] + [f"unexpected {k}" for k in state if k not in wanted]
                 + [f"{k}: saved {tuple(v.shape)} vs config {tuple(wanted[k].shape)}" for k, v in state.items() if k in wanted and v.shape != wanted[k].shape])
     if problems: raise ValueError(f"weights in {directory} do not fit its denoiser.json: {problems[:5]}; the folder is corrupt or mixed up")

@@ -211,6 +211,7 @@ def test_loader_refuses_unknown_formats_and_weights_outside_the_folder(tmp_path)
     (tmp_path / "d" / "denoiser.json").write_text(json.dumps({**info, "weights": ["link.safetensors"]}))
     with pytest.raises(ValueError, match="links"):
         load_denoiser(tmp_path / "d")
+    (tmp_path / "d" / "link.safetensors").unlink()                        # the folder check comes first: no link left
     (tmp_path / "d" / "denoiser.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_denoiser(tmp_path / "d")
