@@ -8,8 +8,9 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode', 'cmd_train_diffusion',
-           'cmd_train_ar', 'cmd_build', 'cmd_sample', 'cmd_explore', 'build_parser', 'main']
+__all__ = ['COURSE_MARKER', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode',
+           'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_sample', 'cmd_explore', 'course_source',
+           'copy_course', 'launch_lab', 'cmd_course', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #84f5723f
 def cmd_corpus(args):
@@ -153,6 +154,59 @@ def cmd_explore(args):
     from ld4lg_edu.explorer_app import launch_explorer
     launch_explorer(port=args.port, open_browser=args.open, model=args.model, ui=args.ui)
 
+# %% ../nbs/11_cli.ipynb #f2cc1ab1
+COURSE_MARKER = ".ld4lg-course.json"  # written into every copy: what makes a folder "a course copy"
+
+def course_source() -> Path:
+    "The shipped chapters: `ld4lg_edu/course/` in an installed package, the repository's `nbs/` in a source checkout."
+    import ld4lg_edu
+    package = Path(ld4lg_edu.__file__).resolve().parent
+    for folder in (package / "course", package.parent / "nbs"):
+        if (folder / "index.ipynb").is_file(): return folder
+    raise FileNotFoundError(f"no course notebooks beside {package}; reinstall with pip install 'ld4lg-edu[course]'")
+
+def _shipped(source: Path) -> list[str]:
+    "The names a course copy holds: every notebook, the images and stored results they read."
+    return sorted(p.name for p in source.iterdir()
+                  if (p.suffix == ".ipynb" and not p.name.startswith("_")) or (p.is_dir() and p.name in ("images", "results")))
+
+def copy_course(folder: str | Path, source: str | Path | None = None) -> tuple[list[str], list[str]]:
+    "Copy the chapters into `folder`: new, empty, or an earlier copy, whose files all stay as they are. -> (added, kept)"
+    from ld4lg_edu import __version__
+    from ld4lg_edu.core import atomic_directory
+    import shutil
+    folder, source = Path(folder).resolve(), Path(source) if source is not None else course_source()
+    if folder.exists() and not folder.is_dir(): raise NotADirectoryError(f"{folder} is a file; pass --dir with a folder")
+    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if present and COURSE_MARKER not in present:
+        raise FileExistsError(f"{folder} is not empty and is not a course copy (it has no {COURSE_MARKER}); "
+                              "pass --dir with a new or empty folder")
+    added = [name for name in _shipped(source) if name not in present]
+    with atomic_directory(folder, keep=present) as tmp:
+        for name in added:
+            if (source / name).is_dir(): shutil.copytree(source / name, tmp / name)
+            else: shutil.copy2(source / name, tmp / name)
+        (tmp / COURSE_MARKER).write_text(json.dumps({"format": "ld4lg-course", "version": __version__}) + "\n")
+    return added, present
+
+# %% ../nbs/11_cli.ipynb #87191aa9
+def launch_lab(folder: str | Path, open_browser: bool = True, port: int | None = None) -> int:
+    "Run JupyterLab on `folder`, opening its `index.ipynb`, until Ctrl-C; returns its exit status."
+    import subprocess
+    cmd = [sys.executable, "-m", "jupyterlab", "index.ipynb", *([] if open_browser else ["--no-browser"]),
+           *([f"--ServerApp.port={port}"] if port else [])]
+    try: return subprocess.call(cmd, cwd=folder)
+    except KeyboardInterrupt: return 0  # Ctrl-C reached JupyterLab too, which shuts its kernels down
+
+def cmd_course(args):
+    "Copy the course notebooks to `--dir` and open JupyterLab on them (`--no-lab`: copy only)."
+    added, kept = copy_course(args.dir)
+    folder = Path(args.dir).resolve()
+    print(f"course in {folder}: {len(added)} notebooks and folders copied"
+          + (f", {len(kept)} already there kept as they were" if kept else ""))
+    if args.no_lab: print(f"open it with: jupyter lab --notebook-dir {folder}")
+    else: return launch_lab(folder, open_browser=not args.no_browser, port=args.port)
+
 # %% ../nbs/11_cli.ipynb #c818f6bd
 def build_parser() -> argparse.ArgumentParser:
     "The `ld4lg` argument parser with all subcommands."
@@ -246,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--open", action="store_true", help="open a browser tab")
     c.add_argument("--ui", choices=["voila", "lab"], default="voila")
     c.set_defaults(func=cmd_explore)
+    c = sub.add_parser("course", help="copy the course notebooks to a folder and open them in JupyterLab")
+    c.add_argument("--dir", default="ld4lg-course", help="where the notebooks go: a new or empty folder, or an earlier copy")
+    c.add_argument("--no-lab", action="store_true", help="only copy; do not start JupyterLab")
+    c.add_argument("--no-browser", action="store_true", help="start JupyterLab without opening a browser tab")
+    c.add_argument("--port", type=int, default=None)
+    c.set_defaults(func=cmd_course)
     return p
 
 def main(argv: list[str] | None = None):
