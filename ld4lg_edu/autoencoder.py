@@ -330,12 +330,10 @@ _AE_FIELDS = {"config": AutoencoderConfig, "lm_dims": {"d_model": int, "vocab_si
 def _saved_lm(path: Path, device, freeze: bool, fix: str):
     "The LM saved in `path/lm`, checked like the rest of the folder; any failure names that folder."
     source = check_folder(confined_file(path, "lm", path / AE_CONFIG), fix)
-    try: lm, tokenizer = load_lm(source, device=device, freeze=freeze)
+    for f in sorted(source.glob("*.safetensors")): read_tensors(f, fix=fix)   # truncated, foreign or NaN: named here
+    try: return load_lm(source, device=device, freeze=freeze)
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise ValueError(f"{source}: the LM saved with this autoencoder does not load ({type(e).__name__}: {e}); {fix}") from None
-    bad = [n for n, p in lm.named_parameters() if not torch.isfinite(p).all()]
-    if bad: raise ValueError(f"{source}: weights {bad[:3]} hold NaN or infinite values; {fix}")
-    return lm, tokenizer
 
 def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> LanguageAutoencoder:
     """Load an autoencoder saved by `save_autoencoder`; `lm` (a model, with `tokenizer`, or a name/path) overrides the

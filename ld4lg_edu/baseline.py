@@ -178,7 +178,8 @@ def _weight_files(path: Path, fix: str) -> list[Path]:
     "The safetensors files of a saved 🤗 model: `model.safetensors`, or the shards its index names (inside `path` only)."
     index = path / "model.safetensors.index.json"
     if not index.exists(): return [confined_file(path, "model.safetensors", path / AR_META)]
-    shards = (data := read_json(index, fix)).get("weight_map") if isinstance(data, dict) else None
+    data = read_json(index, fix)
+    shards = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(shards, dict): raise ValueError(f"{index} has no weight_map object; {fix}")
     return [confined_file(path, name, index) for name in sorted(set(shards.values()), key=str)]
 
