@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_pipeline.ipynb #39804285
 from __future__ import annotations
-import json, math
+import json, math, os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +17,16 @@ from .autoencoder import LanguageAutoencoder, AutoencoderConfig, save_autoencode
 from .schedule import NoiseSchedule, get_schedule, schedule_from_config
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import save_denoiser, load_denoiser, read_denoiser_info
-from .samplers import sample_latents, get_sampler, SAMPLERS
+from .samplers import sample_latents, get_sampler, SAMPLERS, STUDENT_SAMPLERS
+from .distill import DistillConfig, DistilledStudent, distill, save_student, load_student
+from .data import Corpus, load_corpus
+from .diffusion import LatentDataset, as_latent_dataset
+from .training import TrainConfig
 
 # %% auto #0
-__all__ = ['PIPELINE_FORMAT', 'PIPELINE_VERSION', 'REQUIRED_FILES', 'Trajectory', 'SampleResult', 'LatentDiffusionPipeline',
-           'tiny_pipeline', 'load_default', 'text_similarity', 'mbr_select']
+__all__ = ['PIPELINE_FORMAT', 'PIPELINE_VERSION', 'REQUIRED_FILES', 'STUDENT_DIR', 'Trajectory', 'SampleResult',
+           'LatentDiffusionPipeline', 'tiny_pipeline', 'load_default', 'distill_pipeline', 'text_similarity',
+           'mbr_select']
 
 # %% ../nbs/08_pipeline.ipynb #bdc79f52
 @dataclass
@@ -42,9 +47,11 @@ class SampleResult:
 
 # %% ../nbs/08_pipeline.ipynb #be86e704
 class LatentDiffusionPipeline:
-    "Autoencoder + denoiser + schedule + default sampler: `sample`, `encode`, `decode`, `reconstruct`, `interpolate`, save/load."
+    """Autoencoder + denoiser + schedule + default sampler (+ optional distilled `students` {steps: DistilledStudent}):
+    `sample`, `encode`, `decode`, `reconstruct`, `interpolate`, save/load."""
     def __init__(self, autoencoder: LanguageAutoencoder, denoiser: Denoiser, schedule: NoiseSchedule | str = "cosine",
-                 label_names: list[str] | None = None, sampler: str = "dpmpp2m", steps: int = 25, device=None):
+                 label_names: list[str] | None = None, sampler: str = "dpmpp2m", steps: int = 25, device=None,
+                 students: dict[int, DistilledStudent] | None = None):
         self.autoencoder, self.denoiser = autoencoder, denoiser
         self.schedule = get_schedule(schedule)
         if tuple(autoencoder.latent_shape) != (denoiser.config.num_latents, denoiser.config.latent_dim):
@@ -56,14 +63,27 @@ class LatentDiffusionPipeline:
         if label_names and len(set(label_names)) != len(label_names):
             raise ValueError(f"label_names {list(label_names)} repeat a name; each class needs its own, or labels are ambiguous")
         get_sampler(sampler, self.schedule)  # fails early on an unknown name
+        self.students = _check_students(students or {}, denoiser)
         self.label_names, self.sampler, self.steps = (list(label_names) if label_names else None), sampler, steps
+        self.model_for(sampler, steps)  # a 'distilled' default needs its student
         self.to(device or autoencoder.device)
 
     def to(self, device):
-        "Move both networks to `device`."
+        "Move the networks (autoencoder, denoiser, students) to `device`."
         self.device = get_device(device)
-        self.autoencoder.to(self.device); self.denoiser.to(self.device).eval()
+        self.autoencoder.to(self.device)
+        for net in (self.denoiser, *self.students.values()): net.to(self.device).eval()
         return self
+
+    def model_for(self, sampler: str, steps: int):
+        "The network that samples with `sampler` at `steps`: the student made for `steps` for 'distilled', else the denoiser."
+        if sampler not in STUDENT_SAMPLERS: return self.denoiser
+        if not self.students:
+            raise ValueError(f"sampler={sampler!r} needs a distilled student and this pipeline has none; distil one with "
+                             "distill_pipeline (`ld4lg distill`), or use sampler='dpmpp2m'")
+        if steps not in self.students:
+            raise ValueError(f"this pipeline has no student for steps={steps}; its students take steps in {sorted(self.students)}")
+        return self.students[steps]
 
     @property
     def num_latents(self) -> int: return self.autoencoder.latent_shape[0]
@@ -72,7 +92,18 @@ class LatentDiffusionPipeline:
 
     def __repr__(self):
         return (f"LatentDiffusionPipeline(ℓ×d_ae={self.num_latents}×{self.latent_dim}, classes={self.label_names}, "
-                f"sampler={self.sampler!r}, steps={self.steps}, device={self.device})")
+                f"sampler={self.sampler!r}, steps={self.steps}, students={sorted(self.students) or None}, device={self.device})")
+
+def _check_students(students: dict, denoiser: Denoiser) -> dict[int, DistilledStudent]:
+    "`students` {steps: DistilledStudent} checked against the denoiser they were distilled from, sorted by steps."
+    if not isinstance(students, dict): raise TypeError(f"students must be a dict {{steps: DistilledStudent}}, got {type(students).__name__}")
+    for steps, student in students.items():
+        if not isinstance(student, DistilledStudent):
+            raise TypeError(f"students[{steps!r}] is a {type(student).__name__}, not a DistilledStudent (chapter 07a)")
+        if steps != student.steps: raise ValueError(f"students[{steps!r}] was distilled for {student.steps} steps; key it by {student.steps}")
+        if student.config != denoiser.config:
+            raise ValueError(f"the {steps}-step student's denoiser config differs from the pipeline's denoiser; distil this denoiser")
+    return dict(sorted(students.items()))
 
 # %% ../nbs/08_pipeline.ipynb #cbda375f
 @patch
@@ -95,8 +126,8 @@ def _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size)
     "Refuse bad sampling arguments by name before any work is done."
     positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
     if not positive(steps): raise ValueError(f"steps must be an int >= 1 (None = the model's default), got {steps!r}")
-    if isinstance(sampler, str) and sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)} (None = the model's default)")
+    if isinstance(sampler, str) and sampler not in {**SAMPLERS, **STUDENT_SAMPLERS}:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)} or 'distilled' (None = the model's default)")
     if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale):
         raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {guidance_scale!r}")
     if not positive(decode_every): raise ValueError(f"decode_every must be an int >= 1 (1 = decode x̂0 at every step), got {decode_every!r}")
@@ -110,10 +141,11 @@ def sample(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: fl
     if not isinstance(n, int) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
     steps, sampler = self.steps if steps is None else steps, self.sampler if sampler is None else sampler
     _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size)  # every argument, also when n == 0
+    model = self.model_for(sampler, steps)
     labels = self.label_ids(label, n)
     generator = seed_everything(seed) if seed is not None else None
     if n == 0: return SampleResult([], [], torch.zeros(0, self.num_latents, self.latent_dim))
-    out = sample_latents(self.denoiser, self.schedule, (n, self.num_latents, self.latent_dim), sampler=sampler, steps=steps,
+    out = sample_latents(model, self.schedule, (n, self.num_latents, self.latent_dim), sampler=sampler, steps=steps,
                          class_labels=labels, guidance_scale=guidance_scale, generator=generator,
                          record_trajectory=return_trajectory, device=self.device, progress=progress)
     latents = out.latents.float()
@@ -176,12 +208,28 @@ def tiny_pipeline(label_names: list[str] | None = ("animal", "plant"), seed: int
 PIPELINE_FORMAT, PIPELINE_VERSION = "ld4lg_edu.pipeline", 1
 REQUIRED_FILES = ("pipeline.json", "autoencoder/autoencoder.json", "autoencoder/autoencoder.safetensors", "denoiser/denoiser.json")
 
-def _required_files(directory: Path) -> list[str]:
-    "Every file a pipeline folder must hold, the denoiser's weight shards (listed in its JSON) included."
-    files = list(REQUIRED_FILES)
-    if (directory / "denoiser" / "denoiser.json").exists():
-        files += [f"denoiser/{n}" for n in read_denoiser_info(directory / "denoiser").get("weights", ["model.safetensors"])]
+STUDENT_DIR = "student"  # dir/student/steps_{N}/: the distilled students listed in pipeline.json
+
+def _weight_files(directory: Path, sub: str) -> list[str]:
+    "`sub/denoiser.json` and the weight shards it lists (when it can be read)."
+    files = [f"{sub}/denoiser.json"]
+    if (directory / sub / "denoiser.json").exists():
+        files += [f"{sub}/{n}" for n in read_denoiser_info(directory / sub).get("weights", ["model.safetensors"])]
     return files
+
+def _required_files(directory: Path, students: list[int] = ()) -> list[str]:
+    "Every file a pipeline folder must hold: the denoiser's weight shards (listed in its JSON) and each listed student's files."
+    files = list(REQUIRED_FILES) + _weight_files(directory, "denoiser")[1:]
+    for steps in students:
+        files += _weight_files(directory, f"{STUDENT_DIR}/steps_{steps}") + [f"{STUDENT_DIR}/steps_{steps}/guidance.safetensors"]
+    return files
+
+def _listed_students(meta: dict, directory: Path) -> list[int]:
+    "The step counts of the students listed in pipeline.json (none in a folder written before students existed)."
+    steps = meta.get("students", [])
+    if not isinstance(steps, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in steps):
+        raise ValueError(f"{directory}/pipeline.json lists students {steps!r}; it should be a list of step counts: save the pipeline again")
+    return steps
 
 @patch
 def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype: str = "float32") -> Path:
@@ -193,14 +241,17 @@ def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype:
     if directory.exists() and any(directory.iterdir()) and not (directory / "pipeline.json").exists():
         raise FileExistsError(f"{directory} holds files but no pipeline.json; save the pipeline to a new or empty folder")
     with atomic_directory(directory) as tmp:
+        nets = (self.autoencoder, self.denoiser, *self.students.values())
         try:
-            for net in (self.autoencoder, self.denoiser): net.to(getattr(torch, dtype))
+            for net in nets: net.to(getattr(torch, dtype))
             save_autoencoder(self.autoencoder, tmp / "autoencoder", save_lm=True)
             save_denoiser(self.denoiser, tmp / "denoiser", self.schedule)
+            for steps, student in self.students.items(): save_student(student, tmp / STUDENT_DIR / f"steps_{steps}", self.schedule)
         finally:
-            for net in (self.autoencoder, self.denoiser): net.float()
+            for net in nets: net.float()
         meta = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION, "library_version": __version__,
                 "label_names": self.label_names, "sampler": self.sampler, "steps": self.steps}
+        if self.students: meta["students"] = sorted(self.students)
         (tmp / "pipeline.json").write_text(json.dumps(meta, indent=1))
     return directory
 
@@ -217,16 +268,69 @@ def from_pretrained(cls: LatentDiffusionPipeline, directory: str | Path = "defau
     if meta.get("format") != PIPELINE_FORMAT or meta.get("version", 0) > PIPELINE_VERSION:
         raise ValueError(f"{directory}/pipeline.json is format {meta.get('format')!r} version {meta.get('version')}; "
                          f"this library reads {PIPELINE_FORMAT!r} up to version {PIPELINE_VERSION}: upgrade ld4lg-edu")
+    student_steps = _listed_students(meta, directory)
+    missing = [f for f in _required_files(directory, student_steps) if not (directory / f).exists()]
+    if missing: raise FileNotFoundError(f"{directory} is not a complete pipeline: missing {', '.join(missing)}")
     device = get_device(device)
     autoencoder = load_autoencoder(directory / "autoencoder", device=device).eval()
     denoiser = load_denoiser(directory / "denoiser", device=device)
     schedule = schedule_from_config(read_denoiser_info(directory / "denoiser")["schedule"])
+    students = {s: load_student(directory / STUDENT_DIR / f"steps_{s}", device=device) for s in student_steps}
     return cls(autoencoder, denoiser, schedule, label_names=meta["label_names"], sampler=meta["sampler"],
-               steps=meta["steps"], device=device)
+               steps=meta["steps"], device=device, students=students)
 
 def load_default(device=None) -> LatentDiffusionPipeline:
     "The trained pipeline shipped inside the package (WordNet definitions, six classes)."
     return LatentDiffusionPipeline.from_pretrained("default", device=device)
+
+# %% ../nbs/08_pipeline.ipynb #34061ec5
+def _distill_latents(pipe: LatentDiffusionPipeline, latents, corpus, cache: Path) -> LatentDataset:
+    "The training latents: given, cached in `cache`, or the train split of `corpus` encoded with the pipeline's autoencoder."
+    if latents is not None: return as_latent_dataset(latents)
+    if cache.exists(): return LatentDataset.load(cache)
+    corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
+    if not isinstance(corpus, Corpus): raise TypeError(f"corpus must be a corpus name or a Corpus, got {type(corpus).__name__}")
+    if (corpus.label_names or None) != pipe.label_names:
+        raise ValueError(f"corpus {corpus.name!r} has classes {corpus.label_names} but the pipeline {pipe.label_names}; "
+                         "distil on the corpus the pipeline was trained on")
+    labels = torch.tensor(corpus.labels("train")) if corpus.label_names else None
+    data = LatentDataset(pipe.autoencoder.encode(corpus.texts("train"), batch_size=256).cpu(), labels)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    data.save(cache.with_name(cache.name + ".tmp")); os.replace(cache.with_name(cache.name + ".tmp"), cache)
+    return data
+
+def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir: str | Path, latents=None, corpus: str | Corpus = "wordnet",
+                     rounds: int = 6, teacher_steps: int = 64, steps_per_round: int = 3000, batch_size: int = 256, lr: float = 1e-4,
+                     guidance_range: tuple[float, float] = (1.0, 3.0), keep_steps: tuple[int, ...] = (1, 2, 4, 8),
+                     resume: bool = False, compile: bool = False, cuda_graph: bool = False, seed: int = 0,
+                     save_dtype: str = "float32", device=None, callbacks=()) -> LatentDiffusionPipeline:
+    """Distil a pipeline's denoiser into few-step students and write the pipeline with them to `out_dir/pipeline/`.
+    `pipe_or_dir`: a pipeline, its folder or 'default'. `latents`: training latents (path, tensor (N, ℓ, d_ae), dict or
+    `LatentDataset`, labelled for a class model), or None to encode `corpus`'s train split. Round r trains a student for
+    `teacher_steps / 2^(r+1)` steps, `steps_per_round` optimiser steps of `batch_size`; `keep_steps` picks the students kept."""
+    if save_dtype not in ("float32", "bfloat16"): raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
+    if isinstance(steps_per_round, bool) or not isinstance(steps_per_round, int) or steps_per_round < 1:
+        raise ValueError(f"steps_per_round must be an int >= 1, got {steps_per_round!r}")
+    train = TrainConfig(steps=steps_per_round, batch_size=batch_size, lr=lr, weight_decay=0.0, decay="linear", seed=seed,
+                        warmup_steps=min(100, max(1, steps_per_round // 10)), log_every=max(1, min(100, steps_per_round // 10)),
+                        checkpoint_every=max(1, min(1000, steps_per_round // 2)), compile=compile, cuda_graph=cuda_graph)
+    config = DistillConfig(train=train, teacher_steps=teacher_steps, rounds=rounds, guidance_range=list(guidance_range))
+    keep = sorted(set(keep_steps))
+    if not keep or any(s not in config.student_steps for s in keep):
+        raise ValueError(f"keep_steps={tuple(keep_steps)} must be among the students these rounds make, {config.student_steps}")
+    out = Path(out_dir)
+    if (out / "distill" / "distill.json").exists() and not resume:
+        raise FileExistsError(f"{out} already holds a distillation run; pass resume=True (--resume) to continue it, or choose another folder")
+    pipe = pipe_or_dir if isinstance(pipe_or_dir, LatentDiffusionPipeline) else LatentDiffusionPipeline.from_pretrained(pipe_or_dir, device)
+    if device is not None: pipe.to(device)
+    if [float(w) for w in guidance_range] != [1.0, 1.0] and not pipe.label_names:
+        raise ValueError(f"guidance_range={tuple(guidance_range)} needs a class-conditional pipeline; use guidance_range=(1, 1)")
+    data = _distill_latents(pipe, latents, corpus, out / "latents.safetensors")
+    run = distill(pipe.denoiser, data, pipe.schedule, config, out_dir=out / "distill", resume=resume, callbacks=callbacks)
+    result = LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=pipe.label_names, sampler=pipe.sampler,
+                                     steps=pipe.steps, device=pipe.device, students={s: run.students[s] for s in keep})
+    result.save_pretrained(out / "pipeline", dtype=save_dtype)
+    return result
 
 # %% ../nbs/08_pipeline.ipynb #c0e3b2a9
 def text_similarity(a: str, b: str, metric: str = "rouge") -> float:

@@ -171,3 +171,76 @@ def test_resume_continues_a_killed_run_exactly(tmp_path):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=f"{steps}-step student, {name}")
     assert [r["loss"] for r in resumed.history] == pytest.approx([r["loss"] for r in whole.history], abs=1e-6)
     assert load_student(tmp_path / "run" / "students" / "steps_2").steps == 2
+
+
+# ---------------------------------------------------------------- the pipeline
+
+@pytest.fixture(scope="module")
+def tiny_pipe():
+    from ld4lg_edu.pipeline import tiny_pipeline
+    return tiny_pipeline()
+
+
+def tiny_corpus():
+    from ld4lg_edu.data import Corpus
+    rows = [{"text": t, "label": i % 2} for i, t in enumerate(["a small dog", "a tall tree", "a wild cat", "a green herb"] * 8)]
+    return Corpus("toy", "class", {"train": rows, "valid": [], "test": []}, label_names=["animal", "plant"])
+
+
+def test_pipeline_with_students_round_trip(tiny_pipe, tmp_path):
+    from ld4lg_edu.pipeline import LatentDiffusionPipeline
+    students = {s: DistilledStudent(copy.deepcopy(tiny_pipe.denoiser), s, (1, 3)) for s in (2, 4)}
+    for st in students.values():
+        with torch.no_grad(): st.guidance.mlp[-1].weight.normal_()  # so that w matters and a lost embedding would show
+    pipe = LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, tiny_pipe.schedule, label_names=tiny_pipe.label_names,
+                                   steps=10, students=students)
+    pipe.save_pretrained(tmp_path / "p")
+    meta = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    assert meta["students"] == [2, 4] and (tmp_path / "p" / "student" / "steps_4" / "guidance.safetensors").is_file()
+    again = LatentDiffusionPipeline.from_pretrained(tmp_path / "p")
+    assert sorted(again.students) == [2, 4]
+    kw = dict(label="plant", sampler="distilled", steps=4, guidance_scale=2.5, seed=3)
+    assert torch.equal(again.sample(2, **kw).latents, pipe.sample(2, **kw).latents)
+    assert not torch.equal(pipe.sample(2, **kw).latents, pipe.sample(2, **{**kw, "guidance_scale": 1.0}).latents)
+    # a folder saved without students (as every folder before them) loads with none
+    tiny_pipe.save_pretrained(tmp_path / "old")
+    assert "students" not in json.loads((tmp_path / "old" / "pipeline.json").read_text())
+    assert LatentDiffusionPipeline.from_pretrained(tmp_path / "old").students == {}
+    (tmp_path / "p" / "student" / "steps_2" / "guidance.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="missing student/steps_2/guidance.safetensors"):
+        LatentDiffusionPipeline.from_pretrained(tmp_path / "p")
+
+
+def test_pipeline_distilled_sampler_errors(tiny_pipe):
+    from ld4lg_edu.pipeline import LatentDiffusionPipeline
+    with pytest.raises(ValueError, match="this pipeline has none"):
+        tiny_pipe.sample(0, sampler="distilled", steps=4)
+    pipe = LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, tiny_pipe.schedule, label_names=tiny_pipe.label_names,
+                                   students={4: DistilledStudent(copy.deepcopy(tiny_pipe.denoiser), 4)})
+    with pytest.raises(ValueError, match=r"no student for steps=8; its students take steps in \[4\]"):
+        pipe.sample(0, sampler="distilled", steps=8)
+    with pytest.raises(ValueError, match="key it by 4"):
+        LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, label_names=tiny_pipe.label_names,
+                                students={2: DistilledStudent(copy.deepcopy(tiny_pipe.denoiser), 4)})
+    with pytest.raises(ValueError, match="needs a distilled student"):  # a 'distilled' default needs its student
+        LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, label_names=tiny_pipe.label_names, sampler="distilled", steps=4)
+
+
+def test_distill_pipeline_library_path_and_resume(tiny_pipe, tmp_path):
+    "The path tools/distill_default.sh takes, on a tiny pipeline: encode, distil, save; a killed run resumes."
+    from ld4lg_edu.pipeline import LatentDiffusionPipeline, distill_pipeline
+    kw = dict(corpus=tiny_corpus(), rounds=2, teacher_steps=4, steps_per_round=4, batch_size=8, keep_steps=(1, 2))
+    with pytest.raises(ValueError, match="among the students"):
+        distill_pipeline(tiny_pipe, tmp_path / "bad", **{**kw, "keep_steps": (4,)})
+    def kill(step, model, history):
+        if model.steps == 1: raise Killed
+    with pytest.raises(Killed):
+        distill_pipeline(tiny_pipe, tmp_path / "run", callbacks=[kill], **kw)
+    assert (tmp_path / "run" / "latents.safetensors").is_file() and not (tmp_path / "run" / "pipeline").exists()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        distill_pipeline(tiny_pipe, tmp_path / "run", **kw)
+    pipe = distill_pipeline(tiny_pipe, tmp_path / "run", resume=True, **kw)
+    assert sorted(pipe.students) == [1, 2]
+    loaded = LatentDiffusionPipeline.from_pretrained(tmp_path / "run" / "pipeline")
+    out = loaded.sample(2, label="animal", sampler="distilled", steps=1, guidance_scale=2.0, seed=0)
+    assert len(out.texts) == 2 and torch.isfinite(out.latents).all()
