@@ -121,8 +121,9 @@ class EMA:
     @torch.no_grad()
     def lerp_(self, model: nn.Module, weight: torch.Tensor):
         "The device side of an update, as a CUDA graph can capture it: shadow += weight · (θ - shadow), `weight` 0-dim."
+        params = self._floats(model)  # first: moves the shadows to the model's device
         shadow = list(self.shadow.values())
-        delta = torch._foreach_sub(self._floats(model), shadow)
+        delta = torch._foreach_sub(params, shadow)
         torch._foreach_mul_(delta, weight)
         torch._foreach_add_(shadow, delta)
 
