@@ -89,3 +89,41 @@ def test_collator_counts_truncation_and_labels():
     assert batch["input_ids"].shape == (2, 8) and col.truncated == 1
     assert batch["labels"].tolist() == [0, 3]
     assert batch["attention_mask"][0].sum() < 8  # the short text is padded
+
+
+def test_local_readers_name_the_file_the_line_and_the_fix(tmp_path):
+    "A bad byte, label or line in a local corpus file stops the reader at that file and line (never a silent -1 or 8)."
+    from ld4lg_edu.data import read_ag_news_csv, read_paragraphs, read_qqp_jsonl, read_rocstories_json, read_story_cloze_csv
+    names = ["World", "Sports", "Business", "Sci/Tech"]
+    cases = [
+        ("ag.csv", '"1","t","a"\n"World","t","b"\n', lambda p: read_ag_news_csv(p, names), "line 2: label 'World' is not a class number"),
+        ("ag.csv", '"1","t","a"\n"9","t","b"\n', lambda p: read_ag_news_csv(p, names), "line 2: label 9 is not a known class; known: 1=World"),
+        ("ag.csv", '"0","t","a"\n', lambda p: read_ag_news_csv(p, names), "line 1: label 0 is not a known class"),
+        ("ag.csv", '"1","only two"\n', lambda p: read_ag_news_csv(p, names), "line 1: expected 3 columns"),
+        ("ag.csv", b'"1","t","caf\xe9"\n', lambda p: read_ag_news_csv(p, names), "line 1: byte 0xe9 is not UTF-8"),
+        ("text.txt", b"fine\n\nna\xefve\n", read_paragraphs, "line 3: byte 0xef is not UTF-8"),
+        ("qqp.jsonl", '{"src": "a?", "trg": "b?"}\n{"src": "a?", "tgt": "b?"}\n', read_qqp_jsonl, "line 2: expected an object"),
+        ("roc.json", '["One.", "Two."]\n\n["Three." \n', read_rocstories_json, "line 3: not valid JSON"),
+        ("roc.json", '{"story": "One."}\n', read_rocstories_json, "line 1: expected a JSON list of sentences"),
+        ("cloze.csv", "InputSentence1,InputSentence2,InputSentence3,InputSentence4,RandomFifthSentenceQuiz1,"
+                      "RandomFifthSentenceQuiz2,AnswerRightEnding\na,b,c,d,e,f,3\n", read_story_cloze_csv,
+         "line 2: AnswerRightEnding is '3'"),
+    ]
+    for name, content, reader, message in cases:
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        with pytest.raises(ValueError) as e:
+            reader(path)
+        assert f"{path}, {message}" in str(e.value) or (str(path) in str(e.value) and message in str(e.value)), str(e.value)
+    (tmp_path / "ok.csv").write_text('"4","t","x"\n')
+    assert read_ag_news_csv(tmp_path / "ok.csv", names) == [{"text": "x", "label": 3}]
+    with pytest.raises(ValueError, match="iconv -f latin1 -t utf-8"):                     # the fix is part of the error
+        read_paragraphs(tmp_path / "text.txt")
+
+
+def test_local_ag_news_refuses_a_label_its_classes_file_lacks(tmp_path):
+    (tmp_path / "ag_news").mkdir()
+    (tmp_path / "ag_news" / "classes.txt").write_text("World\nSports\n")
+    (tmp_path / "ag_news" / "ag_news_7200.csv").write_text('"1","t","rain"\n"2","t","goal"\n"3","t","stocks"\n')
+    with pytest.raises(ValueError, match=r"ag_news_7200.csv, line 3: label 3 is not a known class; known: 1=World, 2=Sports"):
+        local_corpus("ag_news-local", data_dir=tmp_path)

@@ -148,6 +148,8 @@ SPECIFIC = {
                                                put_pickle(f / "lm" / "pytorch_model.bin", m)), "is a pickle file"),
         "LM weights truncated": (lambda f, m, t: [p.write_bytes(p.read_bytes()[:64]) for p in (f / "lm").glob("model*.safetensors")],
                                  "is not a readable safetensors file"),
+        "LM config.json broken": (lambda f, m, t: (f / "lm" / "config.json").write_text("{"),
+                                  "the LM saved with this autoencoder does not load"),
         "LM saved alongside but absent": (lambda f, m, t: shutil.rmtree(f / "lm"), "lm is not a folder"),
         "lm_saved_alongside not a bool": (lambda f, m, t: edit_json(f / "autoencoder.json", lambda d: d.update(lm_saved_alongside="../lm")),
                                           "['lm_saved_alongside'] must be bool"),
