@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from .core import atomic_directory, config_from_dict, confined_file, read_json, read_tensors
-from .schedule import NoiseSchedule, eps_from_v, get_schedule, q_sample, schedule_from_config, v_from_x0, x0_from_v
+from .schedule import NoiseSchedule, eps_from_v, get_schedule, q_sample, v_from_x0, x0_from_v
 from .denoiser import Denoiser, sinusoidal_embedding
-from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info, save_denoiser,
-                                 unwrap, v_loss)
+from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
+                                 save_denoiser, unwrap, v_loss)
 from .training import EMA, TrainConfig, fit, host_coin, process_state
 from .samplers import guided_v, sample_latents
 
@@ -27,38 +27,42 @@ __all__ = ['GUIDANCE_FILE', 'grid_alpha', 'ddim_move', 'teacher_v', 'distillatio
 
 # %% ../nbs/07a_distillation.ipynb #0b5d3e60
 def grid_alpha(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
-    "α at sampler-grid times `t`: (B,), as `Sampler.set_timesteps` lays them out: schedule.alpha(t), and exactly 1 at t = 0."
+    "α at sampler-grid times `t`: (B,) as `Sampler.set_timesteps` lays them out: schedule.alpha(t), exactly 1 at t = 0."
     return torch.where(t == 0, torch.ones_like(t), schedule.alpha(t))
 
-def ddim_move(noisy: torch.Tensor, v_pred: torch.Tensor, alpha_t: torch.Tensor, alpha_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One deterministic DDIM step from z_t to z_s: (z_s, x̂). `noisy`, `v_pred`: (B, ℓ, d_ae); `alpha_t`, `alpha_s`: (B,)."""
-    x0_pred, eps_pred = x0_from_v(noisy, v_pred, alpha_t), eps_from_v(noisy, v_pred, alpha_t)  # 1. x̂ and ε̂ from v̂
-    return q_sample(x0_pred, alpha_s, eps_pred), x0_pred                                        # 2. z_s = a_s x̂ + σ_s ε̂
+def ddim_move(noisy: torch.Tensor, v_pred: torch.Tensor, alpha_t: torch.Tensor,
+              alpha_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "One deterministic DDIM step z_t -> z_s: (z_s, x̂). `noisy`, `v_pred`: (B, ℓ, d_ae); `alpha_t`, `alpha_s`: (B,)."
+    x0_pred, eps_pred = x0_from_v(noisy, v_pred, alpha_t), eps_from_v(noisy, v_pred, alpha_t)  # 1. x̂, ε̂ from v̂
+    return q_sample(x0_pred, alpha_s, eps_pred), x0_pred                                        # 2. a_s x̂ + σ_s ε̂
 
 # %% ../nbs/07a_distillation.ipynb #b46d2670
 def teacher_v(teacher: nn.Module, noisy, alpha, self_cond=None, class_labels=None, guidance_scale=1.0) -> torch.Tensor:
-    "The teacher's guided v̂ (float32): classifier-free for a plain denoiser, one pass for a student that reads w. Shapes as `guided_v`."
+    """The teacher's guided v̂ (float32): classifier-free for a plain denoiser, one pass for a student that reads w.
+    Shapes as `guided_v`."""
     if not getattr(teacher, "self_condition", False): self_cond = None
     return guided_v(teacher, noisy, alpha, self_cond, class_labels, guidance_scale=guidance_scale).float()
 
 @torch.no_grad()
 def distillation_target(teacher: nn.Module, noisy: torch.Tensor, alpha_t: torch.Tensor, alpha_mid: torch.Tensor,
-                        alpha_next: torch.Tensor, class_labels: torch.Tensor | None = None, guidance_scale=1.0) -> torch.Tensor:
+                        alpha_next: torch.Tensor, class_labels: torch.Tensor | None = None,
+                        guidance_scale=1.0) -> torch.Tensor:
     """The student's v target ṽ at z_t: two teacher DDIM steps t → t' → t'', then the x̃ that one step would need.
-    `noisy`: (B, ℓ, d_ae); `alpha_t`, `alpha_mid`, `alpha_next`: (B,); `class_labels`: (B,) long; `guidance_scale`: w, a number or (B,)."""
-    v1 = teacher_v(teacher, noisy, alpha_t, None, class_labels, guidance_scale)           # 1. teacher at z_t (no estimate yet)
-    mid, x_first = ddim_move(noisy, v1, alpha_t, alpha_mid)                               # 2. DDIM to z_t'
-    v2 = teacher_v(teacher, mid, alpha_mid, x_first, class_labels, guidance_scale)        # 3. teacher at z_t', self-conditioned
-    end, _ = ddim_move(mid, v2, alpha_mid, alpha_next)                                    # 4. DDIM to z_t''
+    `noisy`: (B, ℓ, d_ae); `alpha_t`, `alpha_mid`, `alpha_next`: (B,); `class_labels`: (B,) long;
+    `guidance_scale`: w, a number or (B,)."""
+    v1 = teacher_v(teacher, noisy, alpha_t, None, class_labels, guidance_scale)      # 1. teacher at z_t (no x̂ yet)
+    mid, x_first = ddim_move(noisy, v1, alpha_t, alpha_mid)                          # 2. DDIM to z_t'
+    v2 = teacher_v(teacher, mid, alpha_mid, x_first, class_labels, guidance_scale)   # 3. teacher at z_t', given x̂
+    end, _ = ddim_move(mid, v2, alpha_mid, alpha_next)                               # 4. DDIM to z_t''
     shape = (-1, *([1] * (noisy.ndim - 1)))
     a_t, a_next = alpha_t.sqrt().view(shape), alpha_next.sqrt().view(shape)
-    ratio = ((1 - alpha_next) / (1 - alpha_t)).clamp(min=0).sqrt().view(shape)            # σ_t'' / σ_t
-    x_target = (end - ratio * noisy) / (a_next - ratio * a_t)                             # 5. x̃: one step from z_t lands on z_t''
-    return v_from_x0(noisy, x_target, alpha_t)                                            # 6. ṽ = (a_t z_t - x̃) / σ_t
+    ratio = ((1 - alpha_next) / (1 - alpha_t)).clamp(min=0).sqrt().view(shape)       # σ_t'' / σ_t
+    x_target = (end - ratio * noisy) / (a_next - ratio * a_t)                        # 5. x̃: one step lands on z_t''
+    return v_from_x0(noisy, x_target, alpha_t)                                       # 6. ṽ = (a_t z_t - x̃) / σ_t
 
 # %% ../nbs/07a_distillation.ipynb #a7248052
 class GuidanceEmbedding(nn.Module):
-    "w ↦ a (B, time_dim) vector added to the time embedding: sinusoidal features, then an MLP whose last layer starts at zero."
+    "w ↦ a (B, time_dim) vector added to the time embedding: sinusoidal features, an MLP whose last layer starts at 0."
     def __init__(self, width: int, time_dim: int):
         super().__init__()
         self.width = width
@@ -70,15 +74,17 @@ class GuidanceEmbedding(nn.Module):
         return self.mlp(sinusoidal_embedding(guidance_scale, self.width))
 
 class DistilledStudent(nn.Module):
-    "A `Denoiser` that also reads w: `forward(noisy, alpha, ..., guidance_scale)` -> v̂_w (B, ℓ, d_ae); made for `steps` DDIM steps."
+    "A `Denoiser` that also reads w: `forward(noisy, alpha, ..., guidance_scale)` -> v̂_w (B, ℓ, d_ae); `steps` steps."
     reads_guidance = True  # guided_v calls it once with w instead of twice
 
     def __init__(self, denoiser: Denoiser, steps: int, guidance_range: tuple[float, float] = (1.0, 1.0)):
         super().__init__()
         if not isinstance(unwrap(denoiser), Denoiser):
             raise TypeError(f"a student wraps a chapter-05 Denoiser, got {type(denoiser).__name__}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-        self.denoiser, self.steps, self.guidance_range = unwrap(denoiser), steps, tuple(float(w) for w in guidance_range)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+        self.denoiser, self.steps = unwrap(denoiser), steps
+        self.guidance_range = tuple(float(w) for w in guidance_range)
         self.guidance = GuidanceEmbedding(self.denoiser.config.width, self.denoiser.time_dim)
         self._w = None
         self.denoiser.time_mlp.register_forward_hook(self._add_guidance)
@@ -91,23 +97,25 @@ class DistilledStudent(nn.Module):
     null_class = property(lambda self: self.denoiser.null_class)
     self_condition = property(lambda self: self.denoiser.self_condition)
 
-    def forward(self, noisy: torch.Tensor, alpha: torch.Tensor, self_cond=None, class_labels=None, cond=None, cond_mask=None,
-                self_cond_mask=None, guidance_scale: float | torch.Tensor = 1.0) -> torch.Tensor:
-        "v̂_w for `noisy`: (B, ℓ, d_ae) at `alpha`: (B,); `guidance_scale`: w, a number or (B,); the rest as `Denoiser.forward`."
-        w = torch.as_tensor(guidance_scale, dtype=torch.float32, device=noisy.device)
-        self._w = w.expand(noisy.shape[0]) if w.ndim == 0 else w
-        try: return self.denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond, cond_mask=cond_mask,
-                                  self_cond_mask=self_cond_mask)
+    def forward(self, noisy: torch.Tensor, alpha: torch.Tensor, self_cond=None, class_labels=None, cond=None,
+                cond_mask=None, self_cond_mask=None, guidance_scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+        "v̂_w for `noisy`: (B, ℓ, d_ae) at `alpha`: (B,); `guidance_scale`: w, a number or (B,); others as `Denoiser`."
+        B = noisy.shape[0]
+        if isinstance(guidance_scale, torch.Tensor): self._w = guidance_scale.to(noisy.device, torch.float32).expand(B)
+        else: self._w = torch.full((B,), float(guidance_scale), device=noisy.device)  # a fill, no host copy: graph-safe
+        try: return self.denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond,
+                                  cond_mask=cond_mask, self_cond_mask=self_cond_mask)
         finally: self._w = None
 
-    def __repr__(self): return f"DistilledStudent(steps={self.steps}, guidance_range={self.guidance_range}, {self.denoiser.config})"
+    def __repr__(self):
+        return f"DistilledStudent(steps={self.steps}, guidance_range={self.guidance_range}, {self.denoiser.config})"
 
 # %% ../nbs/07a_distillation.ipynb #0f6d4802
 @dataclass
 class DistillConfig:
-    "Progressive distillation: `rounds` rounds from a `teacher_steps`-step DDIM teacher, each `train.steps` optimiser steps."
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, batch_size=256, lr=1e-4, weight_decay=0.0,
-                                                                   warmup_steps=50, decay="linear", checkpoint_every=500))
+    "Progressive distillation: `rounds` rounds from a `teacher_steps`-step DDIM teacher, `train.steps` steps each."
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        steps=1000, batch_size=256, lr=1e-4, weight_decay=0.0, warmup_steps=50, decay="linear", checkpoint_every=500))
     teacher_steps: int = 64               # DDIM steps of the first teacher
     rounds: int = 4                       # students for teacher_steps/2, /4, ...: 64 -> 32, 16, 8, 4
     guidance_range: list = field(default_factory=lambda: [1.0, 1.0])  # w ~ U(lo, hi); [1, 1]: no guidance
@@ -120,15 +128,18 @@ class DistillConfig:
         if isinstance(self.train, dict): self.train = TrainConfig.from_dict(self.train)
         positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
         if not positive(self.rounds) or not positive(self.teacher_steps) or self.teacher_steps % 2 ** self.rounds:
-            raise ValueError(f"teacher_steps={self.teacher_steps!r} must be divisible by 2**rounds = 2**{self.rounds!r} "
+            raise ValueError(f"teacher_steps={self.teacher_steps!r} must be divisible by 2**rounds = "
+                             f"2**{self.rounds!r} "
                              f"(each round halves the steps); e.g. teacher_steps=64, rounds=4 ends at 4 steps")
         lo_hi = list(self.guidance_range) if isinstance(self.guidance_range, (list, tuple)) else None
         if (lo_hi is None or len(lo_hi) != 2 or not all(isinstance(w, (int, float)) and math.isfinite(w) for w in lo_hi)
                 or lo_hi[0] > lo_hi[1] or lo_hi[0] < 0):
-            raise ValueError(f"guidance_range must be [w_min, w_max] with 0 <= w_min <= w_max, got {self.guidance_range!r}")
+            raise ValueError(f"guidance_range must be [w_min, w_max] with 0 <= w_min <= w_max, "
+                             f"got {self.guidance_range!r}")
         self.guidance_range = [float(w) for w in lo_hi]
         for name in ("label_drop_prob", "self_cond_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0: raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0: raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     @property
@@ -143,13 +154,15 @@ class DistillConfig:
     def from_dict(cls, d: dict) -> "DistillConfig": return config_from_dict(cls, d)
 
 # %% ../nbs/07a_distillation.ipynb #48fdc8ab
-def distillation_loss(student: nn.Module, teacher: nn.Module, latents: torch.Tensor, schedule: NoiseSchedule, steps: int,
-                      config: DistillConfig, class_labels: torch.Tensor | None = None) -> dict:
+def distillation_loss(student: nn.Module, teacher: nn.Module, latents: torch.Tensor, schedule: NoiseSchedule,
+                      steps: int, config: DistillConfig, class_labels: torch.Tensor | None = None) -> dict:
     """One stochastic estimate of the distillation loss of a `steps`-step student. `latents`: (B, ℓ, d_ae) clean x;
-    `class_labels`: (B,) long. Returns {'loss': scalar tensor} (+ 'self_cond': the branch taken, for a self-conditioned student)."""
+    `class_labels`: (B,) long. Returns {'loss': scalar tensor} (+ 'self_cond', the branch taken, for a self-conditioned
+    student)."""
     core, B, device = unwrap(student), latents.shape[0], latents.device
-    i = torch.randint(1, steps + 1, (B,), device=device).double()          # grid index: t = i/N, float64 like the sampler grid
-    alpha_t, alpha_mid, alpha_next = (grid_alpha(schedule, s).float() for s in (i / steps, (i - 0.5) / steps, (i - 1) / steps))
+    i = torch.randint(1, steps + 1, (B,), device=device).double()  # grid index: t = i/N, float64 like the sampler grid
+    times = (i / steps, (i - 0.5) / steps, (i - 1) / steps)         # t, t', t''
+    alpha_t, alpha_mid, alpha_next = (grid_alpha(schedule, s).float() for s in times)
     noise = torch.randn_like(latents)
     noisy = q_sample(latents, alpha_t, noise)
     labels = None if class_labels is None else drop_labels(class_labels, core.null_class, config.label_drop_prob)
@@ -162,7 +175,7 @@ def distillation_loss(student: nn.Module, teacher: nn.Module, latents: torch.Ten
         use = host_coin(config.self_cond_prob)
         self_cond = torch.zeros_like(latents)
         if use:
-            with torch.no_grad(): self_cond = x0_from_v(noisy, student(noisy, alpha_t, **extra).float(), alpha_t).detach()
+            with torch.no_grad(): self_cond = x0_from_v(noisy, student(noisy, alpha_t, **extra).float(), alpha_t)
         self_cond_mask = torch.full((B,), use, dtype=torch.bool, device=device)
         logs["self_cond"] = float(use)
     v_pred = student(noisy, alpha_t, self_cond=self_cond, self_cond_mask=self_cond_mask, **extra)
@@ -171,21 +184,26 @@ def distillation_loss(student: nn.Module, teacher: nn.Module, latents: torch.Ten
 # %% ../nbs/07a_distillation.ipynb #eb8f543c
 GUIDANCE_FILE = "guidance.safetensors"
 
-def save_student(student: DistilledStudent, directory: str | Path, schedule: NoiseSchedule | dict | None = None) -> Path:
-    "Write `student` to `directory/`: its denoiser (save_denoiser, with {'student': {steps, guidance_range}} in extra) + guidance weights."
+def save_student(student: DistilledStudent, directory: str | Path,
+                 schedule: NoiseSchedule | dict | None = None) -> Path:
+    """Write `student` to `directory/`: its denoiser (`save_denoiser`, with {'student': {steps, guidance_range}} in
+    extra) and the guidance weights."""
     from safetensors.torch import save_file
-    if not isinstance(student, DistilledStudent): raise TypeError(f"save_student needs a DistilledStudent, got {type(student).__name__}")
+    if not isinstance(student, DistilledStudent):
+        raise TypeError(f"save_student needs a DistilledStudent, got {type(student).__name__}")
     with atomic_directory(directory) as tmp:
         meta = {"student": {"steps": student.steps, "guidance_range": list(student.guidance_range)}}
         save_denoiser(student.denoiser, tmp, schedule, extra=meta)
-        save_file({k: v.detach().cpu().contiguous() for k, v in student.guidance.state_dict().items()}, str(tmp / GUIDANCE_FILE))
+        weights = {k: v.detach().cpu().contiguous() for k, v in student.guidance.state_dict().items()}
+        save_file(weights, str(tmp / GUIDANCE_FILE))
     return Path(directory)
 
 def read_student_info(directory: str | Path) -> dict:
     "{'steps', 'guidance_range'} of the student saved in `directory`; a clear error for a plain denoiser."
     meta = read_denoiser_info(directory).get("extra", {}).get("student")
     if not isinstance(meta, dict) or not isinstance(meta.get("steps"), int):
-        raise ValueError(f"{directory} holds a denoiser but not a distilled student (no 'student' entry in its denoiser.json); "
+        raise ValueError(f"{directory} holds a denoiser but not a distilled student (no 'student' entry in its "
+                         "denoiser.json); "
                          "load it with load_denoiser, or distil one with distill()")
     return meta
 
@@ -194,7 +212,8 @@ def load_student(directory: str | Path, device: str | torch.device = "cpu") -> D
     meta = read_student_info(directory)
     path = confined_file(directory, GUIDANCE_FILE, Path(directory) / "denoiser.json")
     student = DistilledStudent(load_denoiser(directory), meta["steps"], meta.get("guidance_range", (1.0, 1.0)))
-    state, wanted = read_tensors(path, fix="the student folder is incomplete: save it again"), student.guidance.state_dict()
+    state = read_tensors(path, fix="the student folder is incomplete: save it again")
+    wanted = student.guidance.state_dict()
     if set(state) != set(wanted) or any(state[k].shape != v.shape for k, v in wanted.items()):
         raise ValueError(f"{path} does not fit this student's guidance embedding; the folder is corrupt or mixed up")
     student.guidance.load_state_dict(state)
@@ -202,33 +221,39 @@ def load_student(directory: str | Path, device: str | torch.device = "cpu") -> D
 
 # %% ../nbs/07a_distillation.ipynb #12fb5b35
 class DistillRun(NamedTuple):
-    "What `distill` returns: `students` {steps: EMA student of that round}, `history` (fit's rows with 'round' and 'steps')."
+    "What `distill` returns: `students` {steps: that round's EMA student}, `history` (fit's rows + 'round', 'steps')."
     students: dict[int, DistilledStudent]
     history: list[dict]
 
 def _check_distill_data(data: LatentDataset, teacher: Denoiser, config: DistillConfig):
     c = teacher.config
     if (data.num_latents, data.latent_dim) != (c.num_latents, c.latent_dim):
-        raise ValueError(f"latents are (N, {data.num_latents}, {data.latent_dim}) but the teacher expects (N, {c.num_latents}, "
-                         f"{c.latent_dim}); encode them with the teacher's own autoencoder")
-    if c.num_classes and data.labels is None: raise ValueError(f"the teacher is class-conditional ({c.num_classes} classes) but the latents have no labels")
+        raise ValueError(f"latents are (N, {data.num_latents}, {data.latent_dim}) but the teacher expects "
+                         f"(N, {c.num_latents}, {c.latent_dim}); encode them with the teacher's own autoencoder")
+    if c.num_classes and data.labels is None:
+        raise ValueError(f"the teacher is class-conditional ({c.num_classes} classes) but the latents have no labels")
     if data.labels is not None and (not c.num_classes or data.num_classes > c.num_classes):
-        raise ValueError(f"labels go up to {data.num_classes - 1} but the teacher has {c.num_classes} classes; use the teacher's own latents")
-    if data.cond is not None: raise ValueError("distillation of sequence-conditioned (cond) denoisers is not supported; pass latents and labels only")
+        raise ValueError(f"labels go up to {data.num_classes - 1} but the teacher has {c.num_classes} classes; "
+                         "use the teacher's own latents")
+    if data.cond is not None:
+        raise ValueError("distilling a sequence-conditioned (cond) denoiser is not supported; pass latents and labels")
     if data.labels is None and config.guidance_range != [1.0, 1.0]:
-        raise ValueError(f"guidance_range={config.guidance_range} needs class labels to guide towards; use guidance_range=(1, 1)")
+        raise ValueError(f"guidance_range={config.guidance_range} needs class labels to guide towards; "
+                         "use guidance_range=(1, 1)")
 
 def _write_json(path: Path, obj: dict):
     "Replace `path` by `obj` as JSON in one rename."
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
 
-def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: DistillConfig, out_dir: str | Path | None = None,
-            resume: bool = False, callbacks: Iterable[Callable] = ()) -> DistillRun:
-    """Progressive distillation of `teacher` on `latents` (path, tensor (N, ℓ, d_ae), dict or `LatentDataset`, with labels for a
-    class model) under `schedule`; `out_dir` holds checkpoints and finished students, `resume=True` continues a run there."""
+def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: DistillConfig,
+            out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = ()) -> DistillRun:
+    """Progressive distillation of `teacher` on `latents` (path, tensor (N, ℓ, d_ae), dict or `LatentDataset`, with
+    labels for a class model) under `schedule`; `out_dir` holds checkpoints and finished students, `resume=True`
+    continues the run there."""
     teacher, data, schedule = unwrap(teacher), as_latent_dataset(latents), get_schedule(schedule)
-    if not isinstance(teacher, Denoiser): raise TypeError(f"the teacher must be a chapter-05 Denoiser, got {type(teacher).__name__}")
+    if not isinstance(teacher, Denoiser):
+        raise TypeError(f"the teacher must be a chapter-05 Denoiser, got {type(teacher).__name__}")
     _check_distill_data(data, teacher, config)
     if resume and out_dir is None: raise ValueError("resume=True needs out_dir (where the run's checkpoints are)")
     out = None if out_dir is None else Path(out_dir)
@@ -236,11 +261,13 @@ def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: D
     if out is not None:
         state_path = out / "distill.json"
         if state_path.exists() and not resume:
-            raise FileExistsError(f"{out} already holds a distillation run; pass resume=True to continue it, or choose another folder")
+            raise FileExistsError(f"{out} already holds a distillation run; pass resume=True to continue it, "
+                                  "or choose another folder")
         if state_path.exists():
             saved = read_json(state_path, fix="start a new out_dir")
             if (saved.get("config"), saved.get("schedule")) != (state["config"], state["schedule"]):
-                raise ValueError(f"{state_path} was written with another config or schedule; resume with the same ones, or start a new out_dir")
+                raise ValueError(f"{state_path} was written with another config or schedule; resume with the same "
+                                 "ones, or start a new out_dir")
             state = saved
         out.mkdir(parents=True, exist_ok=True)
     device = process_state().device
@@ -256,9 +283,11 @@ def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: D
         student.to(device).requires_grad_(True)
         ema = EMA(student, decay=config.ema_decay, power=config.ema_power)
         round_teacher = current
-        loss_fn = lambda m, batch: distillation_loss(m, round_teacher, batch["latents"], schedule, steps, config, batch.get("labels"))
-        result = fit(student, loss_fn, data, config.train, out_dir=None if out is None else out / f"round_{r}", resume=resume,
-                     ema=ema, callbacks=callbacks, config_to_save={"distill": state["config"], "round": r, "steps": steps})
+        loss_fn = lambda m, batch: distillation_loss(m, round_teacher, batch["latents"], schedule, steps, config,
+                                                     batch.get("labels"))
+        result = fit(student, loss_fn, data, config.train, out_dir=None if out is None else out / f"round_{r}",
+                     resume=resume, ema=ema, callbacks=callbacks,
+                     config_to_save={"distill": state["config"], "round": r, "steps": steps})
         current = copy.deepcopy(student)
         ema.copy_to(current)
         current.eval().requires_grad_(False)
@@ -276,8 +305,9 @@ def _mean_distance(a: torch.Tensor, b: torch.Tensor, same: bool, chunk: int) -> 
     return total / (len(a) * (len(b) - 1) if same else len(a) * len(b))
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> float:
-    "D² = 2E|X-Y| - E|X-X'| - E|Y-Y'| between samples `x`: (n, ...) and `y`: (m, ...) (rows flattened); ≈ 0 iff the laws agree."
+    "D² = 2E|X-Y| - E|X-X'| - E|Y-Y'| of samples `x`: (n, ...), `y`: (m, ...) (rows flattened); ≈ 0 iff the laws agree."
     x, y = x.reshape(len(x), -1).double(), y.reshape(len(y), -1).double()
     if x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
-        raise ValueError(f"need two samples of at least 2 rows of the same size, got {tuple(x.shape)} and {tuple(y.shape)}")
-    return (2 * _mean_distance(x, y, False, chunk) - _mean_distance(x, x, True, chunk) - _mean_distance(y, y, True, chunk)).item()
+        raise ValueError(f"need two samples of >= 2 rows of the same size, got {tuple(x.shape)} and {tuple(y.shape)}")
+    between = _mean_distance(x, y, False, chunk)
+    return (2 * between - _mean_distance(x, x, True, chunk) - _mean_distance(y, y, True, chunk)).item()

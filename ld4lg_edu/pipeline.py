@@ -76,13 +76,14 @@ class LatentDiffusionPipeline:
         return self
 
     def model_for(self, sampler: str, steps: int):
-        "The network that samples with `sampler` at `steps`: the student made for `steps` for 'distilled', else the denoiser."
+        "The network that samples with `sampler` at `steps`: for 'distilled' the student for `steps`, else the denoiser."
         if sampler not in STUDENT_SAMPLERS: return self.denoiser
         if not self.students:
-            raise ValueError(f"sampler={sampler!r} needs a distilled student and this pipeline has none; distil one with "
-                             "distill_pipeline (`ld4lg distill`), or use sampler='dpmpp2m'")
+            raise ValueError(f"sampler={sampler!r} needs a distilled student and this pipeline has none; distil one "
+                             "with distill_pipeline (`ld4lg distill`), or use sampler='dpmpp2m'")
         if steps not in self.students:
-            raise ValueError(f"this pipeline has no student for steps={steps}; its students take steps in {sorted(self.students)}")
+            raise ValueError(f"this pipeline has no student for steps={steps}; its students take steps in "
+                             f"{sorted(self.students)}")
         return self.students[steps]
 
     @property
@@ -92,17 +93,21 @@ class LatentDiffusionPipeline:
 
     def __repr__(self):
         return (f"LatentDiffusionPipeline(ℓ×d_ae={self.num_latents}×{self.latent_dim}, classes={self.label_names}, "
-                f"sampler={self.sampler!r}, steps={self.steps}, students={sorted(self.students) or None}, device={self.device})")
+                f"sampler={self.sampler!r}, steps={self.steps}, students={sorted(self.students) or None}, "
+                f"device={self.device})")
 
 def _check_students(students: dict, denoiser: Denoiser) -> dict[int, DistilledStudent]:
     "`students` {steps: DistilledStudent} checked against the denoiser they were distilled from, sorted by steps."
-    if not isinstance(students, dict): raise TypeError(f"students must be a dict {{steps: DistilledStudent}}, got {type(students).__name__}")
+    if not isinstance(students, dict):
+        raise TypeError(f"students must be a dict {{steps: DistilledStudent}}, got {type(students).__name__}")
     for steps, student in students.items():
         if not isinstance(student, DistilledStudent):
             raise TypeError(f"students[{steps!r}] is a {type(student).__name__}, not a DistilledStudent (chapter 07a)")
-        if steps != student.steps: raise ValueError(f"students[{steps!r}] was distilled for {student.steps} steps; key it by {student.steps}")
+        if steps != student.steps:
+            raise ValueError(f"students[{steps!r}] was distilled for {student.steps} steps; key it by {student.steps}")
         if student.config != denoiser.config:
-            raise ValueError(f"the {steps}-step student's denoiser config differs from the pipeline's denoiser; distil this denoiser")
+            raise ValueError(f"the {steps}-step student's denoiser config differs from the pipeline's denoiser; "
+                             "distil this denoiser")
     return dict(sorted(students.items()))
 
 # %% ../nbs/08_pipeline.ipynb #cbda375f
@@ -127,7 +132,8 @@ def _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size)
     positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
     if not positive(steps): raise ValueError(f"steps must be an int >= 1 (None = the model's default), got {steps!r}")
     if isinstance(sampler, str) and sampler not in {**SAMPLERS, **STUDENT_SAMPLERS}:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)} or 'distilled' (None = the model's default)")
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)} or 'distilled' "
+                         "(None = the model's default)")
     if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale):
         raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {guidance_scale!r}")
     if not positive(decode_every): raise ValueError(f"decode_every must be an int >= 1 (1 = decode x̂0 at every step), got {decode_every!r}")
@@ -218,17 +224,19 @@ def _weight_files(directory: Path, sub: str) -> list[str]:
     return files
 
 def _required_files(directory: Path, students: list[int] = ()) -> list[str]:
-    "Every file a pipeline folder must hold: the denoiser's weight shards (listed in its JSON) and each listed student's files."
+    "Every file a pipeline folder must hold: the denoiser's weight shards (listed in its JSON), each listed student's."
     files = list(REQUIRED_FILES) + _weight_files(directory, "denoiser")[1:]
     for steps in students:
-        files += _weight_files(directory, f"{STUDENT_DIR}/steps_{steps}") + [f"{STUDENT_DIR}/steps_{steps}/guidance.safetensors"]
+        sub = f"{STUDENT_DIR}/steps_{steps}"
+        files += _weight_files(directory, sub) + [f"{sub}/guidance.safetensors"]
     return files
 
 def _listed_students(meta: dict, directory: Path) -> list[int]:
     "The step counts of the students listed in pipeline.json (none in a folder written before students existed)."
     steps = meta.get("students", [])
     if not isinstance(steps, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in steps):
-        raise ValueError(f"{directory}/pipeline.json lists students {steps!r}; it should be a list of step counts: save the pipeline again")
+        raise ValueError(f"{directory}/pipeline.json lists students {steps!r}; it should be a list of step counts: "
+                         "save the pipeline again")
     return steps
 
 @patch
@@ -246,7 +254,8 @@ def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype:
             for net in nets: net.to(getattr(torch, dtype))
             save_autoencoder(self.autoencoder, tmp / "autoencoder", save_lm=True)
             save_denoiser(self.denoiser, tmp / "denoiser", self.schedule)
-            for steps, student in self.students.items(): save_student(student, tmp / STUDENT_DIR / f"steps_{steps}", self.schedule)
+            for steps, student in self.students.items():
+                save_student(student, tmp / STUDENT_DIR / f"steps_{steps}", self.schedule)
         finally:
             for net in nets: net.float()
         meta = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION, "library_version": __version__,
@@ -285,13 +294,14 @@ def load_default(device=None) -> LatentDiffusionPipeline:
 
 # %% ../nbs/08_pipeline.ipynb #34061ec5
 def _distill_latents(pipe: LatentDiffusionPipeline, latents, corpus, cache: Path) -> LatentDataset:
-    "The training latents: given, cached in `cache`, or the train split of `corpus` encoded with the pipeline's autoencoder."
+    "The training latents: given, cached in `cache`, or `corpus`'s train split encoded with the pipeline's autoencoder."
     if latents is not None: return as_latent_dataset(latents)
     if cache.exists(): return LatentDataset.load(cache)
     corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
-    if not isinstance(corpus, Corpus): raise TypeError(f"corpus must be a corpus name or a Corpus, got {type(corpus).__name__}")
+    if not isinstance(corpus, Corpus):
+        raise TypeError(f"corpus must be a corpus name or a Corpus, got {type(corpus).__name__}")
     if (corpus.label_names or None) != pipe.label_names:
-        raise ValueError(f"corpus {corpus.name!r} has classes {corpus.label_names} but the pipeline {pipe.label_names}; "
+        raise ValueError(f"corpus {corpus.name!r} has classes {corpus.label_names}, the pipeline {pipe.label_names}; "
                          "distil on the corpus the pipeline was trained on")
     labels = torch.tensor(corpus.labels("train")) if corpus.label_names else None
     data = LatentDataset(pipe.autoencoder.encode(corpus.texts("train"), batch_size=256).cpu(), labels)
@@ -299,36 +309,46 @@ def _distill_latents(pipe: LatentDiffusionPipeline, latents, corpus, cache: Path
     data.save(cache.with_name(cache.name + ".tmp")); os.replace(cache.with_name(cache.name + ".tmp"), cache)
     return data
 
-def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir: str | Path, latents=None, corpus: str | Corpus = "wordnet",
-                     rounds: int = 6, teacher_steps: int = 64, steps_per_round: int = 3000, batch_size: int = 256, lr: float = 1e-4,
+def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir: str | Path, latents=None,
+                     corpus: str | Corpus = "wordnet", rounds: int = 6, teacher_steps: int = 64,
+                     steps_per_round: int = 3000, batch_size: int = 256, lr: float = 1e-4,
                      guidance_range: tuple[float, float] = (1.0, 3.0), keep_steps: tuple[int, ...] = (1, 2, 4, 8),
                      resume: bool = False, compile: bool = False, cuda_graph: bool = False, seed: int = 0,
                      save_dtype: str = "float32", device=None, callbacks=()) -> LatentDiffusionPipeline:
     """Distil a pipeline's denoiser into few-step students and write the pipeline with them to `out_dir/pipeline/`.
     `pipe_or_dir`: a pipeline, its folder or 'default'. `latents`: training latents (path, tensor (N, ℓ, d_ae), dict or
     `LatentDataset`, labelled for a class model), or None to encode `corpus`'s train split. Round r trains a student for
-    `teacher_steps / 2^(r+1)` steps, `steps_per_round` optimiser steps of `batch_size`; `keep_steps` picks the students kept."""
-    if save_dtype not in ("float32", "bfloat16"): raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
+    `teacher_steps / 2^(r+1)` steps, `steps_per_round` optimiser steps of `batch_size`; `keep_steps` picks the students
+    kept."""
+    if save_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
     if isinstance(steps_per_round, bool) or not isinstance(steps_per_round, int) or steps_per_round < 1:
         raise ValueError(f"steps_per_round must be an int >= 1, got {steps_per_round!r}")
-    train = TrainConfig(steps=steps_per_round, batch_size=batch_size, lr=lr, weight_decay=0.0, decay="linear", seed=seed,
-                        warmup_steps=min(100, max(1, steps_per_round // 10)), log_every=max(1, min(100, steps_per_round // 10)),
-                        checkpoint_every=max(1, min(1000, steps_per_round // 2)), compile=compile, cuda_graph=cuda_graph)
+    tenth = max(1, min(100, steps_per_round // 10))
+    train = TrainConfig(steps=steps_per_round, batch_size=batch_size, lr=lr, weight_decay=0.0, decay="linear",
+                        seed=seed, warmup_steps=tenth, log_every=tenth, checkpoint_every=max(1, min(1000, steps_per_round // 2)),
+                        compile=compile, cuda_graph=cuda_graph)
     config = DistillConfig(train=train, teacher_steps=teacher_steps, rounds=rounds, guidance_range=list(guidance_range))
     keep = sorted(set(keep_steps))
     if not keep or any(s not in config.student_steps for s in keep):
-        raise ValueError(f"keep_steps={tuple(keep_steps)} must be among the students these rounds make, {config.student_steps}")
+        raise ValueError(f"keep_steps={tuple(keep_steps)} must be among the students these rounds make, "
+                         f"{config.student_steps}")
     out = Path(out_dir)
     if (out / "distill" / "distill.json").exists() and not resume:
-        raise FileExistsError(f"{out} already holds a distillation run; pass resume=True (--resume) to continue it, or choose another folder")
-    pipe = pipe_or_dir if isinstance(pipe_or_dir, LatentDiffusionPipeline) else LatentDiffusionPipeline.from_pretrained(pipe_or_dir, device)
+        raise FileExistsError(f"{out} already holds a distillation run; pass resume=True (--resume) to continue it, "
+                              "or choose another folder")
+    pipe = pipe_or_dir
+    if not isinstance(pipe, LatentDiffusionPipeline): pipe = LatentDiffusionPipeline.from_pretrained(pipe, device)
     if device is not None: pipe.to(device)
     if [float(w) for w in guidance_range] != [1.0, 1.0] and not pipe.label_names:
-        raise ValueError(f"guidance_range={tuple(guidance_range)} needs a class-conditional pipeline; use guidance_range=(1, 1)")
+        raise ValueError(f"guidance_range={tuple(guidance_range)} needs a class-conditional pipeline; "
+                         "use guidance_range=(1, 1)")
     data = _distill_latents(pipe, latents, corpus, out / "latents.safetensors")
-    run = distill(pipe.denoiser, data, pipe.schedule, config, out_dir=out / "distill", resume=resume, callbacks=callbacks)
-    result = LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=pipe.label_names, sampler=pipe.sampler,
-                                     steps=pipe.steps, device=pipe.device, students={s: run.students[s] for s in keep})
+    run = distill(pipe.denoiser, data, pipe.schedule, config, out_dir=out / "distill", resume=resume,
+                  callbacks=callbacks)
+    result = LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=pipe.label_names,
+                                     sampler=pipe.sampler, steps=pipe.steps, device=pipe.device,
+                                     students={s: run.students[s] for s in keep})
     result.save_pretrained(out / "pipeline", dtype=save_dtype)
     return result
 

@@ -89,11 +89,11 @@ class DDIMSampler(Sampler):
         self.eta, self.stochastic = float(eta), eta > 0
 
     def _update(self, x0_pred, noisy, index, generator):
-        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)                          # 1. a = √α, σ = √(1-α) at t and s
-        eps_pred = (noisy - a_t * x0_pred) / sigma_t                                    # 2. ε̂ = (z_t - a_t x̂0) / σ_t
-        c = self.eta * (sigma_s / sigma_t) * math.sqrt(max(1 - a_t ** 2 / a_s ** 2, 0.0))  # 3. c, the fresh-noise scale
-        out = a_s * x0_pred + math.sqrt(max(sigma_s ** 2 - c ** 2, 0.0)) * eps_pred     # 4. z_s = a_s x̂0 + √(σ_s² - c²) ε̂
-        return out + c * _randn_like(noisy, generator) if c > 0 else out                # 5. + c ξ
+        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)                      # 1. a = √α, σ = √(1-α) at t, s
+        eps_pred = (noisy - a_t * x0_pred) / sigma_t                                # 2. ε̂ = (z_t - a_t x̂0) / σ_t
+        c = self.eta * (sigma_s / sigma_t) * math.sqrt(max(1 - a_t ** 2 / a_s ** 2, 0.0))  # 3. the fresh noise's c
+        out = a_s * x0_pred + math.sqrt(max(sigma_s ** 2 - c ** 2, 0.0)) * eps_pred  # 4. a_s x̂0 + √(σ_s² - c²) ε̂
+        return out + c * _randn_like(noisy, generator) if c > 0 else out            # 5. + c ξ
 
 # %% ../nbs/07_samplers.ipynb #e2fe2a29
 class DDPMSampler(Sampler):
@@ -139,7 +139,7 @@ class DPMSolverPP2MSampler(Sampler):
 
 # %% ../nbs/07_samplers.ipynb #bd6b3240
 class DistilledSampler(DDIMSampler):
-    "Deterministic DDIM on the N-step grid a distilled student (chapter 07a) was trained for; the student reads w itself."
+    "Deterministic DDIM on the N-step grid a distilled student (chapter 07a) was made for; the student reads w itself."
     name, needs_student = "distilled", True
     def __init__(self, schedule: NoiseSchedule | str = "cosine"): super().__init__(schedule, eta=0.0)
 
@@ -147,11 +147,13 @@ SAMPLERS = {"ddpm": DDPMSampler, "ddim": DDIMSampler, "dpmpp2m": DPMSolverPP2MSa
 STUDENT_SAMPLERS = {"distilled": DistilledSampler}  # this one needs a distilled student
 
 def get_sampler(name: str | Sampler, schedule: NoiseSchedule | str = "cosine", **kwargs) -> Sampler:
-    "The sampler called `name` ('ddpm', 'ddim', 'dpmpp2m' or 'distilled') on `schedule`; `kwargs` go to it (`eta=` for DDIM, `variance=` for DDPM)."
+    """The sampler called `name` ('ddpm', 'ddim', 'dpmpp2m' or 'distilled') on `schedule`; `kwargs` go to it
+    (`eta=` for DDIM, `variance=` for DDPM)."""
     if isinstance(name, Sampler): return name
     known = {**SAMPLERS, **STUDENT_SAMPLERS}
     if name not in known:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)} (or 'distilled' for a distilled student)")
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)} "
+                         "(or 'distilled' for a distilled student)")
     try: return known[name](schedule, **kwargs)
     except TypeError as e:
         raise TypeError(f"sampler {name!r} got unexpected arguments {sorted(kwargs)}: {e}") from None
@@ -197,16 +199,17 @@ def _check_student(denoiser, sampler: Sampler, steps: int):
     "A sampler that `needs_student` gets a distilled student, at the step count it was trained for."
     if not getattr(sampler, "needs_student", False): return
     if not getattr(denoiser, "reads_guidance", False):
-        raise ValueError(f"sampler={sampler.name!r} needs a distilled student (chapter 07a's DistilledStudent), and this denoiser is "
-                         "not one; use sampler='dpmpp2m', or distil the model first")
+        raise ValueError(f"sampler={sampler.name!r} needs a distilled student (chapter 07a's DistilledStudent), and "
+                         "this denoiser is not one; use sampler='dpmpp2m', or distil the model first")
     if steps != denoiser.steps:
-        raise ValueError(f"this student was distilled for {denoiser.steps} steps, not {steps}: pass steps={denoiser.steps}, "
-                         f"or use the student made for {steps} steps")
+        raise ValueError(f"this student was distilled for {denoiser.steps} steps, not {steps}: "
+                         f"pass steps={denoiser.steps}, or use the student made for {steps} steps")
 
 # %% ../nbs/07_samplers.ipynb #d23959ef
 def guided_v(denoiser, noisy, alpha, self_cond=None, class_labels=None, cond=None, cond_mask=None, guidance_scale: float = 1.0):
     """v̂ = w·v̂(cond) + (1-w)·v̂(no class, no cond), `w` = `guidance_scale`: a number or one w per row (B,).
-    `noisy`: (B, ℓ, d), `alpha`: (B,), `class_labels`: (B,) long. A distilled student (`reads_guidance`) takes w as an input: one pass."""
+    `noisy`: (B, ℓ, d), `alpha`: (B,), `class_labels`: (B,) long. A distilled student (`reads_guidance`) takes w as an
+    input: one pass."""
     if getattr(denoiser, "reads_guidance", False):
         return denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond, cond_mask=cond_mask,
                         guidance_scale=guidance_scale)

@@ -6,8 +6,8 @@ import torch
 
 from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
 from ld4lg_edu.diffusion import save_denoiser
-from ld4lg_edu.distill import (DistillConfig, DistilledStudent, distill, distillation_loss, distillation_target, energy_distance,
-                               grid_alpha, load_student, save_student)
+from ld4lg_edu.distill import (DistillConfig, DistilledStudent, distill, distillation_loss, distillation_target,
+                               energy_distance, grid_alpha, load_student, save_student)
 from ld4lg_edu.samplers import DDIMSampler, guided_v, sample_latents
 from ld4lg_edu.schedule import CosineSchedule
 from ld4lg_edu.toy import GaussianMixture, MixtureDenoiser
@@ -37,7 +37,8 @@ def fast_config(**overrides):
     train = dict(steps=20, batch_size=64, lr=1e-3, weight_decay=0.0, warmup_steps=2, decay="constant", log_every=5,
                  checkpoint_every=10)
     train.update(overrides.pop("train", {}))
-    return DistillConfig(train=TrainConfig(**train), **{"teacher_steps": 8, "rounds": 2, "guidance_range": [1.0, 3.0], **overrides})
+    rest = {"teacher_steps": 8, "rounds": 2, "guidance_range": [1.0, 3.0], **overrides}
+    return DistillConfig(train=TrainConfig(**train), **rest)
 
 
 # ---------------------------------------------------------------- the student
@@ -51,14 +52,15 @@ def test_student_equals_teacher_at_init():
     for w in (1.0, 2.0, torch.tensor([1.0, 1.5, 2.0, 2.5, 3.0])):
         assert torch.equal(student(z, alpha, self_cond=sc, class_labels=labels, guidance_scale=w),
                            teacher(z, alpha, self_cond=sc, class_labels=labels))
+    plain = teacher(z, alpha, class_labels=labels)
     with torch.no_grad(): student.guidance.mlp[-1].bias.normal_()
-    assert not torch.allclose(student(z, alpha, class_labels=labels, guidance_scale=2.0), teacher(z, alpha, class_labels=labels))
-    assert torch.equal(student.denoiser(z, alpha, class_labels=labels), teacher(z, alpha, class_labels=labels))  # no w: no hook
+    assert not torch.allclose(student(z, alpha, class_labels=labels, guidance_scale=2.0), plain)
+    assert torch.equal(student.denoiser(z, alpha, class_labels=labels), plain)  # no w given: the hook adds nothing
     # a copy keeps its own hook: its w-embedding is its own
     twin = copy.deepcopy(student)
     with torch.no_grad(): twin.guidance.mlp[-1].bias.zero_()
-    assert torch.equal(twin(z, alpha, class_labels=labels, guidance_scale=2.0), teacher(z, alpha, class_labels=labels))
-    assert not torch.allclose(student(z, alpha, class_labels=labels, guidance_scale=2.0), teacher(z, alpha, class_labels=labels))
+    assert torch.equal(twin(z, alpha, class_labels=labels, guidance_scale=2.0), plain)
+    assert not torch.allclose(student(z, alpha, class_labels=labels, guidance_scale=2.0), plain)
 
 
 def test_target_is_two_guided_teacher_steps_in_one():
@@ -70,10 +72,12 @@ def test_target_is_two_guided_teacher_steps_in_one():
     a = lambda grid, k: grid.alphas[[k] * B].float()
     for i in range(N):
         z = torch.randn(B, 3, 2, generator=torch.Generator().manual_seed(i))
-        v_tilde = distillation_target(exact, z, a(student_grid, i), a(teacher_grid, 2 * i + 1), a(student_grid, i + 1), labels, w)
+        alphas = a(student_grid, i), a(teacher_grid, 2 * i + 1), a(student_grid, i + 1)
+        v_tilde = distillation_target(exact, z, *alphas, labels, w)
         two = z
         for k in (2 * i, 2 * i + 1):
-            two = teacher_grid.step(guided_v(exact, two, a(teacher_grid, k), class_labels=labels, guidance_scale=w), k, two).noisy
+            v = guided_v(exact, two, a(teacher_grid, k), class_labels=labels, guidance_scale=w)
+            two = teacher_grid.step(v, k, two).noisy
         torch.testing.assert_close(student_grid.step(v_tilde, i, z).noisy, two, atol=1e-4, rtol=0)
     assert torch.equal(grid_alpha(COSINE, torch.tensor([0.0])), torch.tensor([1.0]))
 
@@ -84,7 +88,8 @@ def test_one_round_lowers_the_loss():
     def loss_of(student):
         torch.manual_seed(123)  # the same noise, times, w and coins for both
         with torch.no_grad():
-            return distillation_loss(student.eval(), teacher, data["latents"], COSINE, 2, config, data["labels"])["loss"].item()
+            out = distillation_loss(student.eval(), teacher, data["latents"], COSINE, 2, config, data["labels"])
+        return out["loss"].item()
     before = loss_of(DistilledStudent(copy.deepcopy(teacher), 2, config.guidance_range))
     run = distill(teacher, data, COSINE, config)
     after = loss_of(run.students[2])
@@ -102,7 +107,8 @@ def test_distill_checks_its_inputs():
     with pytest.raises(ValueError, match="needs class labels"):
         distill(tiny_teacher(num_classes=0), toy_latents()["latents"], COSINE, fast_config())
     with pytest.raises(ValueError, match=r"expects \(N, 2, 2\)"):
-        distill(teacher, {"latents": torch.randn(64, 3, 2), "labels": torch.zeros(64, dtype=torch.long)}, COSINE, fast_config())
+        wrong = {"latents": torch.randn(64, 3, 2), "labels": torch.zeros(64, dtype=torch.long)}
+        distill(teacher, wrong, COSINE, fast_config())
     with pytest.raises(TypeError, match="chapter-05 Denoiser"):
         distill(MixtureDenoiser(MIX), toy_latents(), COSINE, fast_config())
 
@@ -136,7 +142,8 @@ def test_student_save_load_round_trip(tmp_path):
     loaded = load_student(tmp_path / "s").requires_grad_(False)
     z, alpha, labels = torch.randn(4, 2, 2), torch.rand(4), torch.tensor([0, 1, 2, 1])
     assert (loaded.steps, loaded.guidance_range) == (2, (1.0, 3.0))
-    assert torch.equal(loaded(z, alpha, class_labels=labels, guidance_scale=2.5), student(z, alpha, class_labels=labels, guidance_scale=2.5))
+    assert torch.equal(loaded(z, alpha, class_labels=labels, guidance_scale=2.5),
+                       student(z, alpha, class_labels=labels, guidance_scale=2.5))
     save_denoiser(tiny_teacher(), tmp_path / "plain")
     with pytest.raises(ValueError, match="not a distilled student"):
         load_student(tmp_path / "plain")
@@ -167,7 +174,9 @@ def test_resume_continues_a_killed_run_exactly(tmp_path):
     resumed = distill(teacher, data, COSINE, config, out_dir=tmp_path / "run", resume=True)
     assert set(resumed.students) == {4, 2}
     for steps in (4, 2):
-        for (name, a), (_, b) in zip(whole.students[steps].state_dict().items(), resumed.students[steps].state_dict().items()):
+        resumed_state = resumed.students[steps].state_dict()
+        for name, a in whole.students[steps].state_dict().items():
+            b = resumed_state[name]
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=f"{steps}-step student, {name}")
     assert [r["loss"] for r in resumed.history] == pytest.approx([r["loss"] for r in whole.history], abs=1e-6)
     assert load_student(tmp_path / "run" / "students" / "steps_2").steps == 2
@@ -183,7 +192,8 @@ def tiny_pipe():
 
 def tiny_corpus():
     from ld4lg_edu.data import Corpus
-    rows = [{"text": t, "label": i % 2} for i, t in enumerate(["a small dog", "a tall tree", "a wild cat", "a green herb"] * 8)]
+    texts = ["a small dog", "a tall tree", "a wild cat", "a green herb"] * 8
+    rows = [{"text": t, "label": i % 2} for i, t in enumerate(texts)]
     return Corpus("toy", "class", {"train": rows, "valid": [], "test": []}, label_names=["animal", "plant"])
 
 
@@ -192,8 +202,8 @@ def test_pipeline_with_students_round_trip(tiny_pipe, tmp_path):
     students = {s: DistilledStudent(copy.deepcopy(tiny_pipe.denoiser), s, (1, 3)) for s in (2, 4)}
     for st in students.values():
         with torch.no_grad(): st.guidance.mlp[-1].weight.normal_()  # so that w matters and a lost embedding would show
-    pipe = LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, tiny_pipe.schedule, label_names=tiny_pipe.label_names,
-                                   steps=10, students=students)
+    pipe = LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, tiny_pipe.schedule,
+                                   label_names=tiny_pipe.label_names, steps=10, students=students)
     pipe.save_pretrained(tmp_path / "p")
     meta = json.loads((tmp_path / "p" / "pipeline.json").read_text())
     assert meta["students"] == [2, 4] and (tmp_path / "p" / "student" / "steps_4" / "guidance.safetensors").is_file()
@@ -215,7 +225,8 @@ def test_pipeline_distilled_sampler_errors(tiny_pipe):
     from ld4lg_edu.pipeline import LatentDiffusionPipeline
     with pytest.raises(ValueError, match="this pipeline has none"):
         tiny_pipe.sample(0, sampler="distilled", steps=4)
-    pipe = LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, tiny_pipe.schedule, label_names=tiny_pipe.label_names,
+    pipe = LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, tiny_pipe.schedule,
+                                   label_names=tiny_pipe.label_names,
                                    students={4: DistilledStudent(copy.deepcopy(tiny_pipe.denoiser), 4)})
     with pytest.raises(ValueError, match=r"no student for steps=8; its students take steps in \[4\]"):
         pipe.sample(0, sampler="distilled", steps=8)
@@ -223,7 +234,8 @@ def test_pipeline_distilled_sampler_errors(tiny_pipe):
         LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, label_names=tiny_pipe.label_names,
                                 students={2: DistilledStudent(copy.deepcopy(tiny_pipe.denoiser), 4)})
     with pytest.raises(ValueError, match="needs a distilled student"):  # a 'distilled' default needs its student
-        LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, label_names=tiny_pipe.label_names, sampler="distilled", steps=4)
+        LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, label_names=tiny_pipe.label_names,
+                                sampler="distilled", steps=4)
 
 
 def test_distill_pipeline_library_path_and_resume(tiny_pipe, tmp_path):

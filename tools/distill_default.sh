@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Distil the shipped default model into few-step students on one CUDA GPU (chapter 07a): students for 32, 16, 8, 4, 2 and
-# 1 DDIM steps from a 64-step DDIM teacher, guidance w in [1, 3] as an input, trained on the wordnet corpus encoded with
-# the shipped autoencoder. Writes OUT/pipeline (the default pipeline + students for 1, 2, 4, 8 steps, weights in bf16),
-# OUT/latents.safetensors (the encoded corpus), OUT/distill/ (checkpoints, finished students, distill.json).
+# Distil the shipped default model into few-step students on one CUDA GPU (chapter 07a): students for 32, 16, 8, 4,
+# 2 and 1 DDIM steps from a 64-step DDIM teacher, guidance w in [1, 3] as an input, trained on the wordnet corpus
+# encoded with the shipped autoencoder. Writes OUT/pipeline (the default pipeline + students for 1, 2, 4, 8 steps,
+# weights in bf16), OUT/latents.safetensors (the encoded corpus), OUT/distill/ (checkpoints, finished students,
+# distill.json).
 # Usage: bash tools/distill_default.sh OUT [--resume]        (--resume continues a killed run from its checkpoints)
 # Time on one H200 (whole-step CUDA graph, batch 256): loading + encoding the corpus ~20 s; round 0 (teacher with
 # classifier-free guidance, two passes) ~63 it/s, later rounds (teacher = previous student, one pass) ~76 it/s, measured
@@ -25,11 +26,13 @@ from ld4lg_edu.pipeline import distill_pipeline
 
 out, resume = sys.argv[1], sys.argv[2] == "--resume"
 if not torch.cuda.is_available():
-    sys.exit("tools/distill_default.sh needs a CUDA GPU; on a CPU, tests/test_distill.py runs the same path on a tiny pipeline")
+    sys.exit("tools/distill_default.sh needs a CUDA GPU (tests/test_distill.py runs its path on a CPU, tiny pipeline)")
 sizes = dict(rounds=int(os.environ.get("ROUNDS", 6)), teacher_steps=int(os.environ.get("TEACHER_STEPS", 64)),
              steps_per_round=int(os.environ.get("STEPS_PER_ROUND", 3000)), batch_size=int(os.environ.get("BATCH", 256)),
-             lr=float(os.environ.get("LR", 1e-4)), keep_steps=tuple(int(s) for s in os.environ.get("KEEP", "1,2,4,8").split(",")))
-print(f"distilling the default model into {out}: {sizes}, resume={resume}, on {torch.cuda.get_device_name()}", flush=True)
+             lr=float(os.environ.get("LR", 1e-4)),
+             keep_steps=tuple(int(s) for s in os.environ.get("KEEP", "1,2,4,8").split(",")))
+print(f"distilling the default model into {out}: {sizes}, resume={resume}, on {torch.cuda.get_device_name()}",
+      flush=True)
 start, last = time.perf_counter(), [0.0, 0]
 
 def progress(step, model, history):
@@ -37,13 +40,14 @@ def progress(step, model, history):
     if step % 500 and step != sizes["steps_per_round"]: return
     now = time.perf_counter()
     rate = (step - last[1]) / (now - last[0]) if step > last[1] and last[0] else float("nan")
-    print(f"[{now - start:6.0f} s] {model.steps:2d}-step student  step {step:5d}  loss {history[-1]['loss']:.4g}  {rate:5.1f} it/s",
-          flush=True)
+    print(f"[{now - start:6.0f} s] {model.steps:2d}-step student  step {step:5d}  loss {history[-1]['loss']:.4g}  "
+          f"{rate:5.1f} it/s", flush=True)
     last[:] = [now, 0 if step == sizes["steps_per_round"] else step]
 
 pipe = distill_pipeline("default", out, corpus="wordnet", guidance_range=(1.0, 3.0), resume=resume, cuda_graph=True,
                         save_dtype="bfloat16", device="cuda", callbacks=[progress], **sizes)
-print(f"[{time.perf_counter() - start:6.0f} s] wrote {out}/pipeline with students for {sorted(pipe.students)} steps", flush=True)
+print(f"[{time.perf_counter() - start:6.0f} s] wrote {out}/pipeline with students for {sorted(pipe.students)} steps",
+      flush=True)
 
 labels = [name for name in pipe.label_names for _ in range(16)]
 for sampler, steps in [("dpmpp2m", 25)] + [("distilled", s) for s in sorted(pipe.students)]:
