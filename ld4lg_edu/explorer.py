@@ -312,11 +312,11 @@ def data_latents(pipe, corpus="wordnet", per_class: int = 60, split: str = "trai
                  progress: bool = True) -> LatentSet:
     "The first `per_class` rows of each class of `corpus` (a name or a `Corpus`; for unlabelled corpora, the first `per_class` rows) encoded by `pipe`; cached per pipeline."
     from ld4lg_edu.data import load_corpus
-    corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
-    key = (getattr(corpus, "name", None), per_class, split)
+    key = (corpus if isinstance(corpus, str) else getattr(corpus, "name", None), per_class, split)
     try: cached = _DATA_LATENTS.setdefault(pipe, {})
     except TypeError: cached = {}  # a pipeline object that cannot be weakly referenced is simply not cached
-    if key in cached: return cached[key]
+    if key in cached: return cached[key]                      # before reading the corpus: that takes seconds
+    corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
     rows = corpus.splits[split]
     if corpus.label_names:
         rows = [r for k in range(len(corpus.label_names)) for r in [r for r in rows if r["label"] == k][:per_class]]
@@ -482,8 +482,9 @@ class GuidanceSweep:
     label_names: list | None
 
 def guidance_sweep(pipe, scales=(1.0, 2.0, 4.0), per_class: int = 8, steps: int = 25, sampler: str = "dpmpp2m",
-                   seed: int = 0, progress: bool = True) -> GuidanceSweep:
-    "Sample `per_class` texts of every class at each guidance scale in `scales` from the same seed (an unconditional pipeline: `per_class` samples at w = 1)."
+                   seed: int = 0, progress: bool = True, on_scale=None) -> GuidanceSweep:
+    """Sample `per_class` texts of every class at each guidance scale in `scales` from the same seed (an unconditional pipeline:
+    `per_class` samples at w = 1); `on_scale(i, w)` is called before scale i is sampled (progress for a caller)."""
     scales = [float(w) for w in scales]
     if not scales: raise ValueError("scales is empty; pass guidance scales such as (1.0, 2.0, 4.0)")
     names = getattr(pipe, "label_names", None)
@@ -492,7 +493,8 @@ def guidance_sweep(pipe, scales=(1.0, 2.0, 4.0), per_class: int = 8, steps: int 
     labels = [k for k in range(len(names)) for _ in range(per_class)] if names else None
     n = len(labels) if labels else per_class
     latents, texts = {}, {}
-    for w in tqdm(scales, desc="sampling every class at each guidance scale", disable=not progress):
+    for i, w in enumerate(tqdm(scales, desc="sampling every class at each guidance scale", disable=not progress)):
+        if on_scale is not None: on_scale(i, w)
         result = pipe.sample(n, label=labels, guidance_scale=w, steps=steps, sampler=sampler, seed=seed)
         latents[w], texts[w] = result.latents.detach().float().cpu(), list(result.texts)
     return GuidanceSweep(scales, labels if labels else [None] * n, latents, texts, names)

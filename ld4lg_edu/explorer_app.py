@@ -13,14 +13,14 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .core import ASSETS
-from .explorer import (LatentSet, RecordedRun, cluster_figure, cluster_step, data_latents, default_cache_dir,
-                                fit_projection, guidance_sweep, record_run, step_caption, step_table_html, trajectory_figure,
-                                trajectory_points, trajectory_step)
+from .explorer import (LatentSet, RecordedRun, class_map, cluster_figure, cluster_step, data_latents, decode_noisy,
+                                default_cache_dir, fit_projection, guidance_sweep, record_run, step_caption, step_table_html,
+                                trajectory_figure, trajectory_points, trajectory_step)
 
 # %% auto #0
-__all__ = ['UNCONDITIONAL', 'CONTROL_RANGES', 'MODEL_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'DenoisingExplorer', 'parse_scales',
-           'ClusterExplorer', 'ExplorerApp', 'load_explorer_pipeline', 'app_main', 'app_notebook', 'write_app_notebook',
-           'ExplorerServer', 'free_port', 'launch_explorer']
+__all__ = ['UNCONDITIONAL', 'CONTROL_RANGES', 'MAP_OPTIONS', 'MODEL_ENV', 'READY_ENV', 'APP_NOTEBOOK', 'APP_SOURCE',
+           'DenoisingExplorer', 'parse_scales', 'ClusterExplorer', 'ExplorerApp', 'load_explorer_pipeline', 'app_main',
+           'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port', 'launch_explorer']
 
 # %% ../nbs/10a_explorer_app.ipynb #75b98078
 UNCONDITIONAL = "(unconditional)"
@@ -58,7 +58,27 @@ def _control(widget):
     return value
 
 def _error(e: Exception) -> str:
-    return f"<span style='color:#b00020'>error: {html.escape(str(e))}</span>"
+    "An exception as a red status line (its type named unless it is the ValueError of a bad setting)."
+    text = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+    return f"<span class='ld4lg-error' style='color:#b00020'>error: {html.escape(text)}</span>"
+
+def _guarded(status: W.HTML, action):
+    "`action` as a widget callback that shows any exception in `status` (raised inside a callback, it would reach nobody)."
+    def callback(*args):
+        try: return action(*args)
+        except Exception as e: status.value = _error(e)
+    return callback
+
+MAP_OPTIONS = [("class means", "means"), ("PCA", "pca"), ("UMAP", "umap")]
+
+def _fitted_map(pipe, background: LatentSet, method: str, dims: int, cache_dir, progress: W.Output):
+    "The map `method` for the explorers: the class-means one fitted on held-out sentences, the others on `background`."
+    with progress:
+        if method == "means": projection = class_map(pipe, per_class=max(len(background.texts) // len(background.label_names), 10),
+                                                     dims=dims, cache_dir=cache_dir, progress=False)
+        else: projection = fit_projection(background.latents, method, dims, cache_dir=cache_dir)
+    progress.clear_output()
+    return projection
 
 def _row(*children) -> W.HBox:
     return W.HBox(list(children), layout=W.Layout(flex_flow="row wrap", align_items="center"))
@@ -66,13 +86,15 @@ def _row(*children) -> W.HBox:
 # %% ../nbs/10a_explorer_app.ipynb #46a906f0
 class DenoisingExplorer(W.VBox):
     """Sample with a chosen class, guidance w, sampler, steps, number of samples and seed; then a timestep slider replays the run:
-    the text decoded from x̂0 at each step (changed words marked, final text beside it) and each sample's path of z_t and x̂0
-    on a PCA/UMAP map of data latents (`background`, default: `data_latents(pipe)`)."""
+    the text decoded from x̂0 — or from z_t itself — at each step (changed words marked, final text beside it) and each sample's
+    path of z_t and x̂0 on a map of data latents (`background`, default: `data_latents(pipe)`; `projection`: 'means', 'pca' or
+    'umap', default: 'means' when the data have classes)."""
     def __init__(self, pipe, background: LatentSet | None = None, n: int = 4, steps: int = 25, seed: int = 0,
-                 projection: str = "pca", dims: int = 2, cache_dir=None, decode_every: int = 1):
+                 projection: str | None = None, dims: int = 2, cache_dir=None, decode_every: int = 1):
         self.pipe, self.cache_dir, self.decode_every = pipe, cache_dir, decode_every
         self.background = data_latents(pipe) if background is None else background
         names = list(getattr(pipe, "label_names", None) or [])
+        maps = MAP_OPTIONS if self.background.labels is not None else MAP_OPTIONS[1:]
         self.label = W.Dropdown(options=[UNCONDITIONAL] + names, value=names[0] if names else UNCONDITIONAL, description="class")
         self.guidance = W.FloatSlider(value=2.0 if names else 1.0, min=0.0, max=10.0, step=0.5, description="guidance w", disabled=not names)
         self.sampler = W.Dropdown(options=[("DPM-Solver++ 2M", "dpmpp2m"), ("DDIM", "ddim"), ("DDPM", "ddpm")], description="sampler")
@@ -83,22 +105,28 @@ class DenoisingExplorer(W.VBox):
         self.status = W.HTML()
         self.step_slider = W.IntSlider(value=0, min=0, max=1, description="step", disabled=True, readout=False, layout=W.Layout(width="55%"))
         self.caption = W.HTML()
+        self.source = W.ToggleButtons(options=[("x̂0: the model's guess", "x0"), ("z_t: the noisy latent", "z_t")], value="x0",
+                                      description="decode", style={"button_width": "170px"})
         self.texts = W.HTML("<i>Press <b>Sample</b>: the sampler's run is recorded once, then the step slider replays it.</i>")
-        self.method = W.ToggleButtons(options=[("PCA", "pca"), ("UMAP", "umap")], value=projection, description="map")
+        self.method = W.ToggleButtons(options=maps, value=projection or maps[0][1], description="map")
         self.dims = W.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dims)
         self.show_x0 = W.Checkbox(value=True, description="x̂0 paths", indent=False)
         self.progress, self.plot, self.figure = W.Output(), W.Box(), None
         for widget, css in ((self.sample_button, "ld4lg-sample"), (self.step_slider, "ld4lg-step-slider"), (self.texts, "ld4lg-texts"),
-                            (self.status, "ld4lg-status"), (self.seed, "ld4lg-seed")):
+                            (self.status, "ld4lg-status"), (self.seed, "ld4lg-seed"), (self.source, "ld4lg-source"), (self.steps, "ld4lg-steps"),
+                            (self.caption, "ld4lg-caption"),
+                            (self.method, "ld4lg-map")):
             widget.add_class(css)
-        self.run, self.points, self._shown, self._quiet = None, None, None, False
-        self.sample_button.on_click(lambda _: self.sample())
-        self.step_slider.observe(lambda c: None if self._quiet else self.show_step(c["new"]), names="value")
-        self.label.observe(lambda c: setattr(self.guidance, "disabled", c["new"] == UNCONDITIONAL), names="value")
-        for widget in (self.method, self.dims, self.show_x0): widget.observe(lambda _: self.redraw(), names="value")
+        self.run, self.points, self._shown, self._quiet, self._message = None, None, None, False, ""
+        guard = lambda action: _guarded(self.status, action)
+        self.sample_button.on_click(guard(lambda _: self.sample()))
+        self.step_slider.observe(guard(lambda c: None if self._quiet else self.show_step(c["new"])), names="value")
+        self.label.observe(guard(lambda c: setattr(self.guidance, "disabled", c["new"] == UNCONDITIONAL)), names="value")
+        self.source.observe(guard(lambda c: self.show_source(c["new"])), names="value")
+        for widget in (self.method, self.dims, self.show_x0): widget.observe(guard(lambda _: self.redraw()), names="value")
         super().__init__([_row(self.label, self.guidance, self.sampler), _row(self.steps, self.num_samples, self.seed, self.sample_button),
-                          self.status, _row(self.step_slider, self.caption), self.texts, _row(self.method, self.dims, self.show_x0),
-                          self.progress, self.plot])
+                          self.status, _row(self.step_slider, self.caption), self.source, self.texts,
+                          _row(self.method, self.dims, self.show_x0), self.progress, self.plot])
         self.redraw()
 
 # %% ../nbs/10a_explorer_app.ipynb #dfe6956f
@@ -106,32 +134,37 @@ def _sample(self) -> RecordedRun | None:
     "Record a run with the current controls and show its final step; returns the run (None after an error, shown in `status`)."
     label = None if self.label.value == UNCONDITIONAL else self.label.value
     self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
+    start = time.perf_counter()
     try:
         run = record_run(self.pipe, n=_control(self.num_samples), label=label,
                          guidance_scale=_control(self.guidance) if label is not None else 1.0, steps=_control(self.steps),
                          sampler=self.sampler.value, seed=_control(self.seed), decode_every=self.decode_every)
-    except (ValueError, TypeError, RuntimeError) as e:
+        if self.source.value == "z_t": decode_noisy(run, self.pipe)
+    except Exception as e:
         self.status.value = _error(e)
         return None
     finally: self.sample_button.disabled = False
     self.run = run
     self.redraw(step=run.num_steps)
-    self.status.value = f"{run.num_samples} samples × {run.num_steps} steps recorded in {run.seconds:.2f} s; move the step slider to replay them."
+    self._message = (f"{run.num_samples} samples × {run.num_steps} steps recorded in {run.seconds:.2f} s "
+                     f"(on screen after {time.perf_counter() - start:.2f} s); move the step slider to replay them.")
+    self.status.value = self._message
     return run
 
 def _projection(self):
-    "The fitted map chosen by the controls (a UMAP fit shows its progress and is cached)."
-    if self.method.value == "umap": self.status.value = f"<i>fitting UMAP on {len(self.background.texts)} data latents (the first fit in a session takes ~20 s; then cached)…</i>"
-    with self.progress: projection = fit_projection(self.background.latents, self.method.value, self.dims.value, cache_dir=self.cache_dir)
-    self.progress.clear_output()
-    self.status.value = ""
-    return projection
+    "The fitted map chosen by the controls, kept by the explorer (fitting UMAP says so in the status line; fitted maps are cached)."
+    maps, key = self.__dict__.setdefault("_maps", {}), (self.method.value, self.dims.value)
+    if key not in maps:
+        if self.method.value == "umap": self.status.value = f"<i>fitting UMAP on {len(self.background.texts)} data latents (the first fit in a session takes ~20 s; then cached)…</i>"
+        maps[key] = _fitted_map(self.pipe, self.background, self.method.value, self.dims.value, self.cache_dir, self.progress)
+    return maps[key]
 
 def _redraw(self, step: int | None = None):
     "Project the run on the chosen map (once per map) and rebuild the figure, then show `step` (default: the slider's position)."
     projection = self._projection()
     if self.run is None:
         self.figure = _show_figure(self.plot, cluster_figure(projection, self.background, animate=False))
+        self.status.value = self._message
         return
     step = self.step_slider.value if step is None else step
     self.points = trajectory_points(self.run, projection)
@@ -143,16 +176,30 @@ def _redraw(self, step: int | None = None):
     finally: self._quiet = False
     self._shown = None
     self.show_step(step, move_markers=False)  # the new figure already shows `step`
+    self.status.value = self._message
 
 def _show_step(self, step: int, move_markers: bool = True):
     "Show slider position `step` of the recorded run: texts (changes since the previously shown position marked) and the figure's markers."
-    self.texts.value = step_table_html(self.run, step, previous=self._shown, caption=False)
-    self.caption.value = html.escape(step_caption(self.run, step))
+    self.texts.value = step_table_html(self.run, step, previous=self._shown, caption=False, source=self.source.value)
+    self.caption.value = html.escape(step_caption(self.run, step, self.source.value))
     if move_markers: _apply(self.figure, trajectory_step(self.run, self.points, step, self.show_x0.value))
     self._shown = step
 
+def _show_source(self, source: str):
+    "Show the texts decoded from `source` ('x0' or 'z_t'); the z_t texts of a run are decoded the first time they are asked for."
+    if self.run is None: return
+    if source == "z_t" and self.run.noisy_texts is None:
+        self.status.value = f"<i>decoding z_t at {self.run.num_steps} steps × {self.run.num_samples} samples…</i>"
+        start = time.perf_counter()
+        decode_noisy(self.run, self.pipe)
+        self._message = f"z_t of {self.run.num_steps} steps × {self.run.num_samples} samples decoded in {time.perf_counter() - start:.2f} s."
+    self._shown = None
+    self.show_step(self.step_slider.value, move_markers=False)
+    self.status.value = self._message
+
 # the methods of DenoisingExplorer, written above one at a time
-DenoisingExplorer.sample, DenoisingExplorer._projection, DenoisingExplorer.redraw, DenoisingExplorer.show_step = _sample, _projection, _redraw, _show_step
+DenoisingExplorer.sample, DenoisingExplorer._projection, DenoisingExplorer.redraw = _sample, _projection, _redraw
+DenoisingExplorer.show_step, DenoisingExplorer.show_source = _show_step, _show_source
 
 # %% ../nbs/10a_explorer_app.ipynb #7be3de65
 def parse_scales(text: str) -> list[float]:
@@ -164,14 +211,16 @@ def parse_scales(text: str) -> list[float]:
     return scales
 
 class ClusterExplorer(W.VBox):
-    """Data latents on a UMAP (or PCA) map coloured by class; *Sample every class* overlays `per_class` samples of each class at several
-    guidance scales from the same seed, and the guidance slider moves between the scales. `lazy=True` waits for `draw()` to fit the map."""
-    def __init__(self, pipe, background: LatentSet | None = None, method: str = "umap", dims: int = 2, per_class: int = 6,
+    """Data latents on a map coloured by class (class means, PCA or UMAP); *Sample every class* overlays `per_class` samples of each
+    class at several guidance scales from the same seed, and the guidance slider moves between the scales. `lazy=True` waits for
+    `draw()` to fit the map."""
+    def __init__(self, pipe, background: LatentSet | None = None, method: str = "means", dims: int = 2, per_class: int = 6,
                  scales=(1.0, 2.0, 4.0), steps: int = 25, seed: int = 0, cache_dir=None, lazy: bool = False):
         self.pipe, self.cache_dir, self.sweep, self.points, self.drawn = pipe, cache_dir, None, None, False
         self.background = data_latents(pipe) if background is None else background
         conditional = bool(getattr(pipe, "label_names", None))
-        self.method = W.ToggleButtons(options=[("UMAP", "umap"), ("PCA", "pca")], value=method, description="map")
+        self.method = W.ToggleButtons(options=MAP_OPTIONS if self.background.labels is not None else MAP_OPTIONS[1:],
+                                      value=method if self.background.labels is not None or method != "means" else "pca", description="map")
         self.dims = W.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dims)
         self.scales = W.Text(value=", ".join(f"{w:g}" for w in scales) if conditional else "1", description="scales w", disabled=not conditional)
         self.per_class = W.IntSlider(value=per_class, min=1, max=32, description="per class")
@@ -182,13 +231,15 @@ class ClusterExplorer(W.VBox):
                                       layout=W.Layout(width="auto"))
         self.guidance = W.SelectionSlider(options=["–"], description="guidance w", disabled=True)
         self.status, self.progress, self.plot, self.figure = W.HTML(), W.Output(), W.Box(), None
+        self.bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(visibility="hidden"))
         self.sample_button.add_class("ld4lg-cluster-sample"); self.status.add_class("ld4lg-cluster-status")
-        self.sample_button.on_click(lambda _: self.sample())
-        for widget in (self.method, self.dims): widget.observe(lambda _: self.draw(), names="value")
-        self._quiet = False
-        self.guidance.observe(lambda c: None if self._quiet or self.sweep is None else self.show_scale(float(c["new"])), names="value")
+        guard = lambda action: _guarded(self.status, action)
+        self.sample_button.on_click(guard(lambda _: self.sample()))
+        for widget in (self.method, self.dims): widget.observe(guard(lambda _: self.draw()), names="value")
+        self._quiet, self._message = False, ""
+        self.guidance.observe(guard(lambda c: None if self._quiet or self.sweep is None else self.show_scale(float(c["new"]))), names="value")
         super().__init__([_row(self.method, self.dims), _row(self.scales, self.per_class, self.steps, self.sampler, self.seed, self.sample_button),
-                          self.status, self.guidance, self.progress, self.plot])
+                          _row(self.status, self.bar), self.guidance, self.progress, self.plot])
         if not lazy: self.draw()
 
     _projection = _projection  # the same fitted-map logic as the denoising explorer
@@ -199,7 +250,7 @@ class ClusterExplorer(W.VBox):
         scale = float(self.guidance.value) if self.sweep is not None else None
         if self.sweep is not None: self.points = {w: projection.transform(self.sweep.latents[w]) for w in self.sweep.scales}
         self.figure = _show_figure(self.plot, cluster_figure(projection, self.background, self.sweep, scale=scale, animate=False, points=self.points))
-        self.drawn = True
+        self.drawn, self.status.value = True, self._message
 
     def sample(self):
         "Sample every class at each guidance scale (same seed), then show the largest scale."
@@ -207,21 +258,24 @@ class ClusterExplorer(W.VBox):
             scales = parse_scales(self.scales.value)
             self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
             start = time.perf_counter()
-            with self.progress:
-                sweep = guidance_sweep(self.pipe, scales, per_class=_control(self.per_class), steps=_control(self.steps),
-                                       sampler=self.sampler.value, seed=_control(self.seed))
-            self.progress.clear_output()
-        except (ValueError, TypeError, RuntimeError) as e:
+            per_class, steps, seed = _control(self.per_class), _control(self.steps), _control(self.seed)
+            self.bar.max, self.bar.value, self.bar.layout.visibility = len(scales), 0, "visible"
+            def on_scale(i, w):  # progress: one pipeline call per scale
+                self.bar.value = i
+                self.status.value = f"<i>sampling every class at w = {w:g} ({i + 1} of {len(scales)})…</i>"
+            sweep = guidance_sweep(self.pipe, scales, per_class=per_class, steps=steps, sampler=self.sampler.value, seed=seed,
+                                   progress=False, on_scale=on_scale)
+        except Exception as e:
             self.status.value = _error(e)
             return None
-        finally: self.sample_button.disabled = False
+        finally: self.sample_button.disabled, self.bar.layout.visibility = False, "hidden"
         self.sweep, self._quiet = sweep, True
         try:  # new options and value without triggering show_scale: the points of this sweep are not projected yet
             self.guidance.options, self.guidance.disabled = [f"{w:g}" for w in sweep.scales], False
             self.guidance.value = f"{max(sweep.scales):g}"
         finally: self._quiet = False
+        self._message = f"{len(sweep.labels)} samples × {len(sweep.scales)} scales in {time.perf_counter() - start:.1f} s; move the guidance slider."
         self.draw()
-        self.status.value = f"{len(sweep.labels)} samples × {len(sweep.scales)} scales in {time.perf_counter() - start:.1f} s; move the guidance slider."
         return sweep
 
     def show_scale(self, scale: float):
@@ -237,7 +291,8 @@ class ExplorerApp(W.VBox):
         self.denoising = DenoisingExplorer(pipe, background, cache_dir=cache_dir)
         self.clusters = ClusterExplorer(pipe, background, cache_dir=cache_dir, lazy=True)
         self.tabs = W.Tab([self.denoising, self.clusters], titles=("Denoising", "Class clusters"))
-        self.tabs.observe(lambda c: self.clusters.draw() if c["new"] == 1 and not self.clusters.drawn else None, names="selected_index")
+        self.tabs.observe(_guarded(self.clusters.status, lambda c: self.clusters.draw() if c["new"] == 1 and not self.clusters.drawn else None),
+                          names="selected_index")
         names = getattr(pipe, "label_names", None)
         header = W.HTML(f"<h2 style='margin:0'>LD4LG explorer</h2><div style='color:#555'>model {html.escape(model_name or type(pipe).__name__)}: "
                         f"ℓ = {pipe.num_latents} latents of d_ae = {pipe.latent_dim}; "
@@ -246,6 +301,7 @@ class ExplorerApp(W.VBox):
 
 # %% ../nbs/10a_explorer_app.ipynb #8437eadb
 MODEL_ENV = "LD4LG_EXPLORER_MODEL"
+READY_ENV = "LD4LG_EXPLORER_READY_DIR"     # where a kernel that has built the app says so (the launcher waits for it)
 
 def load_explorer_pipeline(model: str = "default"):
     "The pipeline to explore: 'default' (shipped model), 'tiny' (small random model, WordNet classes), a folder from `save_pretrained`, or 'module:function' (called)."
@@ -274,10 +330,12 @@ def app_main(model: str | None = None) -> W.Widget:
     model = model or os.environ.get(MODEL_ENV, "default")
     hf_logging.disable_progress_bar()  # the page is the app: no loading bars or truncation notes above it
     warnings.filterwarnings("ignore", message=".*longer than max_length.*")
-    try: return ExplorerApp(load_explorer_pipeline(model), model_name=model)
+    try: page = ExplorerApp(load_explorer_pipeline(model), model_name=model)
     except Exception as e:  # the page is all the user sees: say what failed there
-        return W.HTML(f"<h3>The LD4LG explorer could not start</h3><pre>{html.escape(f'{type(e).__name__}: {e}')}</pre>"
+        page = W.HTML(f"<h3>The LD4LG explorer could not start</h3><pre>{html.escape(f'{type(e).__name__}: {e}')}</pre>"
                       f"<p>model = {html.escape(repr(model))}; try <code>ld4lg explore --model tiny</code>.</p>")
+    if os.environ.get(READY_ENV): (Path(os.environ[READY_ENV]) / str(os.getpid())).touch()   # the launcher waits for this
+    return page
 
 # %% ../nbs/10a_explorer_app.ipynb #726c4cca
 APP_NOTEBOOK = "explorer_app.ipynb"
@@ -303,22 +361,69 @@ def write_app_notebook(path: str | Path | None = None) -> Path:
     return path
 
 # %% ../nbs/10a_explorer_app.ipynb #fa157305
+def _process_tree(pid: int) -> dict[int, str]:
+    "`pid` and all its descendants, each with its start time (so a recycled pid is never mistaken for it); Linux /proc."
+    parents, started = {}, {}
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else []:
+        if not entry.name.isdigit(): continue
+        try: fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError: continue
+        parents.setdefault(int(fields[1]), []).append(int(entry.name)); started[int(entry.name)] = fields[19]
+    tree, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        if p in started or p == pid: tree[p] = started.get(p, "")
+        todo += parents.get(p, [])
+    return tree
+
+def _alive(tree: dict[int, str]) -> dict[int, str]:
+    "The processes of `tree` still running (same pid, same start time, not a zombie)."
+    alive = {}
+    for pid, start in tree.items():
+        try: fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError: continue
+        if fields[0] != "Z" and fields[19] == start: alive[pid] = start
+    return alive
+
 @dataclass
 class ExplorerServer:
-    "A running explorer: its `url`, the server `process`, and its `log` file; `stop()` ends it and its kernels."
+    "A running explorer: its `url` (with the token), the server `process`, its `log` file; `stop()` ends it and every kernel."
     url: str
     process: subprocess.Popen
     log: Path
     workdir: Path | None = None
+    token: str = ""
+
+    def processes(self) -> dict[int, str]:
+        "The server and every process it started that still runs: {pid: start time}."
+        return _alive(_process_tree(self.process.pid))
+
+    def wait_ready(self, timeout: float = 300.0) -> float:
+        "Block until a kernel has run the app (a preheated page is ready); returns the seconds waited."
+        start, ready = time.monotonic(), (self.workdir / "ready") if self.workdir else None
+        while ready is not None and not any(ready.glob("*")):
+            if self.process.poll() is not None: raise RuntimeError(f"the explorer server stopped; its log ends:\n{self.log_tail()}")
+            if time.monotonic() - start > timeout: raise RuntimeError(f"no kernel was ready within {timeout:.0f} s; log:\n{self.log_tail()}")
+            time.sleep(0.2)
+        return time.monotonic() - start
 
     def stop(self, timeout: float = 15.0):
-        "Stop the server's process group (SIGTERM, then SIGKILL after `timeout` s)."
+        "Stop the server (SIGTERM to its process group, SIGKILL after `timeout` s), then any process it started that outlived it."
+        tree = _process_tree(self.process.pid)
         if self.process.poll() is None:
             try: os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError: return
+            except ProcessLookupError: pass
             try: self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL); self.process.wait(timeout)
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # kernels live in sessions of their own: end the ones left behind
+            left = _alive(tree)
+            for pid in left:
+                try: os.kill(pid, sig)
+                except ProcessLookupError: pass
+            deadline = time.monotonic() + 5
+            while _alive(left) and time.monotonic() < deadline: time.sleep(0.1)
+        if self.workdir is not None: (self.workdir / "open.html").unlink(missing_ok=True)   # it holds the token
 
     def log_tail(self, chars: int = 3000) -> str:
         "The end of the server's log."
@@ -336,17 +441,30 @@ def _port_open(host: str, port: int) -> bool:
 
 # %% ../nbs/10a_explorer_app.ipynb #aeffeea5
 def _interrupt(signum, frame):
-    "SIGTERM handler: turn the signal into KeyboardInterrupt, so the server and its kernels are stopped on the way out."
+    "SIGTERM/SIGHUP handler: turn the signal into KeyboardInterrupt, so the server and its kernels are stopped on the way out."
     raise KeyboardInterrupt
 
+def _open_in_browser(url: str, workdir: Path):
+    "Open `url` through a private file that redirects to it: the token never reaches the browser's command line."
+    page = workdir / "open.html"
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f: f.write(f'<meta http-equiv="refresh" content="0;url={html.escape(url)}">')
+    webbrowser.open(page.as_uri())
+
 def launch_explorer(port: int | None = 8866, open_browser: bool = False, model: str = "default", host: str = "127.0.0.1",
-                    ui: str = "voila", wait: bool = True, timeout: float = 120.0, torch_threads: int | None = 1,
-                    env: dict | None = None) -> ExplorerServer:
+                    ui: str = "voila", wait: bool = True, timeout: float = 300.0, torch_threads: int | None = 1,
+                    env: dict | None = None, token: str | None = None, pool: int = 1, cull_idle: float = 600.0,
+                    close_after: float = 10.0, refill_after: float = 5.0) -> ExplorerServer:
     """Serve the explorer app on http://`host`:`port` (`port=None`: a free one) for `model` (see `load_explorer_pipeline`), offline.
-    `ui='voila'` shows only the app; `ui='lab'` opens its notebook in JupyterLab. The kernel computes with `torch_threads` threads
-    (None: torch's default). `wait=True` blocks until Ctrl-C; `wait=False` returns the running `ExplorerServer` (call `.stop()`)."""
+    `ui='voila'` shows only the app; `ui='lab'` opens its notebook in JupyterLab. Access needs `token` (default:
+    $LD4LG_EXPLORER_TOKEN, else a random one), passed to the server in its environment. `pool` kernels are kept preheated;
+    idle kernels without a page are culled after `cull_idle` s, a kernel whose page went away after `close_after` s; the next
+    kernel starts heating `refill_after` s after a page took one (the page renders first on a small machine).
+    `wait=True` blocks until Ctrl-C or SIGTERM; `wait=False` returns the running `ExplorerServer` (call `.stop()`)."""
     if ui not in ("voila", "lab"): raise ValueError(f"ui must be 'voila' or 'lab', got {ui!r}")
     if not isinstance(model, str) or not model.strip(): raise TypeError(f"model must be a non-empty string, got {model!r}")
+    token = token or os.environ.get("LD4LG_EXPLORER_TOKEN") or secrets.token_urlsafe(24)
+    if len(token) < 16: raise ValueError("the token must have at least 16 characters; leave it out to get a random one")
     needed = "voila" if ui == "voila" else "jupyterlab"
     if importlib.util.find_spec(needed) is None:
         raise ValueError(f"ui={ui!r} needs the {needed} package, which is not installed; run `pip install {needed}`"
@@ -354,27 +472,30 @@ def launch_explorer(port: int | None = 8866, open_browser: bool = False, model: 
     port = free_port(host) if port is None else int(port)
     if _port_open(host, port): raise ValueError(f"port {port} on {host} is already in use; pick another with port=... (or --port)")
     workdir = Path(tempfile.mkdtemp(prefix="ld4lg-explore-"))
+    (workdir / "ready").mkdir()
     offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     threads = {} if torch_threads is None else {"OMP_NUM_THREADS": str(int(torch_threads)), "MKL_NUM_THREADS": str(int(torch_threads))}
-    env = {**os.environ, **offline, **threads, MODEL_ENV: model, **(env or {})}
+    env = {**os.environ, **offline, **threads, MODEL_ENV: model, READY_ENV: str(workdir / "ready"), **(env or {})}
+    cull = [f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}", f"--MappingKernelManager.cull_interval={max(1, min(60, int(cull_idle) // 2))}"]
     if ui == "voila":
-        url = f"http://{host}:{port}/"
-        cmd = [sys.executable, "-m", "voila", str(ASSETS / APP_NOTEBOOK), f"--port={port}", f"--Voila.ip={host}", "--no-browser",
-               "--Voila.port_retries=0", "--show_tracebacks=True", "--theme=light"]
+        url = f"http://{host}:{port}/?token={token}"
+        env["LD4LG_EXPLORER_TOKEN"] = token
+        cmd = [sys.executable, "-c", "from ld4lg_edu.explorer_server import main; main()", str(ASSETS / APP_NOTEBOOK),
+               f"--port={port}", f"--host={host}", f"--pool={int(pool)}", f"--cull-idle={cull_idle}", f"--close-after={close_after}",
+               f"--refill-after={refill_after}"]
     else:
-        token = secrets.token_urlsafe(16)
+        env["JUPYTER_TOKEN"] = token                                     # jupyter_server reads it from there
         write_app_notebook(workdir / APP_NOTEBOOK)
         url = f"http://{host}:{port}/lab/tree/{APP_NOTEBOOK}?token={token}"
         cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={workdir}", f"--ServerApp.ip={host}", f"--ServerApp.port={port}",
-               "--ServerApp.port_retries=0", "--no-browser", f"--IdentityProvider.token={token}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+               "--ServerApp.port_retries=0", "--no-browser", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *cull]
     log = workdir / "server.log"
     handle = wait and threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if handle else None  # `kill` stops it as Ctrl-C does
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)} if handle else {}  # `kill` stops it as Ctrl-C does
     try:
         with open(log, "wb") as out:
             process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True)
-        server, keep = ExplorerServer(url, process, log, workdir), False
+        server, keep = ExplorerServer(url, process, log, workdir, token), False
         try:
             deadline = time.monotonic() + timeout
             while not _port_open(host, port):
@@ -382,16 +503,18 @@ def launch_explorer(port: int | None = 8866, open_browser: bool = False, model: 
                     raise RuntimeError(f"the explorer server did not come up on {host}:{port} within {timeout:.0f} s; "
                                        f"its log ends:\n{server.log_tail()}")
                 time.sleep(0.25)
-            if open_browser: webbrowser.open(url)
+            if wait: print(f"LD4LG explorer ({model}): loading the model into a kernel…", flush=True)
+            if ui == "voila" and pool > 0: server.wait_ready(max(1.0, deadline - time.monotonic()))
+            if open_browser: _open_in_browser(url, workdir)
             if not wait:
                 keep = True
                 return server
             print(f"LD4LG explorer ({model}) at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
             process.wait()
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through _interrupt
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP through _interrupt
             if not wait: raise
         finally:
             if not keep: server.stop()  # the server and its kernels, on every way out but a handed-back server
         return server
     finally:
-        if handle: signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items(): signal.signal(s, h)

@@ -1,7 +1,7 @@
 """Headless tests of the explorer (chapters 10 and 10a): figures, texts and widgets, driven like a user
 would (clicking Sample, moving sliders) but without a browser. The pipeline is the stand-in of
 tests/fake_pipeline.py, whose maths is known exactly."""
-import html, json, os, re, subprocess, sys, urllib.request, warnings
+import html, json, os, re, subprocess, sys, time, urllib.error, urllib.request, warnings
 from pathlib import Path
 
 import numpy as np
@@ -323,6 +323,52 @@ def test_denoising_explorer_shows_errors_instead_of_raising(pipe, background):
     assert "the denoiser is broken; retrain it" in ex.status.value and not ex.sample_button.disabled
 
 
+def test_every_callback_shows_its_exception_in_the_status_line(pipe, background):
+    "Any exception in a widget callback — not only a bad setting — ends up in the status line, and the app goes on working."
+    class Broken(Counting):
+        def sample(self, *a, **k): raise ZeroDivisionError("float division by zero")
+    ex = DenoisingExplorer(Broken(pipe), background)
+    ex.sample_button.click()
+    assert "ZeroDivisionError: float division by zero" in ex.status.value and not ex.sample_button.disabled
+    class BadDecoder(Counting):
+        def decode(self, latents): raise RuntimeError("the decoder ran out of memory")
+    ex = DenoisingExplorer(pipe, background, n=2, steps=4)
+    ex.sample()
+    ex.pipe = BadDecoder(pipe)
+    ex.source.value = "z_t"                                          # through the toggle's callback
+    assert "RuntimeError: the decoder ran out of memory" in ex.status.value
+    ex.pipe = pipe
+    ex.method.value = "pca"
+    assert ex.sample() is not None and "recorded in" in ex.status.value
+
+
+def test_decode_toggle_shows_text_coming_out_of_noise(pipe, background):
+    counting = Counting(pipe)
+    ex = DenoisingExplorer(counting, background, n=2, steps=6)
+    assert ex.method.value == "means" and ex.figure.layout.xaxis.title.text.startswith("class axis 1")   # the first view
+    ex.sample()
+    decodes = counting.decodes
+    ex.step_slider.value = 1
+    ex.source.value = "z_t"
+    assert counting.decodes == decodes + 1 and "data-source='z_t'" in ex.texts.value and "decoded from z_t" in ex.caption.value
+    shown = re.sub(r"<mark[^>]*>|</mark>", "", ex.texts.value)
+    assert all(html.escape(t) in shown for t in ex.run.texts_at(1, "z_t"))
+    ex.seed.value = 3
+    ex.sample()                                                      # a new run while z_t is chosen: decoded with it
+    assert ex.run.noisy_texts is not None and "data-source='z_t'" in ex.texts.value
+    ex.source.value = "x0"
+    assert "data-source='x0'" in ex.texts.value and counting.decodes == decodes + 2
+
+
+def test_cluster_sampling_reports_progress(pipe, background):
+    ce = ClusterExplorer(pipe, background, per_class=1, steps=2, scales=(1, 2, 4))
+    seen = []
+    ce.status.observe(lambda c: seen.append(c["new"]), names="value")
+    ce.sample()
+    assert [s for s in seen if " of 3)" in s] == [f"<i>sampling every class at w = {w} ({i} of 3)…</i>" for i, w in ((1, 1), (2, 2), (3, 4))]
+    assert seen[-1].startswith("6 samples × 3 scales") and ce.bar.layout.visibility == "hidden"
+
+
 def test_cluster_explorer(pipe, background, pca):
     ce = ClusterExplorer(pipe, background, method="pca", per_class=2, steps=4, scales=(1, 2, 4))
     assert ce.guidance.disabled
@@ -382,7 +428,9 @@ def test_umap_tab(pipe, background, tmp_path):
     "Opening the cluster tab fits UMAP once (cached on disk); the samples are placed on it."
     ui = app.ExplorerApp(pipe, background, cache_dir=tmp_path)
     ui.tabs.selected_index = 1
-    assert ui.clusters.drawn and ui.clusters.figure.layout.xaxis.title.text == "UMAP 1"
+    assert ui.clusters.drawn and ui.clusters.figure.layout.xaxis.title.text.startswith("class axis 1")
+    ui.clusters.method.value = "umap"
+    assert ui.clusters.figure.layout.xaxis.title.text == "UMAP 1"
     assert len(list(tmp_path.glob("projection-umap2-*.npz"))) == 1
     ui.clusters.per_class.value, ui.clusters.steps.value, ui.clusters.scales.value = 2, 3, "1, 3"
     sweep = ui.clusters.sample()
@@ -391,44 +439,134 @@ def test_umap_tab(pipe, background, tmp_path):
     assert ui.denoising.figure.layout.xaxis.title.text == "UMAP 1"
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(__import__("importlib").util.find_spec("voila") is None, reason="voila is not installed (pip install voila)")
-def test_voila_serves_the_app(tmp_path):
-    "The server comes up on 127.0.0.1 and the page holds the app's widgets (no browser: the page's HTML only)."
-    tests = str(Path(__file__).resolve().parent)
-    server = app.launch_explorer(port=None, model="fake_pipeline:make_fake_pipeline", wait=False,
-                                 env={"PYTHONPATH": tests, "LD4LG_CACHE": str(tmp_path)})
+VOILA = pytest.mark.skipif(__import__("importlib").util.find_spec("voila") is None, reason="voila is not installed (pip install voila)")
+TESTS = str(Path(__file__).resolve().parent)
+
+
+def _cmdline(pid):
+    try: return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError: return ""
+
+
+def _kernels(pids):
+    return [pid for pid in pids if "ipykernel" in _cmdline(pid)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_server_left_behind():
+    "After this file's tests, nothing they started may still run (servers, kernels); what is left is ended and named."
+    yield
+    left = {pid: _cmdline(pid) for pid in app._alive(app._process_tree(os.getpid())) if pid != os.getpid()}
+    left = {pid: cmd for pid, cmd in left.items() if any(k in cmd for k in ("voila", "explorer_server", "ipykernel", "jupyter"))}
+    for pid in left: os.kill(pid, 9)
+    assert not left, f"the tests left these running: {left}"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One explorer server for the server tests: one preheated kernel, short culling and close delays. Its model cannot load, so
+    each page is the app's short error page: the kernels, requests and websockets are the real ones, at a fifth of the CPU."""
+    server = app.launch_explorer(port=None, model="nowhere_module:make", wait=False, cull_idle=6, close_after=2,
+                                 refill_after=0, env={"PYTHONPATH": TESTS, "LD4LG_CACHE": str(tmp_path_factory.mktemp("cache"))})
+    yield server
+    tree = server.processes()
+    server.stop()
+    assert not app._alive(tree), f"processes outlived stop(): {app._alive(tree)}"
+
+
+def _get(url, headers=None, timeout=300):
+    "(status, body) of a GET, errors included."
     try:
-        assert server.url.startswith("http://127.0.0.1:")
-        page = urllib.request.urlopen(server.url, timeout=300).read().decode()
-        assert "application/vnd.jupyter.widget-view+json" in page and "could not start" not in page, server.log_tail()
-    finally:
-        server.stop()
-    assert server.process.poll() is not None
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r: return r.status, r.read().decode()
+    except urllib.error.HTTPError as e: return e.code, e.read().decode()
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("importlib").util.find_spec("voila") is None, reason="voila is not installed (pip install voila)")
-def test_sigterm_to_the_launcher_stops_voila_and_its_kernels(tmp_path):
-    "`kill <pid of ld4lg explore>` (SIGTERM) must not leave the Voilà server it started running (it runs in its own session)."
-    import signal, socket, time
-    port, tests = app.free_port(), str(Path(__file__).resolve().parent)
-    code = f"from ld4lg_edu.explorer_app import launch_explorer; launch_explorer(port={port}, model='fake_pipeline:make_fake_pipeline')"
-    env = {**os.environ, "PYTHONPATH": tests, "LD4LG_CACHE": str(tmp_path)}
-    launcher = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    def port_open():
-        with socket.socket() as s:
-            s.settimeout(0.5); return s.connect_ex(("127.0.0.1", port)) == 0
+@VOILA
+def test_server_needs_the_token_and_refuses_foreign_hosts(served):
+    "DNS rebinding sends a foreign Host, another site's page a foreign Origin: both refused; without the token, no app."
+    from urllib.parse import urlsplit
+    base, port = served.url.split("?")[0], urlsplit(served.url).port
+    assert f"token={served.token}" in served.url and served.token not in " ".join(_cmdline(p) for p in served.processes())
+    for headers in ({"Host": f"rebound.example:{port}"}, {"Origin": "http://evil.example"}, {"Origin": f"http://localhost:{port + 1}"}):
+        status, body = _get(served.url, headers)
+        assert status == 403 and ("not this explorer" in body or "refused" in body), (headers, status, body[:200])
+    status, body = _get(base)                                        # no token: the login form, not the app
+    assert "widget-view+json" not in body and "password" in body.lower()
+    assert not _get(base + "api/kernels")[1].lstrip().startswith("[")     # no list of kernels either
+    status, body = _get(served.url)
+    assert status == 200 and "application/vnd.jupyter.widget-view+json" in body and "nowhere_module" in body
+
+
+@pytest.mark.slow
+@VOILA
+def test_kernel_websocket_speaks_v1_only(served):
+    "A websocket without the v1 subprotocol is refused; a text frame or a frame announcing 2**60 offsets closes the connection; a well-formed request is answered."
+    import asyncio
+    from jupyter_client.session import Session
+    from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1, serialize_msg_to_ws_v1
+    from tornado.httpclient import HTTPClientError
+    from tornado.websocket import websocket_connect
+    from urllib.parse import urlsplit
+    status, page = _get(served.url)
+    kernel = re.search(r'"kernelId":\s*"([0-9a-f-]{36})"', page).group(1)
+    url = f"ws://127.0.0.1:{urlsplit(served.url).port}/api/kernels/{kernel}/channels?session_id=t&token={served.token}"
+    v1 = "v1.kernel.websocket.jupyter.org"
+
+    async def scenario():
+        with pytest.raises(HTTPClientError) as refused: await websocket_connect(url)
+        closed = {}
+        for name, frame in (("text", '{"channel": "shell", "header": {"msg_type": "comm_info_request"}}'),
+                            ("huge", (2**60).to_bytes(8, "little") + bytes(64))):
+            conn = await websocket_connect(url, subprotocols=[v1])
+            await conn.write_message(frame, binary=isinstance(frame, bytes))
+            while await asyncio.wait_for(conn.read_message(), 30) is not None: pass
+            closed[name] = conn.close_code
+        conn = await websocket_connect(url, subprotocols=[v1])
+        session = Session()
+        await conn.write_message(serialize_msg_to_ws_v1(session.serialize(session.msg("kernel_info_request", {}))[2:], "shell"), binary=True)
+        reply = None
+        while reply is None:
+            channel, parts = deserialize_msg_from_ws_v1(await asyncio.wait_for(conn.read_message(), 60))
+            if json.loads(parts[0]).get("msg_type") == "kernel_info_reply": reply = json.loads(parts[3])
+        conn.close()
+        return refused.value.code, closed, reply
+
+    code, closed, reply = asyncio.run(scenario())
+    assert code == 400 and closed == {"text": 1008, "huge": 1008} and reply["status"] == "ok"
+
+
+@pytest.mark.slow
+@VOILA
+def test_ten_page_loads_leave_at_most_two_kernels(served):
+    "Each page load takes a kernel; pages that never connect (or went away) are culled: at most the preheated one and one more remain."
+    for _ in range(10):
+        status, body = _get(served.url)
+        assert status == 200 and "widget-view+json" in body, body[-2000:]
+    deadline = time.monotonic() + 90
+    while len(_kernels(served.processes())) > 2 and time.monotonic() < deadline: time.sleep(1)
+    assert len(_kernels(served.processes())) <= 2, served.log_tail()
+
+
+@pytest.mark.slow
+@VOILA
+def test_sigterm_to_the_launcher_stops_every_process_it_started(tmp_path):
+    "`kill <pid of ld4lg explore>` (SIGTERM) ends Voilà and its kernels, which run in sessions of their own: check the whole tree."
+    import signal
+    port = app.free_port()
+    code = f"from ld4lg_edu.explorer_app import launch_explorer; launch_explorer(port={port}, model='nowhere_module:make')"
+    env = {**os.environ, "PYTHONPATH": TESTS, "LD4LG_CACHE": str(tmp_path)}
+    launcher = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not port_open():
-            assert launcher.poll() is None and time.monotonic() < deadline, "the explorer did not come up"
-            time.sleep(0.25)
-        launcher.send_signal(signal.SIGTERM)           # the launcher only, as `kill PID` does
-        launcher.wait(30)
+        for line in launcher.stdout:                                 # the launcher says where it is once a kernel is ready
+            if f"127.0.0.1:{port}/?token=" in line: break
+        tree = app._process_tree(launcher.pid)
+        assert _kernels(tree) and any("explorer_server" in _cmdline(p) for p in tree), {p: _cmdline(p) for p in tree}
+        launcher.send_signal(signal.SIGTERM)                         # the launcher only, as `kill PID` does
+        launcher.wait(60)
         deadline = time.monotonic() + 20
-        while port_open() and time.monotonic() < deadline: time.sleep(0.25)
-        assert not port_open(), "Voilà still answers after SIGTERM to its launcher"
+        while app._alive(tree) and time.monotonic() < deadline: time.sleep(0.25)
+        assert not app._alive(tree), {p: _cmdline(p) for p in app._alive(tree)}
     finally:
         if launcher.poll() is None: launcher.kill()
 

@@ -6,7 +6,7 @@ appears, moves the timestep slider with the keyboard and checks the text changes
 screenshot. A second test opens a static figure written to HTML (no kernel, no server) and moves its
 slider. Skipped, with the reason, when Chromium, Playwright or Voilà is missing.
 """
-import importlib.util, os, shutil, signal, socket, subprocess, sys, time
+import importlib.util, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -48,28 +48,41 @@ def _serve_command(port):
     return [sys.executable, "-c", f"from ld4lg_edu.explorer_app import launch_explorer; launch_explorer(port={port}, model={MODEL!r})"]
 
 
+def _cmdline(pid):
+    try: return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError: return ""
+
+
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
-    port, log = _free_port(), tmp_path_factory.mktemp("server") / "server.log"
+def served(tmp_path_factory):
+    """`ld4lg explore` on the stand-in pipeline, its token in the environment; yields (url with the token, launcher process).
+    At the end the launcher gets SIGTERM, as `kill PID` sends, and every process it started must be gone."""
+    from ld4lg_edu.explorer_app import _alive, _process_tree
+    port, log = _free_port(), tmp_path_factory.mktemp("server") / "launcher.log"
+    token = secrets.token_urlsafe(24)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-           "LD4LG_CACHE": str(tmp_path_factory.mktemp("cache"))}
+           "LD4LG_CACHE": str(tmp_path_factory.mktemp("cache")), "LD4LG_EXPLORER_TOKEN": token}
     with open(log, "wb") as out:
-        process = subprocess.Popen(_serve_command(port), stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(_serve_command(port), stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/?token={token}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with socket.socket() as s:
-                s.settimeout(0.5)
-                if s.connect_ex(("127.0.0.1", port)) == 0: break
+        deadline = time.monotonic() + 300
+        while url not in log.read_text(errors="replace"):                # printed once a kernel is ready
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the explorer server did not start; its log:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/"
-    finally:  # end the server's own process group: the server and the kernels it started
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try: process.wait(20)
-            except subprocess.TimeoutExpired: os.killpg(process.pid, signal.SIGKILL); process.wait(10)
+            time.sleep(0.25)
+        assert all(token not in _cmdline(pid) for pid in _process_tree(process.pid)), "the token is on a command line"
+        yield url, process
+    finally:
+        tree = _process_tree(process.pid)
+        process.send_signal(signal.SIGTERM)
+        try: process.wait(60)
+        except subprocess.TimeoutExpired: process.kill()
+        deadline = time.monotonic() + 20
+        while _alive(tree) and time.monotonic() < deadline: time.sleep(0.25)
+        left = {pid: _cmdline(pid) for pid in _alive(tree)}
+        for pid in left: os.kill(pid, signal.SIGKILL)
+        assert not left, f"SIGTERM to the launcher left these running: {left}"
 
 
 @pytest.fixture(scope="module")
@@ -90,35 +103,99 @@ def _texts(page):
     }""")
 
 
-def test_explorer_in_browser(server_url, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    errors = []
+def _open(browser, url, foreign):
+    "A page of the explorer, its requests outside this machine recorded in `foreign`; returns (page, seconds until usable)."
+    page = browser.new_page(viewport={"width": 1280, "height": 1500})
+    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) else None)
+    start = time.monotonic()
+    page.goto(url, timeout=300_000)
+    page.wait_for_selector(".ld4lg-sample", timeout=300_000)            # the app rendered: widgets are live
+    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=120_000)   # and so did the plotly figure
+    return page, time.monotonic() - start
+
+
+def _shot(page, name):
+    if os.environ.get("LD4LG_SCREENSHOT_DIR"): page.screenshot(path=str(Path(os.environ["LD4LG_SCREENSHOT_DIR"]) / name), full_page=True)
+
+
+def test_explorer_in_browser(served, browser, tmp_path):
+    url, _ = served
+    errors, foreign = [], []
+    page, ready = _open(browser, url, foreign)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server_url, timeout=120_000)
-    page.wait_for_selector(".ld4lg-sample", timeout=120_000)            # the app rendered: widgets are live
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)           # and so did the plotly figure
+    print(f"page usable {ready:.1f} s after loading it")
     assert _texts(page) is None                                         # nothing sampled yet
+    _shot(page, "explorer_opened.png")
+    start = time.monotonic()
     page.click(".ld4lg-sample")
-    page.wait_for_function("() => document.querySelector('.ld4lg-texts table.ld4lg-steps')", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('.ld4lg-status').innerText.includes('recorded in')", timeout=60_000)
+    print(f"Sample (4 samples) on screen {time.monotonic() - start:.1f} s after the click")
     final = _texts(page)
     assert len(final["texts"]) == 4 and all(t.strip() for t in final["texts"]), final
-    page.wait_for_function("() => document.querySelector('.ld4lg-status').innerText.includes('recorded in')", timeout=30_000)
     final_step = int(final["step"])
-    # move the timestep slider to its start with the keyboard, as a user would
-    page.focus(".ld4lg-step-slider .noUi-handle")
+    page.focus(".ld4lg-step-slider .noUi-handle")                        # the timestep slider, by keyboard, as a user would
     page.keyboard.press("Home")
     page.wait_for_function(f"() => document.querySelector('.ld4lg-texts table.ld4lg-steps').dataset.step !== '{final_step}'", timeout=30_000)
     first = _texts(page)
-    assert int(first["step"]) < final_step
-    assert first["texts"] != final["texts"], "the text at an early step should differ from the final text"
+    assert int(first["step"]) < final_step and first["texts"] != final["texts"], "the text at an early step should differ from the final text"
     page.keyboard.press("ArrowRight")
     page.wait_for_function(f"() => document.querySelector('.ld4lg-texts table.ld4lg-steps').dataset.step === '{int(first['step']) + 1}'", timeout=30_000)
+    x0_texts = _texts(page)["texts"]
+    page.click(".ld4lg-source button:has-text('z_t')")                  # decode the noisy latent itself
+    page.wait_for_function("() => document.querySelector('.ld4lg-texts table.ld4lg-steps').dataset.source === 'z_t'", timeout=30_000)
+    noisy = _texts(page)
+    assert noisy["texts"] != x0_texts and "decoded from z_t" in page.inner_text(".ld4lg-caption")
     shot = tmp_path / "explorer.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
-    if os.environ.get("LD4LG_SCREENSHOT_DIR"): shutil.copy(shot, Path(os.environ["LD4LG_SCREENSHOT_DIR"]) / "explorer.png")
+    _shot(page, "explorer.png")
     assert not errors, errors
+    assert not foreign, f"the page asked the network for {foreign}"
     page.close()
+
+
+def _with_steps_out_of_range(frame: bytes) -> bytes:
+    "A v1 frame from the page; if it moves the steps slider to its end (100), raise the slider's max and its value to 3000."
+    from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1, serialize_msg_to_ws_v1
+    channel, parts = deserialize_msg_from_ws_v1(frame)
+    if json.loads(parts[0]).get("msg_type") != "comm_msg": return frame
+    content = json.loads(parts[3])
+    state = content.get("data", {}).get("state", {})
+    if content["data"].get("method") != "update" or state.get("value") != 100: return frame
+    state.update(max=5000, value=3000)
+    return serialize_msg_to_ws_v1([parts[0], parts[1], parts[2], json.dumps(content).encode(), *parts[4:]], channel)
+
+
+def test_an_out_of_range_value_from_the_page_is_refused_and_the_app_keeps_working(served, browser):
+    "A client can send any widget value (here: steps = 3000, the slider's max raised too): the page says why, and sampling still works."
+    from ld4lg_edu.explorer_app import _process_tree
+    url, launcher = served
+    def tamper(route):
+        server = route.connect_to_server()
+        route.on_message(lambda m: server.send(_with_steps_out_of_range(m) if isinstance(m, bytes) else m))
+        server.on_message(lambda m: route.send(m))
+    foreign, kernels = [], []
+    page = browser.new_page(viewport={"width": 1280, "height": 1500})
+    page.route_web_socket(re.compile(r".*/api/kernels/.*/channels.*"), tamper)
+    page.on("websocket", lambda ws: kernels.append(re.search(r"/api/kernels/([0-9a-f-]{36})/", ws.url).group(1)))
+    page.goto(url, timeout=300_000)
+    page.wait_for_selector(".ld4lg-sample", timeout=300_000)
+    page.focus(".ld4lg-steps .noUi-handle")
+    page.keyboard.press("End")                                          # steps = 100, sent on as 3000
+    page.click(".ld4lg-sample")
+    page.wait_for_function("() => document.querySelector('.ld4lg-status').innerText.includes('outside 1..100')", timeout=60_000)
+    assert "steps = 3000" in page.inner_text(".ld4lg-status")
+    _shot(page, "explorer_out_of_range.png")
+    page.focus(".ld4lg-steps .noUi-handle")
+    page.keyboard.press("Home")                                         # back in range: steps = 1
+    page.click(".ld4lg-sample")
+    page.wait_for_function("() => document.querySelector('.ld4lg-status').innerText.includes('recorded in')", timeout=60_000)
+    assert "× 1 steps" in page.inner_text(".ld4lg-status") and len(_texts(page)["texts"]) == 4
+    page.close()                                                        # the page goes away: so does its kernel
+    deadline = time.monotonic() + 60
+    def running(): return [k for k in kernels if any(k in _cmdline(pid) for pid in _process_tree(launcher.pid))]
+    while running() and time.monotonic() < deadline: time.sleep(0.5)
+    assert kernels and not running(), f"the kernel of a closed page still runs: {running()}"
 
 
 def test_static_figure_without_kernel(browser, tmp_path):
