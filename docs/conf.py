@@ -35,7 +35,8 @@ html_theme_options = {
 }
 # MathJax 3 served from the site itself (the PyPI package sphinx-mathjax-offline carries its files): pages work offline
 _mathjax = importlib.util.find_spec("sphinx-mathjax-offline")
-if _mathjax is None: raise ImportError("the site needs MathJax's files: pip install -e '.[site]' (sphinx-mathjax-offline)")
+if _mathjax is None:
+    raise ImportError("the site needs MathJax's files: pip install -e '.[site]' (sphinx-mathjax-offline)")
 html_static_path = [str(Path(_mathjax.submodule_search_locations[0]) / "static")]
 mathjax_path = "mathjax/tex-chtml.js"
 html_context = {"default_mode": "light"}  # a fixed mode: no console complaint about an unset one

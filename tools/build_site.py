@@ -13,8 +13,7 @@ plotly figures become PNG images through kaleido and Chromium, matplotlib figure
 served from the site itself, so the pages work offline. Every local link and resource of every page is checked.
 """
 from __future__ import annotations
-import argparse, base64, configparser, json, os, re, shutil, subprocess, sys, time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import argparse, base64, configparser, json, multiprocessing, os, queue, re, shutil, signal, subprocess, sys, time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -25,6 +24,7 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 KEPT = DOCS / "kept_outputs.json"
+STAMP = OUT / "site.json"
 
 
 def skip_flags() -> set[str]:
@@ -55,8 +55,34 @@ def is_skipped(cell, flags: set[str]) -> bool:
     return bool(flags & found.keys()) or found.get("eval:", "").lower() == "false" or "nbdev_export(" in cell.source
 
 
-def execute_notebook(src: str, dest: str, flags: list[str], timeout: int) -> tuple[str, bool, float, str]:
-    "Run one notebook in a fresh kernel (working directory: its folder) and write the executed copy to `dest`."
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]  # not the kernel's notice about TCP, twice per notebook
+# Between two notebooks on one kernel: a fresh namespace and working directory (modules stay imported, as in nbdev_test)
+RESET = "%reset -f\nimport os as _os, sys as _sys\n_os.chdir({folder!r})\n" \
+        "if 'matplotlib.pyplot' in _sys.modules: _sys.modules['matplotlib.pyplot'].close('all')\ndel _os, _sys"
+
+
+def start_kernel(folder: Path = NBS):
+    "A Python kernel (this interpreter's) working in `folder`."
+    from jupyter_client.manager import KernelManager
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(extra_arguments=KERNEL_ARGS, cwd=str(folder))
+    return km
+
+
+def reset_kernel(km, folder: Path, timeout: int = 120) -> None:
+    "Clear the kernel's namespace and move it to `folder`, ready for the next notebook."
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=timeout)
+        reply = kc.execute_interactive(RESET.format(folder=str(folder)), timeout=timeout, output_hook=lambda msg: None)
+        if reply["content"]["status"] != "ok": raise RuntimeError(f"resetting the kernel failed: {reply['content']}")
+    finally: kc.stop_channels()
+
+
+def execute_notebook(src: str, dest: str, flags: list[str], timeout: int, km=None) -> tuple[str, bool, float, str]:
+    """Run one notebook (working directory: its folder) and write the executed copy to `dest`; `km`: a running kernel
+    to reuse (its namespace is cleared first), else a fresh kernel that is shut down after."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -69,16 +95,31 @@ def execute_notebook(src: str, dest: str, flags: list[str], timeout: int) -> tup
     src, dest = Path(src), Path(dest)
     nb = nbformat.read(src, as_version=4)
     start, error = time.monotonic(), ""
-    client = SkippingClient(nb, kernel_name="python3", timeout=timeout,
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not its TCP notice, twice per run
-                            resources={"metadata": {"path": str(src.parent)}})
-    try: client.execute()
+    try:
+        if km is not None: reset_kernel(km, src.parent)
+        client = SkippingClient(nb, km=km, kernel_name="python3", timeout=timeout, extra_arguments=KERNEL_ARGS,
+                                resources={"metadata": {"path": str(src.parent)}})
+        client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e: error = str(e)
     except Exception as e: error = f"the notebook runner failed: {type(e).__name__}: {e}"  # a failure, not a crash
     tmp = dest.with_name(f".{dest.name}.tmp")
     nbformat.write(nb, tmp)
     os.replace(tmp, dest)  # a failed run is kept too: it shows where the chapter broke
     return src.name, not error, time.monotonic() - start, error
+
+
+def _worker(tasks, results, flags: list[str], timeout: int) -> None:
+    "Run the notebooks taken from `tasks` in turn on one kernel (a new one after a notebook kills it)."
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still shut the kernel down
+    km = None
+    try:
+        while (task := tasks.get()) is not None:
+            if km is None or not km.is_alive():
+                if km is not None: km.shutdown_kernel(now=True)
+                km = start_kernel()
+            results.put(execute_notebook(*task, flags, timeout, km))
+    finally:
+        if km is not None: km.shutdown_kernel(now=True)
 
 
 def chapters(only: list[str] | None = None) -> list[Path]:
@@ -93,7 +134,7 @@ def chapters(only: list[str] | None = None) -> list[Path]:
 
 
 def execute_all(notebooks: list[Path], workers: int, timeout: int) -> bool:
-    "Execute the notebooks, `workers` at a time, the slowest first (as timed by the previous run); print the times."
+    "Execute the notebooks, `workers` kernels side by side, the slowest first (as the previous run timed them)."
     executed = OUT / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     timings_file = OUT / "timings.json"
@@ -105,18 +146,37 @@ def execute_all(notebooks: list[Path], workers: int, timeout: int) -> bool:
     flags = sorted(skip_flags())
     print(f"== executing {len(order)} notebooks ({workers} at a time; skipped cells: {', '.join(flags)}, eval: false)",
           flush=True)
+    ctx = multiprocessing.get_context("spawn")
+    tasks, replies = ctx.Queue(), ctx.Queue()
+    for p in order: tasks.put((str(p), str(executed / p.name)))
+    for _ in range(workers): tasks.put(None)
+    procs = [ctx.Process(target=_worker, args=(tasks, replies, flags, timeout)) for _ in range(workers)]
+    for proc in procs: proc.start()
     results = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(execute_notebook, str(p), str(executed / p.name), flags, timeout) for p in order]
-        for future in as_completed(futures):
-            name, ok, seconds, error = future.result()
+    try:
+        while len(results) < len(order):
+            try: name, ok, seconds, error = replies.get(timeout=10)
+            except queue.Empty:
+                if any(proc.is_alive() for proc in procs): continue
+                raise RuntimeError("the notebook workers stopped before every notebook ran") from None
             results.append((name, ok, seconds))
             print(f"{'ok  ' if ok else 'FAIL'} {name}: {seconds:.0f} s", flush=True)
             if error: print(error[-6000:], file=sys.stderr, flush=True)
+    finally:
+        for proc in procs:
+            if len(results) < len(order): proc.terminate()  # stopped early: the workers shut their kernels down
+            proc.join(timeout=60)
     timings_file.write_text(json.dumps({**previous, **{n: s for n, _, s in results}}, indent=1))
     failed = [n for n, ok, _ in results if not ok]
     if failed: print(f"FAIL: these notebooks stopped at an error: {', '.join(failed)} (executed copies in {executed})")
     return not failed
+
+
+def chromium() -> str | None:
+    "Debian's Chromium (or $LD4LG_CHROMIUM): kaleido draws plotly figures with it, the site's browser test uses it."
+    for candidate in (os.environ.get("LD4LG_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists(): return candidate
+    return None
 
 
 def kept_cells() -> dict[str, list[str]]:
@@ -159,7 +219,8 @@ def check_kept(notebooks: list[Path]) -> list[str]:
                                 f"there or clear them (nbdev_clean --clear_all --fname nbs/{path.name})")
             elif listed_here and _comparable(cell.outputs) != _comparable(fresh[cid].get("outputs", [])):
                 problems.append(f"{path.name} cell {cid}: its stored output differs from this run's; {fix}")
-        problems += [f"{KEPT.name} lists cell {cid} of {path.name}, which has no such cell" for cid in sorted(listed)]
+        for cid in sorted(listed):  # the cell was split or deleted: nothing is stored for it, so nothing is wrong
+            print(f"note: {KEPT.name} lists cell {cid} of {path.name}, which has no such cell any more")
     return problems
 
 
@@ -170,13 +231,18 @@ def keep_outputs(notebooks: list[Path]) -> list[Path]:
     for path in notebooks:
         ids = set(kept.get(path.stem, []))
         if not ids: continue
+        edited = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(path)], cwd=ROOT).returncode != 0
+        if edited:  # outputs are written only over a committed notebook: a commit of them then holds outputs alone
+            print(f"skipped {path.name}: it has changes not committed yet; commit them, then store its outputs")
+            continue
         fresh = nbformat.read(OUT / "executed" / path.name, as_version=4)
-        static_outputs(fresh, scale=1.0)  # plotly as PNG: GitHub's notebook view draws images, not plotly
+        static_outputs([fresh], scale=1.0)  # plotly as PNG: GitHub's notebook view draws images, not plotly
         outputs = {c.get("id"): c.get("outputs", []) for c in fresh.cells}
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "code" and cell.get("id") in ids:
-                cell.outputs = [o for o in outputs[cell.id] if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+                cell.outputs = [o for o in outputs[cell.id]
+                                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
                 for o in cell.outputs:
                     if "execution_count" in o: o["execution_count"] = None
                     if "metadata" in o: o["metadata"] = {}
@@ -193,8 +259,8 @@ def _plotly_pngs(figures: list[dict], scale: float = 1.5) -> list[bytes]:
     if not figures: return []
     import warnings, kaleido, plotly.io as pio
     warnings.filterwarnings("ignore", message="The kopts argument is ignored")  # size and scale are passed per figure
-    for candidate in (os.environ.get("LD4LG_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate: os.environ.setdefault("BROWSER_PATH", candidate); break
+    if chromium() is None: raise SystemExit("build_site: plotly figures are drawn by Chromium: apt-get install chromium")
+    os.environ.setdefault("BROWSER_PATH", chromium())
     kaleido.start_sync_server(silence_warnings=True)
     try:
         images = []
@@ -206,23 +272,25 @@ def _plotly_pngs(figures: list[dict], scale: float = 1.5) -> list[bytes]:
     finally: kaleido.stop_sync_server(silence_warnings=True)
 
 
-def static_outputs(nb, scale: float = 1.5) -> int:
-    "Make `nb`'s outputs static in place: plotly figures become PNG images, live widgets are dropped. Returns #figures."
+def static_outputs(notebooks: list, scale: float = 1.5) -> int:
+    "Make the outputs static in place: plotly figures become PNG images (one Chromium for all), live widgets go."
     figure_outputs = []
-    for cell in nb.cells:
-        if cell.cell_type != "code": continue
-        kept = []
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if PLOTLY_MIME in data: figure_outputs.append(out)
-            elif WIDGET_MIME in data: continue  # a progress bar or a control: nothing to see without a kernel
-            kept.append(out)
-        cell.outputs = kept
-    nb.metadata.pop("widgets", None)  # widget state would make the page load a widget manager from a CDN
-    images = _plotly_pngs([out["data"][PLOTLY_MIME] for out in figure_outputs], scale)
-    for out, png in zip(figure_outputs, images):
+    for nb in notebooks:
+        for cell in nb.cells:
+            if cell.cell_type != "code": continue
+            kept = []
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                if PLOTLY_MIME in data: figure_outputs.append(out)
+                elif WIDGET_MIME in data: continue  # a progress bar or a control: nothing to see without a kernel
+                kept.append(out)
+            cell.outputs = kept
+        nb.metadata.pop("widgets", None)  # widget state would make the page load a widget manager from a CDN
+    # a still image shows a figure's data, not its animation frames: they are left out of what Chromium is sent
+    figures = [{k: v for k, v in out["data"][PLOTLY_MIME].items() if k != "frames"} for out in figure_outputs]
+    for out, png in zip(figure_outputs, _plotly_pngs(figures, scale)):
         out["data"] = {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": "<plotly figure>"}
-    return len(images)
+    return len(figure_outputs)
 
 
 def reader_view(nb) -> None:
@@ -246,12 +314,14 @@ def prepare_sources(notebooks: list[Path]) -> Path:
     src.mkdir(parents=True)
     for folder in ("images",):
         if (NBS / folder).is_dir(): shutil.copytree(NBS / folder, src / folder)
-    figures = 0
+    books = []
     for path in notebooks:
         executed = OUT / "executed" / path.name
-        if not executed.exists(): raise SystemExit(f"build_site: {executed} is missing; run without --render-only first")
-        nb = nbformat.read(executed, as_version=4)
-        figures += static_outputs(nb)
+        if not executed.exists():
+            raise SystemExit(f"build_site: {executed} is missing; run without --render-only first")
+        books.append(nbformat.read(executed, as_version=4))
+    figures = static_outputs(books)
+    for path, nb in zip(notebooks, books):
         reader_view(nb)
         if path.stem == "index":  # the home page lists the chapters, in order, in the sidebar
             pages = "\n".join(p.stem for p in notebooks if p.stem != "index")
@@ -280,11 +350,11 @@ class _Links(HTMLParser):
     def handle_starttag(self, tag, attrs):
         for name, value in attrs:
             if name in ("id", "name") and value: self.ids.add(value)
-            if value and (name in ("href", "src") or (tag == "link" and name == "href")): self.urls.append((tag, name, value))
+            if value and name in ("href", "src"): self.urls.append((tag, name, value))
 
 
 def check_links(site: Path) -> list[str]:
-    "Every local link, image, script and stylesheet of every page exists (and every #anchor); nothing loads from outside."
+    "Every local link, image, script and stylesheet of every page (and #anchor) exists; nothing loads from outside."
     pages, problems = {}, []
     for page in sorted(p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts):
         parser = _Links()
@@ -295,15 +365,24 @@ def check_links(site: Path) -> list[str]:
             parts = urlsplit(url)
             if parts.scheme in ("mailto", "data", "javascript"): continue
             if parts.scheme or url.startswith("//"):
-                if attr == "src" or tag == "link" and "stylesheet" in url: problems.append(f"{page.name}: loads {url} from outside the site")
+                if attr == "src" or tag == "link":  # a script, image, stylesheet or font: the page needs it offline
+                    problems.append(f"{page.name}: loads {url} from outside the site")
                 continue
             target = page if not parts.path else (page.parent / unquote(parts.path)).resolve()
             if target.is_dir(): target = target / "index.html"
             if not target.exists():
                 problems.append(f"{page.relative_to(site.resolve())}: broken link {url}")
-            elif parts.fragment and target.suffix == ".html" and target in pages and unquote(parts.fragment) not in pages[target].ids:
+            elif (parts.fragment and target.suffix == ".html" and target in pages
+                  and unquote(parts.fragment) not in pages[target].ids):
                 problems.append(f"{page.relative_to(site.resolve())}: no anchor #{parts.fragment} in {target.name}")
     return problems
+
+
+def _stamp(ok: bool, **facts) -> None:
+    "_site/site.json: written when a build ends, so a test waiting for the site knows it is done (and how it went)."
+    tmp = STAMP.with_name(f".{STAMP.name}.tmp")
+    tmp.write_text(json.dumps({"ok": ok, **facts}, indent=1))
+    os.replace(tmp, STAMP)
 
 
 def main(argv=None) -> int:
@@ -318,23 +397,34 @@ def main(argv=None) -> int:
                    help=f"store the outputs of the cells listed in docs/{KEPT.name} in nbs/ (from the last run)")
     args = p.parse_args(argv)
     notebooks = chapters(args.only)
-    start = time.monotonic()
     if args.keep_outputs:
         for path in keep_outputs(notebooks): print(f"stored the listed outputs in {path.relative_to(ROOT)}")
         return 0
-    if not args.render_only and not execute_all(notebooks, args.workers, args.timeout): return 1
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped build still shuts its kernels down
+    OUT.mkdir(exist_ok=True)
+    STAMP.unlink(missing_ok=True)
+    ok = False
+    try:
+        ok = build(notebooks, args)
+        return 0 if ok else 1
+    finally: _stamp(ok)
+
+
+def build(notebooks: list[Path], args) -> bool:
+    "Execute (unless --render-only), check the stored outputs, render (unless --no-render), check the links."
+    start = time.monotonic()
+    if not args.render_only and not execute_all(notebooks, args.workers, args.timeout): return False
     executed_at = time.monotonic()
     stale = check_kept(notebooks)
     for problem in stale: print("FAIL:", problem)
-    if stale: return 1
-    if args.no_render: return 0
+    if stale or args.no_render: return not stale
     html = render(prepare_sources(notebooks), args.jobs)
     problems = check_links(html)
     for problem in problems: print("FAIL:", problem)
-    if problems: return 1
+    if problems: return False
     print(f"== site: {html / 'index.html'} ({len(notebooks)} pages); executing {executed_at - start:.0f} s, "
           f"rendering and checking {time.monotonic() - executed_at:.0f} s", flush=True)
-    return 0
+    return True
 
 
 if __name__ == "__main__":
