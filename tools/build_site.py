@@ -61,11 +61,11 @@ RESET = "%reset -f\nimport os as _os, sys as _sys\n_os.chdir({folder!r})\n" \
         "if 'matplotlib.pyplot' in _sys.modules: _sys.modules['matplotlib.pyplot'].close('all')\ndel _os, _sys"
 
 
-def start_kernel(folder: Path = NBS):
-    "A Python kernel (this interpreter's) working in `folder`."
+def start_kernel(folder: Path | None = None):
+    "A Python kernel (this interpreter's) working in `folder` (default: nbs/)."
     from jupyter_client.manager import KernelManager
     km = KernelManager(kernel_name="python3")
-    km.start_kernel(extra_arguments=KERNEL_ARGS, cwd=str(folder))
+    km.start_kernel(extra_arguments=KERNEL_ARGS, cwd=str(folder or NBS))
     return km
 
 
@@ -388,6 +388,8 @@ def _stamp(ok: bool, **facts) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", nargs="+", help="notebook names (default: every notebook in nbs/)")
+    p.add_argument("--nbs", type=Path, default=None,
+                   help="run the notebooks of this folder instead, e.g. a copy made by `ld4lg course` (with --no-render)")
     p.add_argument("--workers", type=int, default=int(os.environ.get("NBDEV_WORKERS", 2)), help="kernels side by side")
     p.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run")
     p.add_argument("--jobs", type=int, default=2, help="Sphinx processes")
@@ -396,6 +398,10 @@ def main(argv=None) -> int:
     p.add_argument("--keep-outputs", action="store_true",
                    help=f"store the outputs of the cells listed in docs/{KEPT.name} in nbs/ (from the last run)")
     args = p.parse_args(argv)
+    if args.nbs is not None:
+        global NBS
+        NBS = args.nbs.resolve()
+        if not args.no_render: p.error("--nbs runs another folder's notebooks: pass --no-render as well")
     notebooks = chapters(args.only)
     if args.keep_outputs:
         for path in keep_outputs(notebooks): print(f"stored the listed outputs in {path.relative_to(ROOT)}")
