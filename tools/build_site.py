@@ -203,7 +203,6 @@ def check_kept(notebooks: list[Path]) -> list[str]:
     "Outputs stored in nbs/ are exactly those docs/kept_outputs.json lists, and each equals this run's output."
     import nbformat
     kept, problems = kept_cells(), []
-    fix = "python tools/build_site.py --keep-outputs"
     for path in notebooks:
         if not (OUT / "executed" / path.name).exists():
             problems.append(f"{path.name} has no executed copy in {OUT / 'executed'}: run without --render-only")
@@ -218,7 +217,8 @@ def check_kept(notebooks: list[Path]) -> list[str]:
                 problems.append(f"{path.name} cell {cid} stores outputs that {KEPT.name} does not list: add the id "
                                 f"there or clear them (nbdev_clean --clear_all --fname nbs/{path.name})")
             elif listed_here and _comparable(cell.outputs) != _comparable(fresh[cid].get("outputs", [])):
-                problems.append(f"{path.name} cell {cid}: its stored output differs from this run's; {fix}")
+                problems.append(f"{path.name} cell {cid}: its stored output differs from this run's; store the new one with "
+                                f"python tools/build_site.py --only {path.stem} --keep-outputs (after this run) and commit")
         for cid in sorted(listed):  # the cell was split or deleted: nothing is stored for it, so nothing is wrong
             print(f"note: {KEPT.name} lists cell {cid} of {path.name}, which has no such cell any more")
     return problems
@@ -251,6 +251,8 @@ def keep_outputs(notebooks: list[Path]) -> list[Path]:
         os.replace(tmp, path)
         changed.append(path)
     if changed: subprocess.run(["nbdev_clean", "--fname", *map(str, changed)], cwd=ROOT, check=True)
+    if any(p.resolve() == (ROOT / "nbs" / "index.ipynb").resolve() for p in changed):  # README.md shows its outputs
+        subprocess.run([sys.executable, str(ROOT / "tools" / "make_readme.py")], cwd=ROOT, check=True)
     return changed
 
 
