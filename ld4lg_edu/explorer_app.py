@@ -37,6 +37,8 @@ def _show_figure(box: W.Box, fig: go.Figure, width: int = 1000) -> go.FigureWidg
             widget.layout.width = width
         return widget
     widget = go.FigureWidget(fig)
+    if os.environ.get("VOILA_APP_PORT"):  # served by the explorer server: plotly's code comes from its cached file, not the state
+        widget._esm = f"http://127.0.0.1:{os.environ['VOILA_APP_PORT']}/ld4lg/plotly/widgetbundle.js"
     widget.layout.width = width
     box.children = (widget,)
     return widget

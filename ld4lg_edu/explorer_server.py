@@ -14,8 +14,9 @@ from voila.app import Voila
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
 # %% auto #0
-__all__ = ['TOKEN_ENV', 'TOKEN_FILE_ENV', 'V1', 'CHANNELS', 'TEMPLATE', 'local_hosts', 'refusal', 'v1_problem',
-           'V1KernelWebsocket', 'LocalOnlyApplication', 'ExplorerVoila', 'write_template', 'read_token', 'main']
+__all__ = ['TOKEN_ENV', 'TOKEN_FILE_ENV', 'V1', 'CHANNELS', 'PLOTLY_WIDGET_URL', 'TEMPLATE', 'local_hosts', 'refusal',
+           'v1_problem', 'V1KernelWebsocket', 'LocalOnlyApplication', 'ExplorerVoila', 'write_template', 'read_token',
+           'main']
 
 # %% ../nbs/10b_explorer_server.ipynb #8b2e168e
 TOKEN_ENV, TOKEN_FILE_ENV = "LD4LG_EXPLORER_TOKEN", "LD4LG_EXPLORER_TOKEN_FILE"
@@ -94,11 +95,21 @@ class LocalOnlyApplication(tornado.web.Application):
         if reason: return self.get_handler_delegate(request, _Refused, {"reason": reason})
         return super().find_handler(request, **kwargs)
 
+PLOTLY_WIDGET_URL = "/ld4lg/plotly/widgetbundle.js"
+
+class _Cached(tornado.web.StaticFileHandler):
+    "plotly's widget code, served once over HTTP and kept by the browser (instead of 5 MB in every page's widget state)."
+    def set_extra_headers(self, path):
+        self.set_header("Cache-Control", "max-age=86400")
+        if self.request.headers.get("Origin"): self.set_header("Access-Control-Allow-Origin", self.request.headers["Origin"])
+
 class ExplorerVoila(Voila):
-    "Voilà behind `LocalOnlyApplication`, with `V1KernelWebsocket` for the kernels."
+    "Voilà behind `LocalOnlyApplication`, with `V1KernelWebsocket` for the kernels and plotly's widget code as a cached file."
     def init_handlers(self):
-        return [(path, V1KernelWebsocket, *rest) if handler is VoilaKernelWebsocketHandler else (path, handler, *rest)
-                for path, handler, *rest in super().init_handlers()]
+        import plotly
+        plotly_js = (PLOTLY_WIDGET_URL.rsplit("/", 1)[0] + "/(widgetbundle\\.js)", _Cached, {"path": str(Path(plotly.__file__).parent / "package_data")})
+        return [plotly_js] + [(path, V1KernelWebsocket, *rest) if handler is VoilaKernelWebsocketHandler else (path, handler, *rest)
+                              for path, handler, *rest in super().init_handlers()]
 
     def start(self):  # Voila.start, with our application class
         self.connection_dir = tempfile.mkdtemp(prefix="voila_", dir=self.connection_dir_root)
