@@ -13,7 +13,7 @@ mkdir -p _site
 rm -f _site/site.json
 start=$SECONDS
 echo "== notebooks: each chapter executed once into _site/html ($workers at a time; log: _site/build.log)"
-python tools/build_site.py --workers "$workers" > _site/build.log 2>&1 &
+python tools/build_site.py --workers "$workers" --jobs "$workers" > _site/build.log 2>&1 &
 site=$!
 trap 'kill "$site" 2>/dev/null || true' EXIT
 site_rc=""
