@@ -333,7 +333,8 @@ def _saved_lm(path: Path, device, freeze: bool, fix: str):
     for f in sorted(source.glob("*.safetensors")): read_tensors(f, fix=fix)   # truncated, foreign or NaN: named here
     try: return load_lm(source, device=device, freeze=freeze)
     except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise ValueError(f"{source}: the LM saved with this autoencoder does not load ({type(e).__name__}: {e}); {fix}") from None
+        problem = f"the LM saved with this autoencoder does not load ({type(e).__name__}: {e})"
+        raise ValueError(f"{source}: {problem}; {fix}") from None
 
 def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> LanguageAutoencoder:
     """Load an autoencoder saved by `save_autoencoder`; `lm` (a model, with `tokenizer`, or a name/path) overrides the
@@ -346,7 +347,8 @@ def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> 
     except (TypeError, ValueError) as e: raise ValueError(f"{path / AE_CONFIG}: {e}; {fix}") from None
     state = read_tensors(confined_file(path, AE_WEIGHTS, path / AE_CONFIG), fix=fix)
     if lm is None and meta["lm_saved_alongside"]: lm, tokenizer = _saved_lm(path, device, config.freeze_lm, fix)
-    elif lm is None or isinstance(lm, (str, Path)): lm, tokenizer = load_lm(config.lm if lm is None else lm, device=device, freeze=config.freeze_lm)
+    elif lm is None or isinstance(lm, (str, Path)):
+        lm, tokenizer = load_lm(config.lm if lm is None else lm, device=device, freeze=config.freeze_lm)
     elif tokenizer is None: raise ValueError("pass tokenizer= together with an lm model (or pass lm as a name/path)")
     have, want = lm_dims(lm), meta["lm_dims"]
     if (have["d_model"], have["vocab_size"]) != (want["d_model"], want["vocab_size"]):
@@ -358,7 +360,8 @@ def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> 
     found = {k: tuple(v.shape) for k, v in state.items()}
     if found != expected:
         bad = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
-        raise ValueError(f"{path / AE_WEIGHTS} does not match its config (tensors {bad[:4]} differ); the files are inconsistent: {fix}")
+        raise ValueError(f"{path / AE_WEIGHTS} does not match its config (tensors {bad[:4]} differ); the files are "
+                         f"inconsistent: {fix}")
     for name in ("compression", "reconstruction"):
         getattr(ae, name).load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")})
     return ae.to(lm.device if device is None else device)

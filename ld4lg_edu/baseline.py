@@ -157,13 +157,13 @@ class ARBaseline:
 
 # %% ../nbs/09a_ar_baseline.ipynb #8bf47a37
 AR_META, AR_FORMAT, AR_VERSION = "ar_baseline.json", "ld4lg_edu.ar_baseline", 1
-_AR_WEIGHTS = re.compile(r"^model.*\.safetensors(\.index\.json)?$")  # an earlier save's weights, replaced by the next one
+_AR_WEIGHTS = re.compile(r"^model.*\.safetensors(\.index\.json)?$")  # an earlier save's weights (replaced)
 _AR_OPTIONAL = {"preset": str, "corpus": str, "steps": int, "train_config": dict, "history": list}
 
 @patch
 def save(self: ARBaseline, path: str | Path) -> Path:
     """Write model (safetensors), tokenizer and `ar_baseline.json` to `path`, whole (`atomic_directory`): an earlier
-    save is replaced only once the new one is complete; other entries (the run's `checkpoints/`, your files) are kept."""
+    save is replaced only once the new one is complete; other entries (the run's `checkpoints/`, your files) stay."""
     path = Path(path)
     keep = [p.name for p in path.iterdir() if not _AR_WEIGHTS.match(p.name)] if path.is_dir() else []
     meta = {"label_names": self.label_names, **self.meta, "format": AR_FORMAT, "version": AR_VERSION}
@@ -195,17 +195,20 @@ def load(cls: ARBaseline, path: str | Path, device=None) -> "ARBaseline":
     meta = read_meta(check_folder(path, fix) / AR_META, AR_FORMAT, AR_VERSION, {"label_names": list[str] | None},
                      _AR_OPTIONAL, untagged=True, fix=fix)
     names = meta.pop("label_names")
-    if names is not None and len(set(names)) != len(names): raise ValueError(f"{path / AR_META}: label_names repeat a name: {names}; {fix}")
+    if names is not None and len(set(names)) != len(names):
+        raise ValueError(f"{path / AR_META}: label_names repeat a name: {names}; {fix}")
     for f in _weight_files(path, fix): read_tensors(f, fix=fix)                 # named errors: truncated, foreign, NaN
     try:
         model, info = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, output_loading_info=True)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: the model or tokenizer does not load ({type(e).__name__}: {str(e)[:300]}); {fix}") from None
+        problem = f"the model or tokenizer does not load ({type(e).__name__}: {str(e)[:300]})"
+        raise ValueError(f"{path}: {problem}; {fix}") from None
     wrong = {k: sorted(map(str, v))[:4] for k, v in info.items() if v}         # missing_keys, unexpected_keys, ...
     if wrong: raise ValueError(f"{path}: the weights do not fit config.json ({wrong}); {fix}")
     if len(tokenizer) != model.config.vocab_size:
-        raise ValueError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model {model.config.vocab_size}; {fix}")
+        raise ValueError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model {model.config.vocab_size}; "
+                         f"{fix}")
     meta = {k: v for k, v in meta.items() if k not in ("format", "version")}
     return cls(model.to(get_device(device)), tokenizer, names, meta)
 

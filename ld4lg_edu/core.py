@@ -162,7 +162,7 @@ def _alive(pid: int) -> bool:
     return True
 
 def _sweep(path: Path):
-    "Delete what killed writers of `path` left beside it: `.name.tmp-<pid>` (and, when `path` exists, `.old-`/`.trash-`)."
+    "Delete what killed writers of `path` left beside it: `.name.tmp-<pid>` (and `.old-`/`.trash-` once `path` exists)."
     if os.name != "posix" or not path.parent.is_dir(): return  # os.kill(pid, 0) is not a probe on Windows
     for p in path.parent.iterdir():
         kind, _, pid = p.name[len(path.name) + 2:].rpartition("-")
@@ -199,17 +199,17 @@ def atomic_directory(path: str | Path, keep: Sequence[str] = ()):
 
 # %% ../nbs/00_core.ipynb #0839457e
 def read_utf8(path: str | Path, fix: str = "write the file again") -> str:
-    "The text of the file `path`, strictly UTF-8: a missing file or a byte that is not UTF-8 is an error naming the file, the line and `fix`."
+    "The text of `path`, strictly UTF-8: a missing file or a non-UTF-8 byte is an error naming it, the line and `fix`."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path} is missing; {fix}")
     data = path.read_bytes()
     try: return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
-        raise ValueError(f"{path}, line {line}: byte {data[e.start]:#04x} is not UTF-8 (a latin-1 file?); {fix}") from None
+        raise ValueError(f"{path}, line {line}: byte {data[e.start]:#04x} is not UTF-8 (latin-1?); {fix}") from None
 
 def read_json(path: str | Path, fix: str = "write the file again"):
-    "The JSON value in the file `path`; a missing file, bytes that are not UTF-8 or text that is not JSON is an error naming `path`."
+    "The JSON value in `path`; a missing file, a non-UTF-8 byte or text that is not JSON is an error naming the file."
     text = read_utf8(path, fix)
     try: return json.loads(text)
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); {fix}") from None
@@ -218,7 +218,8 @@ def _mismatch(value, spec, key: str) -> str | None:
     """Why `value` (read from JSON) is not a `spec` — a type, `list[T]`, `dict[str, T]`, `A | B`, a dataclass, or a dict
     `{key: spec}` of keys it must hold — or None when it is."""
     origin, args = get_origin(spec), get_args(spec)
-    name = spec.__name__ if isinstance(spec, type) else "a dict" if isinstance(spec, dict) else str(spec).replace("NoneType", "None")
+    name = (spec.__name__ if isinstance(spec, type) else "a dict" if isinstance(spec, dict)
+            else str(spec).replace("NoneType", "None"))
     wrong = f"{key} must be {name}, got {type(value).__name__} {value!r:.60}"
     if origin in (Union, UnionType): return None if any(_mismatch(value, a, key) is None for a in args) else wrong
     if isinstance(spec, dict): return _first_mismatch(value, spec, key) if isinstance(value, dict) else wrong
@@ -248,8 +249,9 @@ def read_meta(path: str | Path, format: str, version: int, fields: dict, optiona
     """Read the JSON file describing a saved folder and check it before anything is built from it: an object whose
     `format` is `format` and whose `version` is an int in 1..`version`, holding every key of `fields` (and maybe keys
     of `optional`), each a value of its type: `int`, `str`, `list[str]`, `dict[str, int]`, `A | None`, a dataclass
-    (a dict of its fields, each of its type), or a dict `{key: type}` (keys a nested object must hold). `untagged=True` also accepts a file with neither `format` nor `version`
-    (written before folders carried them) as version 0, all other checks unchanged. Errors name `path`, the problem and `fix`."""
+    (a dict of its fields, each of its type), or a dict `{key: type}` (keys a nested object must hold).
+    `untagged=True` also accepts a file with neither `format` nor `version` (written before folders carried them)
+    as version 0, all other checks unchanged. Errors name `path`, the problem and `fix`."""
     path = Path(path)
     meta = read_json(path, fix)
     if not isinstance(meta, dict): raise ValueError(f"{path} holds a JSON {type(meta).__name__}, not an object; {fix}")
@@ -262,7 +264,8 @@ def read_meta(path: str | Path, format: str, version: int, fields: dict, optiona
         if v > version:
             raise ValueError(f"{path} is {format!r} version {v}, written by a newer ld4lg-edu; this one reads up to "
                              f"version {version}: upgrade ld4lg-edu")
-    problem = _first_mismatch(meta, fields, "the file") or _first_mismatch(meta, optional or {}, "the file", required=False)
+    problem = (_first_mismatch(meta, fields, "the file")
+               or _first_mismatch(meta, optional or {}, "the file", required=False))
     if problem: raise ValueError(f"{path}: {problem}; {fix}")
     return meta
 
@@ -277,11 +280,11 @@ def confined_file(folder: str | Path, name, source: str | Path) -> Path:
     plain file name (no folder part, no `..`, not absolute, not hidden) and not a link to a place outside `folder`."""
     folder = Path(folder)
     if not isinstance(name, str) or not name or Path(name).name != name or name.startswith(".") or "\\" in name:
-        raise ValueError(f"{source} names {name!r}: not a plain file name, so it could lead outside its folder {folder}; "
-                         "refusing to read it")
+        raise ValueError(f"{source} names {name!r}: not a plain file name, so it could lead outside its folder "
+                         f"{folder}; refusing to read it")
     if _outside(folder, folder / name):
-        raise ValueError(f"{folder / name} is a link to {(folder / name).resolve()}, outside its folder; refusing to read "
-                         "it (saved folders hold their own files, not links out)")
+        raise ValueError(f"{folder / name} is a link to {(folder / name).resolve()}, outside its folder; refusing to "
+                         "read it (saved folders hold their own files, not links out)")
     return folder / name
 
 def check_folder(folder: str | Path, fix: str = "save it again") -> Path:
@@ -309,7 +312,8 @@ def read_tensors(path: str | Path, finite: bool = True, fix: str = "save the mod
     except Exception as e: raise ValueError(f"{path} is not a readable safetensors file ({e}); {fix}") from None
     if finite:
         bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-        if bad: raise ValueError(f"{path}: tensors {bad[:4]} hold NaN or infinite values; the weights are corrupt: {fix}")
+        if bad: raise ValueError(f"{path}: tensors {bad[:4]} hold NaN or infinite values; the weights are corrupt: "
+                                 f"{fix}")
     return tensors
 
 # %% ../nbs/00_core.ipynb #143bda40

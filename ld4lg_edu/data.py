@@ -110,13 +110,13 @@ def _text(path) -> str:
     return read_utf8(path, f"convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`")
 
 def _csv_rows(path):
-    "`(line number, row)` for each non-blank row of a CSV file (the line a row starts on: quoted fields may span lines)."
+    "`(line number, row)` for each non-blank row of a CSV file (where the row starts: a quoted field may span lines)."
     reader = csv.reader(io.StringIO(_text(path), newline=""))
     while True:
         line = reader.line_num + 1
         try: row = next(reader)
         except StopIteration: return
-        except csv.Error as e: raise ValueError(f"{path}, line {line}: not valid CSV ({e}); fix or remove that line") from None
+        except csv.Error as e: raise _bad(path, line, f"not valid CSV ({e}); fix or remove that line") from None
         if row: yield line, row  # a blank line is no row
 
 def _bad(path, line, problem: str):
@@ -169,7 +169,8 @@ def read_story_cloze_csv(path) -> list[dict]:
         r = dict(zip(head, values))
         if r["AnswerRightEnding"] not in ("1", "2"):
             raise _bad(path, line, f"AnswerRightEnding is {r['AnswerRightEnding']!r}; it must be 1 or 2")
-        stories.append({"text": " ".join([r[f"InputSentence{i}"] for i in range(1, 5)] + [r[f"RandomFifthSentenceQuiz{r['AnswerRightEnding']}"]])})
+        ending = r[f"RandomFifthSentenceQuiz{r['AnswerRightEnding']}"]
+        stories.append({"text": " ".join([r[f"InputSentence{i}"] for i in range(1, 5)] + [ending])})
     return stories
 
 def read_qqp_jsonl(path) -> list[dict]:

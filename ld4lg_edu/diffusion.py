@@ -238,8 +238,8 @@ _DENOISER_FIELDS = {"config": DenoiserConfig}
 _DENOISER_OPTIONAL = {"weights": list[str], "schedule": dict | None, "extra": dict}  # no "weights": model.safetensors
 
 def read_denoiser_info(directory: str | Path) -> dict:
-    """The `denoiser.json` of a saved denoiser ({'config', 'schedule', 'weights', 'extra', ...}), checked: its format and
-    version (untagged files of earlier releases read as version 0), and each field's type."""
+    """The `denoiser.json` of a saved denoiser ({'config', 'schedule', 'weights', 'extra', ...}), checked: its format
+    and version (untagged files of earlier releases read as version 0), and each field's type."""
     path = Path(directory) / "denoiser.json"
     if not path.exists(): raise FileNotFoundError(f"{directory} holds no saved denoiser ({path.name} missing); write one with save_denoiser")
     return read_meta(path, DENOISER_FORMAT, DENOISER_VERSION, _DENOISER_FIELDS, _DENOISER_OPTIONAL, untagged=True,
@@ -256,7 +256,8 @@ def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None 
                          + "; ".join(_config_diff(config.to_dict(), expected_config.to_dict()))
                          + ". Load it without expected_config, or point to the right folder.")
     model = Denoiser(config)
-    files = [confined_file(directory, name, directory / "denoiser.json") for name in info.get("weights", ["model.safetensors"])]
+    names = info.get("weights", ["model.safetensors"])
+    files = [confined_file(directory, name, directory / "denoiser.json") for name in names]
     missing = [str(f) for f in files if not f.exists()]
     if missing: raise FileNotFoundError(f"weights listed in {directory}/denoiser.json are missing: {', '.join(missing)}")
     state, wanted = {k: v for f in files for k, v in read_tensors(f, fix=fix).items()}, model.state_dict()
