@@ -193,8 +193,10 @@ def copy_course(folder: str | Path, source: str | Path | None = None) -> tuple[l
 def launch_lab(folder: str | Path, open_browser: bool = True, port: int | None = None) -> int:
     "Run JupyterLab on `folder`, opening its `index.ipynb`, until Ctrl-C; returns its exit status."
     import subprocess
+    import os
     cmd = [sys.executable, "-m", "jupyterlab", "index.ipynb", *([] if open_browser else ["--no-browser"]),
-           *([f"--ServerApp.port={port}"] if port else [])]
+           *([f"--ServerApp.port={port}"] if port else []),
+           *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])]  # e.g. in a container
     try: return subprocess.call(cmd, cwd=folder)
     except KeyboardInterrupt: return 0  # Ctrl-C reached JupyterLab too, which shuts its kernels down
 
