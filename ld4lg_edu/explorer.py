@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_explorer.ipynb #8a8f5da4
 from __future__ import annotations
-import difflib, hashlib, html, json, os, textwrap, time, warnings, weakref
+import difflib, hashlib, html, inspect, json, os, textwrap, time, warnings, weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,12 +15,12 @@ from plotly.colors import qualitative
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TEXT_SOURCES', 'STEP_TABLE_STYLE', 'PROJECTION_METHODS', 'CLASS_COLORS', 'SAMPLE_COLORS', 'RecordedRun', 'record_run',
-           'decode_noisy', 'word_changes', 'highlight_words', 'step_caption', 'step_table_html', 'Projection',
-           'latent_fingerprint', 'default_cache_dir', 'save_projection', 'load_projection', 'fit_projection',
-           'LatentSet', 'data_latents', 'nearest_centre_accuracy', 'class_map', 'background_traces',
-           'trajectory_points', 'trajectory_step', 'trajectory_figure', 'step_label', 'text_timeline_figure',
-           'GuidanceSweep', 'guidance_sweep', 'cluster_step', 'cluster_figure']
+__all__ = ['TEXT_SOURCES', 'STEP_TABLE_STYLE', 'PROJECTION_METHODS', 'CLASS_COLORS', 'SAMPLE_COLORS', 'RecordedRun',
+           'quick_decode', 'record_run', 'decode_noisy', 'word_changes', 'highlight_words', 'step_caption',
+           'step_table_html', 'Projection', 'latent_fingerprint', 'default_cache_dir', 'save_projection',
+           'load_projection', 'fit_projection', 'LatentSet', 'data_latents', 'nearest_centre_accuracy', 'class_map',
+           'background_traces', 'trajectory_points', 'trajectory_step', 'trajectory_figure', 'step_label',
+           'text_timeline_figure', 'GuidanceSweep', 'guidance_sweep', 'cluster_step', 'cluster_figure']
 
 # %% ../nbs/10_explorer.ipynb #76c8d268
 def _x0_of(trajectory) -> torch.Tensor:
@@ -72,6 +72,14 @@ class RecordedRun:
         return self.label_names[label] if self.label_names and isinstance(label, int) else str(label)
 
 # %% ../nbs/10_explorer.ipynb #d4b882e5
+def quick_decode(pipe, latents) -> list[str]:
+    """Texts of `latents` (B, ℓ, d_ae), decoded with one beam when the pipeline's decoder takes `num_beams` (as the pipeline does
+    for the steps of a trajectory: these texts are for looking at, and there are S·n of them)."""
+    try: params = inspect.signature(pipe.decode).parameters.values()
+    except (TypeError, ValueError): params = []
+    greedy = any(p.name == "num_beams" or p.kind is p.VAR_KEYWORD for p in params)
+    return list(pipe.decode(latents, num_beams=1) if greedy else pipe.decode(latents))
+
 def record_run(pipe, n: int = 4, label=None, guidance_scale: float = 1.0, steps: int = 25, sampler: str = "dpmpp2m",
                seed: int | None = 0, decode_every: int = 1) -> RecordedRun:
     "Sample `n` texts with `pipe` keeping the whole trajectory and the text of x̂0 at every step (steps the pipeline left undecoded are decoded here, in one batch)."
@@ -88,7 +96,7 @@ def record_run(pipe, n: int = 4, label=None, guidance_scale: float = 1.0, steps:
     step_texts = list(getattr(trajectory, "texts", None) or [None] * len(trajectory.t))
     missing = [i for i, texts in enumerate(step_texts) if texts is None]
     if missing:  # one decoder call for every skipped step: (len(missing)·n, ℓ, d_ae)
-        decoded = pipe.decode(x0[missing].flatten(0, 1))
+        decoded = quick_decode(pipe, x0[missing].flatten(0, 1))
         for k, i in enumerate(missing): step_texts[i] = list(decoded[k * n:(k + 1) * n])
     settings = dict(n=int(n), label=label, guidance_scale=guidance_scale, steps=int(steps), sampler=sampler, seed=seed)
     return RecordedRun(t=trajectory.t.detach().float().cpu(), noisy=trajectory.noisy.detach().float().cpu(), x0=x0,
@@ -100,7 +108,7 @@ def record_run(pipe, n: int = 4, label=None, guidance_scale: float = 1.0, steps:
 def decode_noisy(run: RecordedRun, pipe) -> list[list[str]]:
     "The texts of the noisy latents z_t of `run` (S lists of n), decoded in one call of S·n latents and kept in `run.noisy_texts`."
     if run.noisy_texts is None:
-        decoded, n = list(pipe.decode(run.noisy.flatten(0, 1))), run.num_samples
+        decoded, n = quick_decode(pipe, run.noisy.flatten(0, 1)), run.num_samples
         run.noisy_texts = [decoded[i * n:(i + 1) * n] for i in range(run.num_steps)]
     return run.noisy_texts
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_pipeline import FakePipeline, make_fake_pipeline  # noqa: E402
 
 from ld4lg_edu.explorer import (Projection, _PROJECTIONS, cluster_figure, data_latents, decode_noisy, fit_projection,  # noqa: E402
-                                guidance_sweep, highlight_words, nearest_centre_accuracy, record_run, step_table_html, text_timeline_figure, trajectory_figure,
+                                guidance_sweep, highlight_words, nearest_centre_accuracy, quick_decode, record_run, step_table_html, text_timeline_figure, trajectory_figure,
                                 trajectory_points, word_changes)
 from ld4lg_edu import explorer_app as app  # noqa: E402
 from ld4lg_edu.explorer_app import ClusterExplorer, DenoisingExplorer, UNCONDITIONAL, parse_scales  # noqa: E402
@@ -108,6 +108,16 @@ def test_texts_of_z_t_come_out_of_noise(pipe):
     assert agreement(0) < agreement(11)
     assert "text decoded from z_t" in step_table_html(run, 3, source="z_t") and "data-source='z_t'" in step_table_html(run, 3, source="z_t")
     with pytest.raises(ValueError, match="source must be one of"): run.texts_at(0, "noise")
+
+
+def test_quick_decode_uses_one_beam_when_the_decoder_takes_it(pipe):
+    "The S·n texts of a run's steps are decoded greedily (num_beams=1) by a decoder that has beams; others are called as they are."
+    seen = []
+    class Beams(Counting):
+        def decode(self, latents, num_beams=4): seen.append(num_beams); return self.pipe.decode(latents)
+    z = torch.randn(3, pipe.num_latents, pipe.latent_dim)
+    assert quick_decode(Beams(pipe), z) == pipe.decode(z) and seen == [1]
+    assert quick_decode(pipe, z) == pipe.decode(z)
 
 
 # ---------------------------------------------------------------- projections
