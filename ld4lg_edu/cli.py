@@ -9,8 +9,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['COURSE_MARKER', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode',
-           'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_sample', 'cmd_explore', 'course_source',
-           'copy_course', 'launch_lab', 'cmd_course', 'build_parser', 'main']
+           'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_sample', 'cmd_distill', 'cmd_explore',
+           'course_source', 'copy_course', 'launch_lab', 'cmd_course', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #84f5723f
 def cmd_corpus(args):
@@ -148,6 +148,16 @@ def cmd_sample(args):
                           "steps": args.steps or pipe.steps, "seed": args.seed, "texts": result.texts}, indent=1))
     else:
         print("\n".join(result.texts))
+
+def cmd_distill(args):
+    "Distil a pipeline's denoiser into few-step students (chapter 07a) and write the pipeline with them."
+    from ld4lg_edu.pipeline import distill_pipeline
+    pipe = distill_pipeline(args.model, args.out, latents=args.latents, corpus=args.corpus, rounds=args.rounds, teacher_steps=args.teacher_steps,
+                            steps_per_round=args.steps_per_round, batch_size=args.batch_size, lr=args.lr,
+                            guidance_range=tuple(args.guidance), keep_steps=tuple(args.keep), resume=args.resume,
+                            compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,
+                            save_dtype=args.save_dtype, device=args.device)
+    print(f"students for {sorted(pipe.students)} steps; pipeline written to {Path(args.out) / 'pipeline'}")
 
 def cmd_explore(args):
     "Serve the explorer web app (Voilà) on 127.0.0.1 until Ctrl-C."
@@ -290,12 +300,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--n", type=int, default=8, help="how many texts")
     c.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale w (1 = none; ignored without --label)")
     c.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's, 25)")
-    c.add_argument("--sampler", default=None, choices=["dpmpp2m", "ddim", "ddpm"])
+    c.add_argument("--sampler", default=None, choices=["dpmpp2m", "ddim", "ddpm", "distilled"],
+                   help="'distilled': the pipeline's few-step student for --steps (one pass per step at any w)")
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
     c.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_sample)
+    c = sub.add_parser("distill", help="distil a pipeline into few-step students (progressive distillation)")
+    c.add_argument("--model", default="default", help="'default' (shipped) or a pipeline folder: the teacher")
+    c.add_argument("--corpus", default="wordnet", help="training texts, encoded with the pipeline's autoencoder")
+    c.add_argument("--latents", default=None, help="or a latent file written by `ld4lg encode` with that autoencoder")
+    c.add_argument("--teacher-steps", type=int, default=64, help="DDIM steps of the first teacher")
+    c.add_argument("--rounds", type=int, default=6, help="halvings: 64 -> 32, 16, 8, 4, 2, 1")
+    c.add_argument("--steps-per-round", type=int, default=2500, help="optimizer steps per round")
+    c.add_argument("--batch-size", type=int, default=256)
+    c.add_argument("--lr", type=float, default=1e-4)
+    c.add_argument("--guidance", type=float, nargs=2, default=(1.0, 3.0), metavar=("W_MIN", "W_MAX"),
+                   help="the range of w the students take as an input")
+    c.add_argument("--keep", type=int, nargs="+", default=(1, 2, 4, 8), help="the students' step counts to keep")
+    c.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    c.add_argument("--compile", action="store_true", help="torch.compile the student: the fast path on a GPU")
+    c.add_argument("--cuda-graph", action="store_true", help="replay each step as CUDA graphs (one GPU)")
+    c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16"])
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", default=None)
+    c.add_argument("--out", required=True, help="output folder: OUT/pipeline is the pipeline with its students")
+    c.set_defaults(func=cmd_distill)
     c = sub.add_parser("explore", help="the interactive denoising explorer as a local web app")
     c.add_argument("--port", type=int, default=8866)
     c.add_argument("--model", default="default", help="'default' (shipped), 'tiny', a saved pipeline folder, or module:function")

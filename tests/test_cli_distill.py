@@ -1,0 +1,29 @@
+"`ld4lg distill` on a tiny pipeline: students written and sampled through `ld4lg sample --sampler distilled`."
+import json
+
+import pytest
+import torch
+
+from ld4lg_edu.cli import main
+
+
+def test_distill_command_writes_students_that_sample_sets(tmp_path, capsys):
+    from ld4lg_edu.diffusion import LatentDataset
+    from ld4lg_edu.pipeline import tiny_pipeline
+    pipe = tiny_pipeline()
+    pipe.save_pretrained(tmp_path / "teacher")
+    latents = pipe.encode(["a small dog", "a tall tree", "a wild cat", "a green herb"] * 4)
+    LatentDataset(latents, torch.tensor([0, 1] * 8)).save(tmp_path / "latents.safetensors")
+    args = ["distill", "--model", str(tmp_path / "teacher"), "--latents", str(tmp_path / "latents.safetensors"),
+            "--teacher-steps", "4", "--rounds", "2", "--steps-per-round", "2", "--batch-size", "8", "--keep", "1", "2",
+            "--out", str(tmp_path / "run")]
+    main(args)
+    assert "students for [1, 2] steps" in capsys.readouterr().out
+    main(["sample", "--model", str(tmp_path / "run" / "pipeline"), "--label", "animal", "--n", "2", "--sampler", "distilled",
+          "--steps", "2", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["sampler"] == "distilled" and out["steps"] == 2 and len(out["texts"]) == 2
+    with pytest.raises(SystemExit):   # a step count without a student: one line, exit code, no traceback
+        main(["sample", "--model", str(tmp_path / "run" / "pipeline"), "--label", "animal", "--sampler", "distilled",
+              "--steps", "4"])
+    assert "no student for steps=4" in capsys.readouterr().err
