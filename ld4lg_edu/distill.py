@@ -121,6 +121,7 @@ class DistillConfig:
     guidance_range: list = field(default_factory=lambda: [1.0, 1.0])  # w ~ U(lo, hi); [1, 1]: no guidance
     label_drop_prob: float = 0.1          # chance that a label becomes the null class
     self_cond_prob: float = 0.5           # chance that the student trains the self-conditioned pass
+    guidance_round: bool = True           # with guidance: first a round that teaches w at the teacher's own steps
     ema_decay: float = 0.999
     ema_power: float = 0.75
 
@@ -143,9 +144,13 @@ class DistillConfig:
         if not 0.0 <= self.ema_decay < 1.0: raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     @property
+    def guided(self) -> bool: return self.guidance_range != [1.0, 1.0]
+
+    @property
     def student_steps(self) -> list[int]:
-        "The step count of each round's student, e.g. [32, 16, 8, 4]."
-        return [self.teacher_steps // 2 ** (r + 1) for r in range(self.rounds)]
+        "The step count of each round's student, e.g. [32, 16, 8, 4] ([64, 32, ...] with a guidance round first)."
+        first = [self.teacher_steps] if self.guided and self.guidance_round else []
+        return first + [self.teacher_steps // 2 ** (r + 1) for r in range(self.rounds)]
 
     def to_dict(self) -> dict: return {**asdict(self), "train": self.train.to_dict()}
     def recipe(self) -> dict: return {**self.to_dict(), "train": self.train.recipe()}
@@ -155,20 +160,25 @@ class DistillConfig:
 
 # %% ../nbs/07a_distillation.ipynb #48fdc8ab
 def distillation_loss(student: nn.Module, teacher: nn.Module, latents: torch.Tensor, schedule: NoiseSchedule,
-                      steps: int, config: DistillConfig, class_labels: torch.Tensor | None = None) -> dict:
-    """One stochastic estimate of the distillation loss of a `steps`-step student. `latents`: (B, ℓ, d_ae) clean x;
-    `class_labels`: (B,) long. Returns {'loss': scalar tensor} (+ 'self_cond', the branch taken, for a self-conditioned
-    student)."""
+                      steps: int, config: DistillConfig, class_labels: torch.Tensor | None = None,
+                      halve: bool = True) -> dict:
+    """One stochastic estimate of the distillation loss of a `steps`-step student (`halve=False`: of the guidance round,
+    whose target is the teacher's guided v̂_w at any t). `latents`: (B, ℓ, d_ae) clean x; `class_labels`: (B,) long.
+    Returns {'loss': scalar tensor} (+ 'self_cond', the branch taken, for a self-conditioned student)."""
     core, B, device = unwrap(student), latents.shape[0], latents.device
-    i = torch.randint(1, steps + 1, (B,), device=device).double()  # grid index: t = i/N, float64 like the sampler grid
-    times = (i / steps, (i - 0.5) / steps, (i - 1) / steps)         # t, t', t''
-    alpha_t, alpha_mid, alpha_next = (grid_alpha(schedule, s).float() for s in times)
+    if halve:
+        i = torch.randint(1, steps + 1, (B,), device=device).double()  # grid index: t = i/N, float64 like the grid
+        times = (i / steps, (i - 0.5) / steps, (i - 1) / steps)         # t, t', t''
+        alpha_t, alpha_mid, alpha_next = (grid_alpha(schedule, s).float() for s in times)
+    else: alpha_t = schedule.alpha(torch.rand(B, device=device))
     noise = torch.randn_like(latents)
     noisy = q_sample(latents, alpha_t, noise)
     labels = None if class_labels is None else drop_labels(class_labels, core.null_class, config.label_drop_prob)
     lo, hi = config.guidance_range
     w = lo + (hi - lo) * torch.rand(B, device=device) if labels is not None else 1.0
-    v_tilde = distillation_target(teacher, noisy, alpha_t, alpha_mid, alpha_next, labels, w)
+    if halve: v_tilde = distillation_target(teacher, noisy, alpha_t, alpha_mid, alpha_next, labels, w)
+    else:
+        with torch.no_grad(): v_tilde = teacher_v(teacher, noisy, alpha_t, None, labels, w)
     extra, logs = dict(class_labels=labels, guidance_scale=w), {}
     self_cond = self_cond_mask = None
     if core.self_condition:  # chapter 06's coin, drawn on the host (no GPU sync)
@@ -283,8 +293,9 @@ def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: D
         student.to(device).requires_grad_(True)
         ema = EMA(student, decay=config.ema_decay, power=config.ema_power)
         round_teacher = current
+        halve = not (r == 0 and steps == config.teacher_steps)  # the guidance round keeps the teacher's steps
         loss_fn = lambda m, batch: distillation_loss(m, round_teacher, batch["latents"], schedule, steps, config,
-                                                     batch.get("labels"))
+                                                     batch.get("labels"), halve)
         result = fit(student, loss_fn, data, config.train, out_dir=None if out is None else out / f"round_{r}",
                      resume=resume, ema=ema, callbacks=callbacks,
                      config_to_save={"distill": state["config"], "round": r, "steps": steps})

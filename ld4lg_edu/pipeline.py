@@ -76,7 +76,7 @@ class LatentDiffusionPipeline:
         return self
 
     def model_for(self, sampler: str, steps: int):
-        "The network that samples with `sampler` at `steps`: for 'distilled' the student for `steps`, else the denoiser."
+        "The network for `sampler` at `steps`: for 'distilled' the student made for `steps`, else the denoiser."
         if sampler not in STUDENT_SAMPLERS: return self.denoiser
         if not self.students:
             raise ValueError(f"sampler={sampler!r} needs a distilled student and this pipeline has none; distil one "
@@ -311,24 +311,26 @@ def _distill_latents(pipe: LatentDiffusionPipeline, latents, corpus, cache: Path
 
 def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir: str | Path, latents=None,
                      corpus: str | Corpus = "wordnet", rounds: int = 6, teacher_steps: int = 64,
-                     steps_per_round: int = 3000, batch_size: int = 256, lr: float = 1e-4,
+                     steps_per_round: int = 2500, batch_size: int = 256, lr: float = 1e-4,
                      guidance_range: tuple[float, float] = (1.0, 3.0), keep_steps: tuple[int, ...] = (1, 2, 4, 8),
-                     resume: bool = False, compile: bool = False, cuda_graph: bool = False, seed: int = 0,
-                     save_dtype: str = "float32", device=None, callbacks=()) -> LatentDiffusionPipeline:
+                     guidance_round: bool = True, resume: bool = False, compile: bool = False,
+                     cuda_graph: bool = False, seed: int = 0, save_dtype: str = "float32", device=None,
+                     callbacks=()) -> LatentDiffusionPipeline:
     """Distil a pipeline's denoiser into few-step students and write the pipeline with them to `out_dir/pipeline/`.
     `pipe_or_dir`: a pipeline, its folder or 'default'. `latents`: training latents (path, tensor (N, ℓ, d_ae), dict or
     `LatentDataset`, labelled for a class model), or None to encode `corpus`'s train split. Round r trains a student for
-    `teacher_steps / 2^(r+1)` steps, `steps_per_round` optimiser steps of `batch_size`; `keep_steps` picks the students
-    kept."""
+    `teacher_steps / 2^(r+1)` steps, `steps_per_round` optimiser steps of `batch_size`, after a guidance round at
+    `teacher_steps` (`guidance_round`, when `guidance_range` is not (1, 1)); `keep_steps` picks the students kept."""
     if save_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
     if isinstance(steps_per_round, bool) or not isinstance(steps_per_round, int) or steps_per_round < 1:
         raise ValueError(f"steps_per_round must be an int >= 1, got {steps_per_round!r}")
     tenth = max(1, min(100, steps_per_round // 10))
     train = TrainConfig(steps=steps_per_round, batch_size=batch_size, lr=lr, weight_decay=0.0, decay="linear",
-                        seed=seed, warmup_steps=tenth, log_every=tenth, checkpoint_every=max(1, min(1000, steps_per_round // 2)),
-                        compile=compile, cuda_graph=cuda_graph)
-    config = DistillConfig(train=train, teacher_steps=teacher_steps, rounds=rounds, guidance_range=list(guidance_range))
+                        seed=seed, warmup_steps=tenth, log_every=tenth, compile=compile, cuda_graph=cuda_graph,
+                        checkpoint_every=max(1, min(1000, steps_per_round // 2)))
+    config = DistillConfig(train=train, teacher_steps=teacher_steps, rounds=rounds, guidance_range=list(guidance_range),
+                           guidance_round=guidance_round)
     keep = sorted(set(keep_steps))
     if not keep or any(s not in config.student_steps for s in keep):
         raise ValueError(f"keep_steps={tuple(keep_steps)} must be among the students these rounds make, "

@@ -84,7 +84,7 @@ def test_target_is_two_guided_teacher_steps_in_one():
 
 def test_one_round_lowers_the_loss():
     teacher, data = tiny_teacher(), toy_latents()
-    config = fast_config(rounds=1, teacher_steps=4, train=dict(steps=60, lr=3e-3))
+    config = fast_config(rounds=1, teacher_steps=4, guidance_round=False, train=dict(steps=60, lr=3e-3))
     def loss_of(student):
         torch.manual_seed(123)  # the same noise, times, w and coins for both
         with torch.no_grad():
@@ -166,14 +166,14 @@ def test_resume_continues_a_killed_run_exactly(tmp_path):
     with pytest.raises(Killed):
         distill(teacher, data, COSINE, config, out_dir=tmp_path / "run", callbacks=[kill])
     state = json.loads((tmp_path / "run" / "distill.json").read_text())
-    assert state["done"] == [4] and (tmp_path / "run" / "students" / "steps_4").is_dir()
+    assert state["done"] == [8, 4] and (tmp_path / "run" / "students" / "steps_4").is_dir()  # guidance, 1st halving
     with pytest.raises(FileExistsError, match="resume=True"):
         distill(teacher, data, COSINE, config, out_dir=tmp_path / "run")
     with pytest.raises(ValueError, match="another config"):
         distill(teacher, data, COSINE, fast_config(guidance_range=[1.0, 2.0]), out_dir=tmp_path / "run", resume=True)
     resumed = distill(teacher, data, COSINE, config, out_dir=tmp_path / "run", resume=True)
-    assert set(resumed.students) == {4, 2}
-    for steps in (4, 2):
+    assert set(resumed.students) == {8, 4, 2}
+    for steps in (8, 4, 2):
         resumed_state = resumed.students[steps].state_dict()
         for name, a in whole.students[steps].state_dict().items():
             b = resumed_state[name]
@@ -243,7 +243,7 @@ def test_distill_pipeline_library_path_and_resume(tiny_pipe, tmp_path):
     from ld4lg_edu.pipeline import LatentDiffusionPipeline, distill_pipeline
     kw = dict(corpus=tiny_corpus(), rounds=2, teacher_steps=4, steps_per_round=4, batch_size=8, keep_steps=(1, 2))
     with pytest.raises(ValueError, match="among the students"):
-        distill_pipeline(tiny_pipe, tmp_path / "bad", **{**kw, "keep_steps": (4,)})
+        distill_pipeline(tiny_pipe, tmp_path / "bad", **{**kw, "keep_steps": (8,)})
     def kill(step, model, history):
         if model.steps == 1: raise Killed
     with pytest.raises(Killed):

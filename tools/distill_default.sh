@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Distil the shipped default model into few-step students on one CUDA GPU (chapter 07a): students for 32, 16, 8, 4,
-# 2 and 1 DDIM steps from a 64-step DDIM teacher, guidance w in [1, 3] as an input, trained on the wordnet corpus
-# encoded with the shipped autoencoder. Writes OUT/pipeline (the default pipeline + students for 1, 2, 4, 8 steps,
-# weights in bf16), OUT/latents.safetensors (the encoded corpus), OUT/distill/ (checkpoints, finished students,
-# distill.json).
+# Distil the shipped default model into few-step students on one CUDA GPU (chapter 07a): a guidance round (w in
+# [1, 3] becomes an input, at the teacher's 64 DDIM steps), then students for 32, 16, 8, 4, 2 and 1 steps, trained on
+# the wordnet corpus encoded with the shipped autoencoder. Writes OUT/pipeline (the default pipeline + students for
+# 1, 2, 4, 8 steps, weights in bf16), OUT/latents.safetensors (the encoded corpus), OUT/distill/ (checkpoints,
+# finished students, distill.json).
 # Usage: bash tools/distill_default.sh OUT [--resume]        (--resume continues a killed run from its checkpoints)
-# Time on one H200 (whole-step CUDA graph, batch 256): loading + encoding the corpus ~20 s; round 0 (teacher with
-# classifier-free guidance, two passes) ~63 it/s, later rounds (teacher = previous student, one pass) ~76 it/s, measured
-# in a 2-round x 1000-step check; so the default 6 x 3000 steps take about 5 minutes in all.
-# Sizes can be overridden: ROUNDS=6 TEACHER_STEPS=64 STEPS_PER_ROUND=3000 BATCH=256 LR=1e-4 KEEP=1,2,4,8
+# Time on one H200 (whole-step CUDA graph, batch 256), from a 2-round x 1000-step check: loading + encoding the corpus
+# ~20 s; a halving round whose teacher needs classifier-free guidance (two passes) ~63 it/s, one whose teacher is a
+# student (one pass) ~76 it/s. With the guidance round first, every halving round has a student teacher: the default
+# 7 rounds x 2500 steps should take about 5 minutes in all.
+# Sizes can be overridden: ROUNDS=6 TEACHER_STEPS=64 STEPS_PER_ROUND=2500 BATCH=256 LR=1e-4 KEEP=1,2,4,8
 set -euo pipefail
 out=${1:?usage: bash tools/distill_default.sh OUT [--resume]}
 resume=${2:-}
@@ -28,7 +29,7 @@ out, resume = sys.argv[1], sys.argv[2] == "--resume"
 if not torch.cuda.is_available():
     sys.exit("tools/distill_default.sh needs a CUDA GPU (tests/test_distill.py runs its path on a CPU, tiny pipeline)")
 sizes = dict(rounds=int(os.environ.get("ROUNDS", 6)), teacher_steps=int(os.environ.get("TEACHER_STEPS", 64)),
-             steps_per_round=int(os.environ.get("STEPS_PER_ROUND", 3000)), batch_size=int(os.environ.get("BATCH", 256)),
+             steps_per_round=int(os.environ.get("STEPS_PER_ROUND", 2500)), batch_size=int(os.environ.get("BATCH", 256)),
              lr=float(os.environ.get("LR", 1e-4)),
              keep_steps=tuple(int(s) for s in os.environ.get("KEEP", "1,2,4,8").split(",")))
 print(f"distilling the default model into {out}: {sizes}, resume={resume}, on {torch.cuda.get_device_name()}",
