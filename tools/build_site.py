@@ -250,7 +250,7 @@ def keep_outputs(notebooks: list[Path]) -> list[Path]:
         nbformat.write(nb, tmp)
         os.replace(tmp, path)
         changed.append(path)
-    if changed: subprocess.run(["nbdev_clean", "--fname", *map(str, changed)], cwd=ROOT, check=True)
+    for path in changed: subprocess.run(["nbdev_clean", "--fname", str(path)], cwd=ROOT, check=True)
     if any(p.resolve() == (ROOT / "nbs" / "index.ipynb").resolve() for p in changed):  # README.md shows its outputs
         subprocess.run([sys.executable, str(ROOT / "tools" / "make_readme.py")], cwd=ROOT, check=True)
     return changed
