@@ -13,7 +13,7 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (atomic_directory, autocast, check_folder, config_from_dict, confined_file, count_parameters,
+from .core import (atomic_directory, autocast, check_count, check_folder, config_from_dict, confined_file, count_parameters,
                             read_meta, read_tensors)
 from .lm import course_lm_path, decoder_loss, encoder_features, frozen, generate_from_hidden, lm_dims, lm_labels, load_lm
 
@@ -255,6 +255,7 @@ def forward(self: LanguageAutoencoder, batch: dict[str, torch.Tensor]) -> torch.
 def encode(self: LanguageAutoencoder, texts: list[str], batch_size: int = 64) -> torch.Tensor:
     "Latents x (B, ℓ, d_ae), float32, of `texts` (B = len(texts); an empty list gives B = 0)."
     if isinstance(texts, str): raise TypeError("texts must be a list of strings; wrap a single text as [text]")
+    check_count("batch_size", batch_size, " (texts per forward pass)")
     out = [torch.zeros(0, *self.latent_shape, device=self.device)]
     for i in range(0, len(texts), batch_size):
         batch = self.tokenize(texts[i:i + batch_size])
@@ -282,6 +283,7 @@ def decode(self: LanguageAutoencoder, latents: torch.Tensor, num_beams: int = 4,
             max_length: int | None = None, batch_size: int = 64, **generate_kwargs) -> list[str]:
     "Texts decoded by beam search from latents x (B, ℓ, d_ae); extra kwargs go to `generate`."
     check_latents(latents, self.latent_shape)
+    check_count("batch_size", batch_size, " (latents per beam search)")
     texts = []
     for i in range(0, len(latents), batch_size):
         chunk = latents[i:i + batch_size].to(self.device, self.compression.latents.dtype)

@@ -17,9 +17,10 @@ import torch
 
 # %% auto #0
 __all__ = ['PICKLE_SUFFIXES', 'ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs',
-           'seed_everything', 'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state', 'rng_state',
-           'set_rng_state', 'atomic_directory', 'read_utf8', 'read_json', 'read_meta', 'confined_file', 'check_folder',
-           'read_tensors', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint', 'asset_path']
+           'seed_everything', 'check_count', 'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state',
+           'rng_state', 'set_rng_state', 'atomic_directory', 'read_utf8', 'read_json', 'read_meta', 'confined_file',
+           'check_folder', 'read_tensors', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint',
+           'load_checkpoint', 'asset_path']
 
 # %% ../nbs/00_core.ipynb #8e394901
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -66,6 +67,12 @@ def seed_everything(seed: int, device: str | torch.device = "cpu") -> torch.Gene
         raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+
+def check_count(name: str, value, hint: str = "") -> int:
+    "`value` if it is an int >= 1 (a batch size, a step count), else a ValueError naming `name` (`hint`: what it means)."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1{hint}, got {value!r}")
+    return int(value)
 
 # %% ../nbs/00_core.ipynb #04764c80
 def count_parameters(module: torch.nn.Module, trainable_only: bool = True) -> int:

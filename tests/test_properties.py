@@ -166,8 +166,6 @@ def test_encode_refuses_blank_or_non_text_items_by_position(pipe, texts):
         pipe.autoencoder.encode(texts)
 
 
-@pytest.mark.xfail(strict=True, reason="LanguageAutoencoder.encode/decode do not check batch_size yet (chapter 03's "
-                                       "encode/decode cells): -1 returns no latents for 2 texts, 0 a bare range() error")
 @FEW
 @given(not_a_positive_int)
 def test_encode_and_decode_refuse_batch_sizes_below_one(pipe, batch_size):

@@ -18,7 +18,7 @@ case "$stage" in
     ;;
   stage2)
     $cli encode --ae "$runs/ae" --corpus wordnet --split train --out "$runs/latents.safetensors"
-    $cli train-diffusion --preset paper --width 256 --depth 8 --heads 4 --steps 8000 --batch-size 256 --lr 3e-4 --compile \
+    $cli train-diffusion --preset course --steps 60000 --batch-size 256 --lr 3e-4 --compile --cuda-graph \
         --latents "$runs/latents.safetensors" --out "$runs/diffusion"
     $cli build --ae "$runs/ae" --denoiser "$runs/diffusion/ema_denoiser" --corpus wordnet --dtype bfloat16 --out "$runs/pipeline"
     ;;
