@@ -12,7 +12,7 @@ import torch
 from fastcore.basics import patch
 
 from . import __version__
-from .core import asset_path, atomic_directory, get_device, seed_everything
+from .core import asset_path, atomic_directory, check_count, check_folder, get_device, read_meta, seed_everything
 from .autoencoder import LanguageAutoencoder, AutoencoderConfig, save_autoencoder, load_autoencoder, check_latents
 from .schedule import NoiseSchedule, get_schedule, schedule_from_config
 from .denoiser import Denoiser, DenoiserConfig
@@ -129,15 +129,14 @@ def label_ids(self: LatentDiffusionPipeline, label, n: int) -> torch.Tensor | No
 # %% ../nbs/08_pipeline.ipynb #dd02cc99
 def _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size):
     "Refuse bad sampling arguments by name before any work is done."
-    positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
-    if not positive(steps): raise ValueError(f"steps must be an int >= 1 (None = the model's default), got {steps!r}")
+    check_count("steps", steps, " (None = the model's default)")
     if isinstance(sampler, str) and sampler not in {**SAMPLERS, **STUDENT_SAMPLERS}:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)} or 'distilled' "
                          "(None = the model's default)")
     if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale):
         raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {guidance_scale!r}")
-    if not positive(decode_every): raise ValueError(f"decode_every must be an int >= 1 (1 = decode x̂0 at every step), got {decode_every!r}")
-    if not positive(batch_size): raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_count("decode_every", decode_every, " (1 = decode x̂0 at every step)")
+    check_count("batch_size", batch_size)
 
 @patch
 def sample(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: float = 1.0, steps: int | None = None, sampler: str | None = None,
@@ -270,13 +269,11 @@ def from_pretrained(cls: LatentDiffusionPipeline, directory: str | Path = "defau
     directory = asset_path("default_model") if str(directory) == "default" else Path(directory)
     missing = [f for f in _required_files(directory) if not (directory / f).exists()]
     if missing: raise FileNotFoundError(f"{directory} is not a complete pipeline: missing {', '.join(missing)}")
-    try: meta = json.loads((directory / "pipeline.json").read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{directory}/pipeline.json is not valid JSON ({e}); save the pipeline again") from None
-    if not isinstance(meta, dict) or not {"label_names", "sampler", "steps"} <= set(meta):
-        raise ValueError(f"{directory}/pipeline.json lacks label_names, sampler or steps; save the pipeline again")
-    if meta.get("format") != PIPELINE_FORMAT or meta.get("version", 0) > PIPELINE_VERSION:
-        raise ValueError(f"{directory}/pipeline.json is format {meta.get('format')!r} version {meta.get('version')}; "
-                         f"this library reads {PIPELINE_FORMAT!r} up to version {PIPELINE_VERSION}: upgrade ld4lg-edu")
+    fix = "save the pipeline again (save_pretrained)"
+    check_folder(directory, fix)
+    meta = read_meta(directory / "pipeline.json", PIPELINE_FORMAT, PIPELINE_VERSION,
+                     {"label_names": list[str] | None, "sampler": str, "steps": int},
+                     optional={"library_version": str, "students": list[int]}, fix=fix)
     student_steps = _listed_students(meta, directory)
     missing = [f for f in _required_files(directory, student_steps) if not (directory / f).exists()]
     if missing: raise FileNotFoundError(f"{directory} is not a complete pipeline: missing {', '.join(missing)}")

@@ -193,10 +193,7 @@ CASES = [(k, name, (lambda k, fn: lambda f, m, t: fn(k, f, m, t))(k, fn), msg)
 CASES += [(k, name, fn, msg) for k, cases in SPECIFIC.items() for name, (fn, msg) in cases.items()]
 # pipeline.json is read by chapter 08's loader, which does not use core.read_meta / check_folder yet: these cases are
 # expected to fail there until it does (strict: they turn red the day they pass, so the mark gets removed)
-PIPELINE_GAPS = {"JSON list", "latin-1 byte in JSON", "description linked from outside"}
-GAP = pytest.mark.xfail(strict=True, reason="08 does not check pipeline.json this way yet")
-CASES = [pytest.param(*c, id=f"{c[0]}: {c[1]}", marks=[GAP] if c[0] == "pipeline" and c[1] in PIPELINE_GAPS else [])
-         for c in CASES]
+CASES = [pytest.param(*c, id=f"{c[0]}: {c[1]}") for c in CASES]
 
 
 @pytest.mark.parametrize("kind,case,breaks,message", CASES)
@@ -216,8 +213,6 @@ def test_the_pristine_folders_load(pristine, kind):
     load(kind, pristine / kind)
 
 
-@pytest.mark.xfail(strict=True, reason="08's from_pretrained does not check pipeline.json's types yet (it should call "
-                                       "core.read_meta); remove this mark when it does")
 @pytest.mark.parametrize("change", [{"version": "2"}, {"steps": "25"}, {"label_names": "animal"}])
 def test_pipeline_json_types(pristine, tmp_path, change):
     shutil.copytree(pristine / "pipeline", tmp_path / "p")
