@@ -152,7 +152,8 @@ def cmd_sample(args):
 def cmd_distill(args):
     "Distil a pipeline's denoiser into few-step students (chapter 07a) and write the pipeline with them."
     from ld4lg_edu.pipeline import distill_pipeline
-    pipe = distill_pipeline(args.model, args.out, latents=args.latents, corpus=args.corpus, rounds=args.rounds, teacher_steps=args.teacher_steps,
+    pipe = distill_pipeline(args.model, args.out, latents=args.latents, corpus=args.corpus, rounds=args.rounds,
+                            teacher_steps=args.teacher_steps,
                             steps_per_round=args.steps_per_round, batch_size=args.batch_size, lr=args.lr,
                             guidance_range=tuple(args.guidance), keep_steps=tuple(args.keep), resume=args.resume,
                             compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,

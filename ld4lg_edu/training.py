@@ -113,14 +113,14 @@ class EMA:
         self.num_updates += 1
 
     def advance(self, weight: torch.Tensor) -> torch.Tensor:
-        "Count one update and write its weight 1 - β into the device scalar `weight` that `lerp_` reads (host side, no sync)."
+        "Count one update; write its weight 1 - β into the device scalar `weight` that `lerp_` reads (host side, no sync)."
         weight.fill_(1.0 - self.current_decay())
         self.num_updates += 1
         return weight
 
     @torch.no_grad()
     def lerp_(self, model: nn.Module, weight: torch.Tensor):
-        "The device side of an update, as a CUDA graph can capture it: shadow += weight · (θ - shadow), `weight` 0-dim."
+        "The device side of an update, as a CUDA graph captures it: shadow += weight · (θ - shadow), `weight` 0-dim."
         params = self._floats(model)  # first: moves the shadows to the model's device
         shadow = list(self.shadow.values())
         delta = torch._foreach_sub(params, shadow)
@@ -227,7 +227,7 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, fused=fused or None)
 
 def _capturable(optimizer: torch.optim.Optimizer, device: torch.device):
-    "AdamW as a CUDA graph replays it: the lr a device scalar (the schedule writes it in place) and step counts on the device."
+    "AdamW as a CUDA graph replays it: lr a device scalar (the schedule writes it in place), step counts on the device."
     for group in optimizer.param_groups:
         group["capturable"] = True
         group["lr"] = torch.tensor(float(group["lr"]), device=device)
@@ -262,7 +262,8 @@ def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[in
 
 def _save(out_dir, step, model, optimizer, scheduler, ema, history, config, config_to_save, sums, count):
     opt_state = optimizer.state_dict()
-    opt_state["param_groups"] = [{**_plain(g), "capturable": False} for g in opt_state["param_groups"]]  # as an eager run's
+    opt_state["param_groups"] = [{**_plain(g), "capturable": False}  # saved as an eager run's
+                                 for g in opt_state["param_groups"]]
     opt_tensors, opt_skel = flatten_state(opt_state)
     rng_tensors, rng_skel = flatten_state(rng_state())
     groups = {"model": trainable_state(model), "optimizer": opt_tensors, "rng": rng_tensors}
@@ -290,7 +291,7 @@ class _CoinScript:
 _SCRIPTS: list[_CoinScript] = []
 
 def host_coin(p: float) -> bool:
-    "True with probability `p`, drawn from torch's CPU generator (no GPU sync); inside a StepGraph, the step's pre-drawn coin."
+    "True with probability `p`, from torch's CPU generator (no GPU sync); inside a StepGraph, the step's pre-drawn coin."
     return _SCRIPTS[-1].draw(p) if _SCRIPTS else torch.rand(()).item() < p
 
 @contextmanager
@@ -383,8 +384,8 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     if out_dir is not None: _check_out_dir(Path(out_dir), resume)
     acc = _make_accelerator(config)
     if config.cuda_graph and (acc.device.type != "cuda" or acc.num_processes > 1):
-        raise ValueError(f"cuda_graph needs one CUDA device (this run: {acc.num_processes} process(es) on {acc.device.type}); "
-                         "turn it off here")
+        raise ValueError(f"cuda_graph needs one CUDA device (this run: {acc.num_processes} process(es) on "
+                         f"{acc.device.type}); turn it off here")
     if config.batch_size % acc.num_processes:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {acc.num_processes} processes")
     torch.manual_seed(config.seed)
@@ -420,7 +421,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
         if config.grad_clip: acc.clip_grad_norm_(model.parameters(), config.grad_clip)
         return logs
 
-    ema_weight = torch.zeros((), device=acc.device)  # under cuda_graph: this step's EMA weight, written before each replay
+    ema_weight = torch.zeros((), device=acc.device)  # under cuda_graph: the step's EMA weight, written before each replay
     def whole_step(batch) -> dict:
         "The whole update on the device, what one CUDA graph captures: gradients zeroed in place, AdamW, the EMA."
         optimizer.zero_grad(set_to_none=False)
