@@ -18,8 +18,8 @@ import torch
 # %% auto #0
 __all__ = ['PICKLE_SUFFIXES', 'ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs',
            'seed_everything', 'check_count', 'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state',
-           'rng_state', 'set_rng_state', 'atomic_directory', 'read_utf8', 'read_json', 'read_meta', 'confined_file',
-           'check_folder', 'read_tensors', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint',
+           'rng_state', 'set_rng_state', 'atomic_directory', 'atomic_file', 'read_utf8', 'read_json', 'read_meta',
+           'confined_file', 'check_folder', 'read_tensors', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint',
            'load_checkpoint', 'asset_path']
 
 # %% ../nbs/00_core.ipynb #8e394901
@@ -203,6 +203,21 @@ def atomic_directory(path: str | Path, keep: Sequence[str] = ()):
         os.rename(tmp, path)
     _fsync_dir(path.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+@contextmanager
+def atomic_file(path: str | Path):
+    """Write the file `path` all at once: yields a hidden temporary name beside it to write; when the block ends without
+    an error the file is flushed and renamed to `path` (one atomic step). An error or a kill leaves `path` as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh: os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+    _fsync_dir(path.parent)
 
 # %% ../nbs/00_core.ipynb #0839457e
 def read_utf8(path: str | Path, fix: str = "write the file again") -> str:

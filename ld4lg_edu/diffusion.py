@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import check_folder, config_from_dict, confined_file, read_meta, read_tensors
+from .core import atomic_file, check_folder, config_from_dict, confined_file, read_meta, read_tensors
 from .denoiser import Denoiser, DenoiserConfig
 from .schedule import NoiseSchedule, get_schedule, q_sample, schedule_from_config, v_target, x0_from_v
 from .training import EMA, TensorData, TrainConfig, fit, host_coin
@@ -181,17 +181,15 @@ class LatentDataset(TensorData):
     def num_classes(self) -> int: return 0 if self.labels is None else int(self.labels.max()) + 1
 
     def save(self, path: str | Path):
-        "Write the tensors to one safetensors file."
+        "Write the tensors to one safetensors file (all at once: a kill leaves the old file)."
         from safetensors.torch import save_file
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(path))
+        with atomic_file(path) as tmp: save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp))
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentDataset":
         "Read a file written by `save` (or by the autoencoder chapter): needs 'latents', the other keys are optional."
-        from safetensors.torch import load_file
         if not Path(path).exists(): raise FileNotFoundError(f"no latent file at {path}; encode the corpus with the autoencoder first")
-        tensors = load_file(str(path))
+        tensors = read_tensors(path, fix="encode the corpus again (ld4lg encode)")
         if "latents" not in tensors: raise ValueError(f"{path} has no 'latents' tensor (keys: {sorted(tensors)})")
         extra = set(tensors) - set(cls.KEYS)
         if extra: raise ValueError(f"{path} has unexpected tensors {sorted(extra)}; expected some of {cls.KEYS}")

@@ -253,3 +253,20 @@ def test_a_pipeline_save_is_whole_or_not_at_all(tmp_path, monkeypatch):
     (tmp_path / "p" / "pipeline.json").write_text("{broken")
     with pytest.raises(ValueError, match="pipeline.json is not valid JSON"):
         LatentDiffusionPipeline.from_pretrained(tmp_path / "p")
+
+
+def test_latent_files_are_written_whole_and_unreadable_ones_named(tmp_path, monkeypatch):
+    "LatentDataset.save writes through core.atomic_file (a failed write leaves the old file); load names a broken file."
+    from ld4lg_edu.diffusion import LatentDataset
+    path = tmp_path / "latents.safetensors"
+    LatentDataset(torch.randn(4, 2, 3), torch.tensor([0, 1, 0, 1])).save(path)
+    before = path.read_bytes()
+    def half_write(tensors, filename):
+        open(filename, "wb").write(b"half"); raise OSError("disk full")
+    monkeypatch.setattr("safetensors.torch.save_file", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        LatentDataset(torch.randn(4, 2, 3)).save(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["latents.safetensors"]
+    (tmp_path / "cut.safetensors").write_bytes(before[:40])
+    with pytest.raises(ValueError, match="cut.safetensors is not a readable safetensors file.*ld4lg encode"):
+        LatentDataset.load(tmp_path / "cut.safetensors")
