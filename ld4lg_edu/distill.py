@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_distillation.ipynb #3a34b616
 from __future__ import annotations
-import copy, json, math, os
+import copy, json, math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -12,7 +12,7 @@ from typing import Callable, Iterable, NamedTuple
 import torch
 from torch import nn
 
-from .core import atomic_directory, config_from_dict, confined_file, read_json, read_tensors
+from .core import atomic_directory, atomic_file, config_from_dict, confined_file, read_json, read_tensors
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, q_sample, v_from_x0, x0_from_v
 from .denoiser import Denoiser, sinusoidal_embedding
 from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
@@ -252,9 +252,8 @@ def _check_distill_data(data: LatentDataset, teacher: Denoiser, config: DistillC
                          "use guidance_range=(1, 1)")
 
 def _write_json(path: Path, obj: dict):
-    "Replace `path` by `obj` as JSON in one rename."
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
+    "Replace `path` by `obj` as JSON, all at once."
+    with atomic_file(path) as tmp: tmp.write_text(json.dumps(obj, indent=1))
 
 def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: DistillConfig,
             out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = ()) -> DistillRun:

@@ -14,6 +14,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from tqdm.auto import tqdm
 
+from .core import atomic_file
+
 # %% auto #0
 __all__ = ['TEXT_SOURCES', 'STEP_TABLE_STYLE', 'PROJECTION_METHODS', 'CLASS_COLORS', 'SAMPLE_COLORS', 'RecordedRun',
            'quick_decode', 'record_run', 'decode_noisy', 'word_changes', 'highlight_words', 'step_caption',
@@ -272,11 +274,9 @@ def default_cache_dir() -> Path:
 
 def save_projection(projection: Projection, path: str | Path) -> Path:
     "Write a fitted map's plain arrays to `path` (.npz), all at once: a half-written file is never seen under that name."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **projection.state()); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as f: np.savez(f, **projection.state())
     return path
 
 def load_projection(path: str | Path) -> Projection:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_pipeline.ipynb #39804285
 from __future__ import annotations
-import json, math, os
+import json, math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,8 +302,7 @@ def _distill_latents(pipe: LatentDiffusionPipeline, latents, corpus, cache: Path
                          "distil on the corpus the pipeline was trained on")
     labels = torch.tensor(corpus.labels("train")) if corpus.label_names else None
     data = LatentDataset(pipe.autoencoder.encode(corpus.texts("train"), batch_size=256).cpu(), labels)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    data.save(cache.with_name(cache.name + ".tmp")); os.replace(cache.with_name(cache.name + ".tmp"), cache)
+    data.save(cache)  # written all at once
     return data
 
 def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir: str | Path, latents=None,
