@@ -70,7 +70,7 @@ def seed_everything(seed: int, device: str | torch.device = "cpu") -> torch.Gene
 
 def check_count(name: str, value, hint: str = "") -> int:
     "`value` if it is an int >= 1 (a batch size, a step count), else a ValueError naming `name` (`hint`: what it means)."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1{hint}, got {value!r}")
     return int(value)
 

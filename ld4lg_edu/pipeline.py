@@ -319,8 +319,7 @@ def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir:
     `teacher_steps` (`guidance_round`, when `guidance_range` is not (1, 1)); `keep_steps` picks the students kept."""
     if save_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
-    if isinstance(steps_per_round, bool) or not isinstance(steps_per_round, int) or steps_per_round < 1:
-        raise ValueError(f"steps_per_round must be an int >= 1, got {steps_per_round!r}")
+    check_count("steps_per_round", steps_per_round)
     tenth = max(1, min(100, steps_per_round // 10))
     train = TrainConfig(steps=steps_per_round, batch_size=batch_size, lr=lr, weight_decay=0.0, decay="linear",
                         seed=seed, warmup_steps=tenth, log_every=tenth, compile=compile, cuda_graph=cuda_graph,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import autocast, get_device
+from .core import autocast, check_count, get_device
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, x0_from_v
 
 # %% auto #0
@@ -37,8 +37,7 @@ class Sampler:
 
     def set_timesteps(self, num_steps: int):
         "Lay out `num_steps` steps: `timesteps` (N+1,) from 1 to 0 and `alphas` (N+1,) float64 with α_N = 1."
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+        num_steps = check_count("num_steps", num_steps)
         self.num_steps = num_steps
         self.timesteps = torch.linspace(1, 0, num_steps + 1, dtype=torch.float64)
         self.alphas = self.schedule.alpha(self.timesteps)
