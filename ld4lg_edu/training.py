@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_training.ipynb #7504c52b
 from __future__ import annotations
-import math, os, time
+import math, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .core import (get_device, autocast_dtype, config_from_dict, flatten_state, unflatten_state, rng_state, set_rng_state,
-                            save_checkpoint, load_checkpoint, latest_checkpoint, trusted_inputs)
+                            save_checkpoint, load_checkpoint, latest_checkpoint, trusted_inputs, _discard)
 
 # %% auto #0
 __all__ = ['COMPILE_MODES', 'TrainConfig', 'lr_multiplier', 'trainable_state', 'EMA', 'EpochSampler', 'TensorData', 'TrainResult',
@@ -241,6 +241,25 @@ def _plain(value):
     if isinstance(value, list): return [_plain(v) for v in value]
     return value
 
+# %% ../nbs/01a_training.ipynb #5e25e7aa
+def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool = False):
+    """Before step 1: a fresh run refuses a folder holding another run's checkpoints (with `overwrite`, it deletes them
+    first), and the folder must take a file: a probe is written, since permission bits do not bind every writer."""
+    if resume and overwrite:
+        raise ValueError("resume=True continues the checkpoints in out_dir and overwrite=True deletes them; pass one")
+    found = None if resume else latest_checkpoint(out_dir)
+    if found is not None and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds checkpoints of a run (up to {found.name}); pass resume=True "
+                              "(--resume) to continue it, overwrite=True (--overwrite) to delete them and start again, "
+                              "or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=out_dir): pass
+    except OSError as e:
+        raise PermissionError(f"cannot write checkpoints to {out_dir} ({e.strerror}); choose a writable folder") from None
+    if overwrite:  # the old run's step folders, half-deleted ones too: none may mix with the new run's
+        for old in sorted(p for p in out_dir.glob("step_*") if p.is_dir()): _discard(old)
+
 # %% ../nbs/01a_training.ipynb #1949f5cc
 def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[int, list, dict, int]:
     tensors, state = load_checkpoint(path)
@@ -359,14 +378,6 @@ def _epoch_batches(dataset, sampler, loader, device, trim: bool = True):
     order, size = torch.tensor(list(sampler), dtype=torch.long), sampler.batch_size
     for start in range(0, len(order), size): yield dataset.batch(order[start:start + size], trim)
 
-def _check_out_dir(out_dir: Path, resume: bool):
-    "Before any step: a fresh run must not mix its checkpoints with another run's, and the folder must be writable."
-    if not resume and (found := latest_checkpoint(out_dir)) is not None:
-        raise FileExistsError(f"{out_dir} already holds checkpoints of a run (up to {found.name}); pass resume=True "
-                              "(--resume) to continue it, or choose another folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(out_dir, os.W_OK): raise PermissionError(f"cannot write checkpoints to {out_dir}; choose a writable folder")
-
 def _seed_worker(worker_id: int):
     "Give each loader process its own NumPy stream (collators draw noise from NumPy), derived from torch's worker seed."
     np.random.seed(torch.initial_seed() % 2**32)
@@ -376,12 +387,13 @@ def _accumulate(sums: dict, logs: dict):
     for k, v in logs.items(): sums[k] = sums.get(k, 0.0) + (v.detach().float() if isinstance(v, torch.Tensor) else float(v))
 
 def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_dir: str | Path | None = None,
-        resume: bool = False, ema: EMA | None = None, collate_fn: Callable | None = None,
+        resume: bool = False, overwrite: bool = False, ema: EMA | None = None, collate_fn: Callable | None = None,
         callbacks: Iterable[Callable] = (), config_to_save: dict | None = None) -> TrainResult:
     "Train `model` on `dataset` minimising `loss_fn(model, batch)`; checkpoints in `out_dir`; `resume=True` continues."
+    # `overwrite=True` deletes another run's checkpoints in `out_dir` first (a fresh run refuses them otherwise)
     from tqdm.auto import tqdm
     if resume and out_dir is None: raise ValueError("resume=True needs out_dir (where the checkpoints are)")
-    if out_dir is not None: _check_out_dir(Path(out_dir), resume)
+    if out_dir is not None: _check_out_dir(Path(out_dir), resume, overwrite)
     acc = _make_accelerator(config)
     if config.cuda_graph and (acc.device.type != "cuda" or acc.num_processes > 1):
         raise ValueError(f"cuda_graph needs one CUDA device (this run: {acc.num_processes} process(es) on "

@@ -1,9 +1,13 @@
 "The fast training loop: device batches give the same run as a DataLoader, value checks leave the hot loop, compile trains."
+import shutil, tempfile
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
-from ld4lg_edu.core import trusted_inputs, value_checks
+from ld4lg_edu import core
+from ld4lg_edu.core import list_checkpoints, trusted_inputs, value_checks
 from ld4lg_edu.schedule import get_schedule
 from ld4lg_edu.training import EMA, TensorData, TrainConfig, fit
 
@@ -152,10 +156,77 @@ def test_a_fresh_run_refuses_a_folder_that_holds_another_runs_checkpoints(tmp_pa
     with pytest.raises(FileExistsError, match="pass resume=True"):
         fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "run", callbacks=[lambda s, m, h: steps.append(s)])
     assert steps == [] and sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith("step")) == ["step_000002", "step_000004"]
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "run")
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(OSError):                                           # before any step, not at the first checkpoint
         fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "file" / "run", callbacks=[lambda s, m, h: steps.append(s)])
     assert steps == []
+
+
+def step_folders(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith("step_"))
+
+
+def test_overwrite_deletes_the_old_runs_checkpoints_before_step_one(tmp_path):
+    x, y = data(32)
+    cfg = TrainConfig(steps=4, batch_size=16, warmup_steps=1, log_every=2, checkpoint_every=2)
+    run = tmp_path / "run"
+    fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=run)
+    (run / "step_000009").mkdir(); (run / "step_000009" / "model.safetensors").write_bytes(b"half")  # half-deleted
+    (run / "notes.txt").write_text("not a checkpoint")
+    seen = []
+    def first_step(step, model, history):
+        seen.append(step_folders(run))
+    fit(make_net(), mse, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "steps": 2, "log_every": 1}),
+        out_dir=run, overwrite=True, callbacks=[first_step])
+    assert seen[0] == []                                                   # gone before the new run's first step
+    assert step_folders(run) == ["step_000002"] and (run / "notes.txt").exists()
+    with pytest.raises(ValueError, match="pass one"):
+        fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=run, resume=True, overwrite=True)
+    assert step_folders(run) == ["step_000002"]
+
+
+def writable(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder): return True
+    except OSError: return False
+
+
+def test_an_unwritable_out_dir_is_refused_before_step_one(tmp_path):
+    "A folder that takes no file is refused before any step, even where its permission bits say yes (root, sysfs)."
+    ro = tmp_path / "ro"; ro.mkdir(); ro.chmod(0o555)
+    if writable(ro): ro = Path("/sys")                        # root ignores permission bits; sysfs takes no file
+    if not ro.is_dir() or writable(ro): pytest.skip("no folder here refuses a new file")
+    x, y, steps = *data(32), []
+    with pytest.raises(PermissionError, match="cannot write checkpoints"):
+        fit(make_net(), mse, TensorData(x=x, y=y), TrainConfig(steps=2, batch_size=16, warmup_steps=1, log_every=1),
+            out_dir=ro, callbacks=[lambda s, m, h: steps.append(s)])
+    assert steps == []
+
+
+def test_a_kill_while_pruning_leaves_only_complete_checkpoints(tmp_path, monkeypatch):
+    "Killed while deleting an old checkpoint: no half-deleted step folder is left, and the resumed run is the same run."
+    x, y = data(64)
+    cfg = TrainConfig(steps=20, batch_size=16, lr=1e-2, warmup_steps=2, log_every=5, checkpoint_every=5,
+                      keep_checkpoints=1)
+    whole = fit(make_net(), mse, TensorData(x=x, y=y), cfg)
+    real_rmtree = shutil.rmtree
+    def killed_midway(path, *args, **kwargs):
+        path = Path(path)
+        if "step_000010" in path.name and path.is_dir() and (path / "state.json").exists():
+            (path / "model.safetensors").unlink()                       # part of the folder is gone, then the kill
+            raise KeyboardInterrupt("killed while pruning")
+        return real_rmtree(path, *args, **kwargs)
+    monkeypatch.setattr(core.shutil, "rmtree", killed_midway)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=run)
+    monkeypatch.undo()
+    assert step_folders(run) == ["step_000015"] and [p.name for p in list_checkpoints(run)] == ["step_000015"]
+    (run / "step_000099").mkdir(); (run / "step_000099" / "model.safetensors").write_bytes(b"half")  # no state.json
+    resumed = fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=run, resume=True)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
 
 
 def test_resume_between_log_steps_keeps_the_log_window(tmp_path):
