@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import config_from_dict, value_checks
+from .schedule import log_snr_from_alpha
 
 # %% auto #0
-__all__ = ['MAX_LOG_SNR', 'DenoiserConfig', 'log_snr_from_alpha', 'sinusoidal_embedding', 'Attention', 'GeGLU', 'DenoiserBlock',
-           'skip_pairs', 'Denoiser']
+__all__ = ['DenoiserConfig', 'sinusoidal_embedding', 'Attention', 'GeGLU', 'DenoiserBlock', 'skip_pairs', 'Denoiser']
 
 # %% ../nbs/05_denoiser.ipynb #fc8701f4
 @dataclass
@@ -76,13 +76,6 @@ class DenoiserConfig:
         return cls(**{**dict(num_latents=8, latent_dim=16, width=64, depth=4, heads=4, ff_mult=2, dropout=0.0), **overrides})
 
 # %% ../nbs/05_denoiser.ipynb #e1921320
-MAX_LOG_SNR = 20.0
-
-def log_snr_from_alpha(alpha: torch.Tensor) -> torch.Tensor:
-    "λ = log(α / (1-α)) for `alpha: (B,)` in [0, 1], computed in float32 and clamped to ±MAX_LOG_SNR."
-    alpha = alpha.float()
-    return (torch.log(alpha) - torch.log1p(-alpha)).clamp(-MAX_LOG_SNR, MAX_LOG_SNR)
-
 def sinusoidal_embedding(x: torch.Tensor, dim: int, min_freq: float = 1 / 16, max_freq: float = 16.0) -> torch.Tensor:
     "Sines and cosines of `x: (B,)` at `dim // 2` geometric frequencies in [min_freq, max_freq] -> (B, dim)."
     if dim % 2: raise ValueError(f"sinusoidal_embedding needs an even dim, got {dim}")

@@ -11,9 +11,9 @@ import torch
 from .core import value_checks
 
 # %% auto #0
-__all__ = ['LOG_SNR_LIMIT', 'SCHEDULES', 'NoiseSchedule', 'CosineSchedule', 'LinearSchedule', 'SigmoidSchedule', 'get_schedule',
-           'schedule_from_config', 'q_sample', 'v_target', 'x0_from_v', 'eps_from_v', 'x0_from_eps', 'eps_from_x0',
-           'v_from_x0', 'v_from_eps']
+__all__ = ['LOG_SNR_LIMIT', 'SCHEDULES', 'NoiseSchedule', 'CosineSchedule', 'log_snr_from_alpha', 'LinearSchedule',
+           'SigmoidSchedule', 'get_schedule', 'schedule_from_config', 'q_sample', 'v_target', 'x0_from_v', 'eps_from_v',
+           'x0_from_eps', 'eps_from_x0', 'v_from_x0', 'v_from_eps']
 
 # %% ../nbs/04_noise_schedule.ipynb #926b8ce9
 LOG_SNR_LIMIT = 15.0  # |λ| ≤ 15  ⇒  α ∈ [sigmoid(-15), sigmoid(15)] ≈ [3.1e-7, 1 - 3.1e-7]
@@ -80,6 +80,14 @@ class CosineSchedule(NoiseSchedule):
     def _raw_log_snr(self, t):
         half_angle = t * (math.pi / 2)
         return 2 * (torch.cos(half_angle).clamp(min=0).log() - torch.sin(half_angle).clamp(min=0).log())
+
+# %% ../nbs/04_noise_schedule.ipynb #4489d483
+def log_snr_from_alpha(alpha: torch.Tensor | float) -> torch.Tensor:
+    """λ = log(α / (1 - α)) of `alpha` (any shape, values in [0, 1]), clamped to ±`LOG_SNR_LIMIT`. Same shape out;
+    float64 stays float64, any other dtype is computed in float32."""
+    alpha = torch.as_tensor(alpha)
+    alpha = alpha if alpha.dtype == torch.float64 else alpha.float()
+    return (torch.log(alpha) - torch.log1p(-alpha)).clamp(-LOG_SNR_LIMIT, LOG_SNR_LIMIT)
 
 # %% ../nbs/04_noise_schedule.ipynb #fc7ffb30
 class LinearSchedule(NoiseSchedule):

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ld4lg_edu.denoiser import Denoiser, DenoiserConfig, log_snr_from_alpha, skip_pairs
+from ld4lg_edu.denoiser import Denoiser, DenoiserConfig, skip_pairs
+from ld4lg_edu.schedule import log_snr_from_alpha
 
 
 def _model(seed=0, **overrides):
