@@ -12,7 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .core import autocast, check_count, get_device
-from .schedule import NoiseSchedule, eps_from_v, get_schedule, x0_from_v
+from .schedule import NoiseSchedule, eps_from_v, get_schedule, log_snr_from_alpha, x0_from_v
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'STUDENT_SAMPLERS', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler', 'DPMSolverPP2MSampler',
@@ -112,10 +112,6 @@ class DDPMSampler(Sampler):
         return mean + math.sqrt(var) * _randn_like(noisy, generator)
 
 # %% ../nbs/07_samplers.ipynb #99070e39
-def _half_log_snr(alpha: float) -> float:
-    "λ = log(a/σ) = ½ log(α / (1 - α))."
-    return 0.5 * (math.log(alpha) - math.log1p(-alpha))
-
 class DPMSolverPP2MSampler(Sampler):
     "DPM-Solver++(2M): deterministic multistep solver in λ = log(a/σ) with data prediction; first order at the first and last step."
     name, multistep = "dpmpp2m", True
@@ -126,7 +122,8 @@ class DPMSolverPP2MSampler(Sampler):
 
     def _update(self, x0_pred, noisy, index, generator):
         a_t, sigma_t, a_s, sigma_s = self._coefficients(index)
-        h = _half_log_snr(self.alphas[index + 1].item()) - _half_log_snr(self.alphas[index].item())
+        lam_t, lam_s = log_snr_from_alpha(self.alphas[index:index + 2])  # float64; DPM-Solver's λ = log(a/σ) is half
+        h = 0.5 * (lam_s - lam_t).item()
         if h == 0: return noisy  # two equal log-SNRs (clamped at the ends of very long schedules): nothing to integrate
         if self._prev is None: D = x0_pred
         else:
