@@ -85,7 +85,8 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
                       batch_size: int | None = None, lr: float | None = None, warmup_steps: int | None = None,
                       resume: bool = False, cache: str | Path | None = None, sample_texts: list[str] | None = None,
                       num_samples: int = 3, log_every: int | None = None, checkpoint_every: int | None = None,
-                      limit: int | None = None, seed: int = 0, device=None, compile: bool = False):
+                      limit: int | None = None, seed: int = 0, device=None, compile: bool = False,
+                      overwrite: bool = False):
     "Train f_φ, g_ψ of `autoencoder` (or of a new one from a preset name) on `data` (texts or a corpus name) or a feature `cache`; returns `(autoencoder, fit result)`."
     from ld4lg_edu.data import load_corpus
     from ld4lg_edu.training import TrainConfig, fit
@@ -113,7 +114,7 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
     samples = ReconstructionSamples(sample_texts if sample_texts is not None else texts[:num_samples])
     architecture = {k: v for k, v in asdict(cfg).items() if k not in _RECIPE}  # changing the recipe may resume; the shape may not
     result = fit(ae, autoencoder_loss, dataset, train, out_dir=None if out_dir is None else Path(out_dir) / "checkpoints",
-                 resume=resume, collate_fn=collate, callbacks=[samples] if samples.texts else [],
+                 resume=resume, overwrite=overwrite, collate_fn=collate, callbacks=[samples] if samples.texts else [],
                  config_to_save={"autoencoder": architecture, "data": data if isinstance(data, str) else f"{len(texts)} texts"})
     result.samples = samples.log
     if out_dir is not None and is_main_process(): save_autoencoder(ae, out_dir)

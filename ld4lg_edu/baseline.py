@@ -230,7 +230,8 @@ def _valid_callback(examples: list[list[int]], pad_id: int, batch_size: int = 64
 def train_ar_baseline(corpus_name: str = "wordnet", preset: str = "tiny", out_dir: str | Path | None = None,
                       steps: int | None = None, resume: bool = False, seed: int = 0, batch_size: int | None = None,
                       lr: float | None = None, valid_size: int = 256, corpus_kwargs: dict | None = None,
-                      callbacks: Sequence[Callable] = (), tokenizer: str | Path | None = None) -> ARBaseline:
+                      callbacks: Sequence[Callable] = (), tokenizer: str | Path | None = None,
+                      overwrite: bool = False) -> ARBaseline:
     "Train the autoregressive baseline of `preset` on the train split of `corpus_name`; saved to `out_dir` (checkpoints in `out_dir/checkpoints`). `tokenizer`: a folder (default: the course tokenizer) — use the LD4LG model's, for a like-for-like comparison."
     if preset not in AR_PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(AR_PRESETS)}")
     corpus = load_corpus(corpus_name, **(corpus_kwargs or {}))
@@ -246,7 +247,7 @@ def train_ar_baseline(corpus_name: str = "wordnet", preset: str = "tiny", out_di
               "vocab_size": len(baseline.tokenizer), "label_names": corpus.label_names}
     pad = baseline.tokenizer.pad_token_id
     result = fit(baseline.model, ar_loss, train, config, out_dir=Path(out_dir) / "checkpoints" if out_dir else None,
-                 resume=resume, collate_fn=lambda b: collate_ar(b, pad), config_to_save=recipe,
+                 resume=resume, overwrite=overwrite, collate_fn=lambda b: collate_ar(b, pad), config_to_save=recipe,
                  callbacks=[*([_valid_callback(valid, pad)] if valid else []), *callbacks])
     baseline.model.eval()
     baseline.meta.update(corpus=corpus_name, steps=result.step, train_config=config.to_dict(), history=result.history)

@@ -294,7 +294,8 @@ def _check_data(data: LatentDataset, config: DenoiserConfig):
         raise ValueError(f"cond in the data ({None if data.cond is None else data.cond.shape[2]}-d) does not match cond_dim={config.cond_dim}")
 
 def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: DiffusionConfig,
-                    out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = ()) -> DiffusionRun:
+                    out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = (),
+                    overwrite: bool = False) -> DiffusionRun:
     "Train a `Denoiser` on cached `latents` (path, tensor (N, ℓ, d_ae), dict or `LatentDataset`) with `diffusion_config`."
     from ld4lg_edu.training import process_state
     data, schedule = as_latent_dataset(latents), diffusion_config.make_schedule()
@@ -305,7 +306,7 @@ def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: 
     loss_fn = lambda m, batch: diffusion_loss(m, batch["latents"], schedule, diffusion_config,
                                               batch.get("labels"), batch.get("cond"), batch.get("cond_mask"))
     saved = {"denoiser": denoiser_config.to_dict(), "diffusion": {**diffusion_config.to_dict(), "train": diffusion_config.train.recipe()}}
-    result = fit(model, loss_fn, data, diffusion_config.train, out_dir=out_dir, resume=resume, ema=ema,
+    result = fit(model, loss_fn, data, diffusion_config.train, out_dir=out_dir, resume=resume, overwrite=overwrite, ema=ema,
                  callbacks=callbacks, config_to_save=saved)
     ema_model = copy.deepcopy(model)
     ema.copy_to(ema_model)
