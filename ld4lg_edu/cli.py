@@ -47,7 +47,7 @@ def cmd_train_lm(args):
     result = pretrain_course_lm(args.preset, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 corpus=args.corpus, tokenizer=args.tokenizer, max_length=args.max_length,
                                 resume=args.resume, save_dtype=args.save_dtype, seed=args.seed, compile=args.compile,
-                                vocab_size=args.vocab_size, workers=args.workers)
+                                vocab_size=args.vocab_size, workers=args.workers, overwrite=args.overwrite)
     print(f"trained {result.step} steps; final loss {result.history[-1]['loss']:.4f}; saved to {args.out}")
 
 def cmd_train_ae(args):
@@ -63,7 +63,7 @@ def cmd_train_ae(args):
     lm, tokenizer = load_lm(config.lm, freeze=config.freeze_lm)
     ae, result = train_autoencoder(LanguageAutoencoder(lm, tokenizer, config), data=args.corpus, out_dir=args.out,
                                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed,
-                                   compile=args.compile)
+                                   compile=args.compile, overwrite=args.overwrite)
     held_out = load_corpus(args.corpus).texts("test")[:args.eval_texts]
     ae.eval()
     scores = reconstruction_metrics(held_out, ae.reconstruct(held_out))
@@ -94,14 +94,16 @@ def cmd_train_diffusion(args):
     denoiser_config = _preset(DenoiserConfig, args.preset, **shape)
     diffusion_config = _preset(DiffusionConfig, args.preset)
     diffusion_config.train = _train_overrides(diffusion_config.train, args)
-    run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, resume=args.resume)
+    run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, resume=args.resume,
+                          overwrite=args.overwrite)
     print(f"trained {len(run.history) and run.history[-1]['step']} steps; final loss {run.history[-1]['loss']:.4f}; saved to {args.out}")
 
 def cmd_train_ar(args):
     "Train the autoregressive baseline (GPT-2 config, class prefix) on the same corpus."
     from ld4lg_edu.baseline import train_ar_baseline
     train_ar_baseline(args.corpus, preset=args.preset, out_dir=args.out, steps=args.steps, resume=args.resume,
-                      seed=args.seed, batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer)
+                      seed=args.seed, batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer,
+                      overwrite=args.overwrite)
     print(f"autoregressive baseline saved to {args.out}")
 
 def _train_overrides(train, args):
@@ -240,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the preset's)")
             c.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
             c.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+            c.add_argument("--overwrite", action="store_true",
+                           help="delete the checkpoints of another run in --out and start again (refused otherwise)")
             c.add_argument("--seed", type=int, default=0)
         if steps and compile:
             c.add_argument("--compile", action="store_true", help="torch.compile the model: the fast path on a GPU")

@@ -202,10 +202,12 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
                        mask_ratio: float = 0.3, poisson_lambda: float = 3.0, resume: bool = False,
                        save_dtype: str = "float32", seed: int = 0, log_every: int | None = None,
                        checkpoint_every: int | None = None, checkpoint_dir: str | Path | None = None, eval_size: int = 512,
-                       compile: bool = False, vocab_size: int | None = None, workers: int = 0):
+                       compile: bool = False, vocab_size: int | None = None, workers: int = 0,
+                       overwrite: bool = False):
     """Pretrain the course LM with BART text infilling on `corpus` (a name, or a list of texts); save model + tokenizer
     to `out_dir` (checkpoints: `checkpoint_dir`, default `out_dir/checkpoints`). `vocab_size` trains a new byte-level BPE
-    of that size on the training texts instead of using `tokenizer`; `workers` noise batches in that many processes.
+    of that size on the training texts instead of using `tokenizer`; `workers` noise batches in that many processes;
+    `overwrite` replaces another run's checkpoints in `checkpoint_dir` (a fresh run refuses them otherwise).
     Returns `fit`'s result."""
     from transformers import BartForConditionalGeneration
     from ld4lg_edu.data import load_corpus
@@ -236,7 +238,7 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
                          warmup_steps=recipe["warmup_steps"] if warmup_steps is None else warmup_steps, decay="linear",
                          log_every=log_every or max(1, steps // 20), checkpoint_every=checkpoint_every or max(1, steps // 5), seed=seed,
                          compile=compile, workers=workers)
-    result = fit(model, denoising_loss, dataset, config, out_dir=checkpoint_dir, resume=resume,
+    result = fit(model, denoising_loss, dataset, config, out_dir=checkpoint_dir, resume=resume, overwrite=overwrite,
                  collate_fn=collate, config_to_save={"preset": preset, "corpus": corpus, "max_length": max_length,
                                                      "mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda,
                                                      "vocab_size": len(tokenizer)})

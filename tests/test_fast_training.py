@@ -254,3 +254,44 @@ def test_train_diffusion_runs_with_its_default_preset(tmp_path, capsys):
     main(["train-diffusion", "--latents", str(tmp_path / "lat.safetensors"), "--steps", "2", "--batch-size", "16",
           "--width", "32", "--heads", "2", "--out", str(tmp_path / "run")])
     assert "trained 2 steps" in capsys.readouterr().out and (tmp_path / "run" / "ema_denoiser" / "denoiser.json").exists()
+
+
+def test_train_diffusion_refuses_a_finished_run_unless_told_overwrite(tmp_path, capsys):
+    "`ld4lg train-diffusion` twice into one folder: one line naming --overwrite, nothing written; with it, a new run."
+    from ld4lg_edu.cli import main
+    from ld4lg_edu.diffusion import LatentDataset
+    torch.manual_seed(0)
+    LatentDataset(torch.randn(32, 32, 64), torch.randint(0, 3, (32,))).save(tmp_path / "lat.safetensors")
+    argv = ["train-diffusion", "--latents", str(tmp_path / "lat.safetensors"), "--batch-size", "16", "--width", "32",
+            "--heads", "2", "--out", str(tmp_path / "run")]
+    main([*argv, "--steps", "3"])
+    before = step_folders(tmp_path / "run")
+    with pytest.raises(SystemExit) as exit:
+        main([*argv, "--steps", "2"])
+    assert exit.value.code == 2 and "--overwrite" in capsys.readouterr().err and step_folders(tmp_path / "run") == before
+    main([*argv, "--steps", "2", "--overwrite"])
+    assert step_folders(tmp_path / "run") == ["step_000002"]
+
+
+@pytest.mark.parametrize("command, module, function", [
+    ("train-lm", "lm", "pretrain_course_lm"), ("train-ae", "ae_training", "train_autoencoder"),
+    ("train-diffusion", "diffusion", "train_diffusion"), ("train-ar", "baseline", "train_ar_baseline")])
+def test_every_train_command_passes_overwrite(command, module, function, monkeypatch, tmp_path):
+    "Each `ld4lg train-*` command takes --overwrite and hands it to its training function (off unless given)."
+    import importlib
+    from ld4lg_edu import cli
+    seen = []
+    class Stop(Exception): pass
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("overwrite")); raise Stop
+    monkeypatch.setattr(importlib.import_module(f"ld4lg_edu.{module}"), function, spy)
+    monkeypatch.setattr(cli, "_preset", lambda cls, name, **kw: cls())                       # no preset lookups
+    monkeypatch.setattr(importlib.import_module("ld4lg_edu.lm"), "load_lm", lambda *a, **k: (None, None))
+    monkeypatch.setattr(importlib.import_module("ld4lg_edu.autoencoder"), "LanguageAutoencoder", lambda *a: None)
+    monkeypatch.setattr(importlib.import_module("ld4lg_edu.diffusion").LatentDataset, "load",
+                        lambda path: importlib.import_module("ld4lg_edu.diffusion").LatentDataset(torch.zeros(2, 4, 8)))
+    extra = ["--latents", "x"] if command == "train-diffusion" else []
+    for flag in ([], ["--overwrite"]):
+        with pytest.raises(Stop):
+            cli.main([command, *extra, "--out", str(tmp_path / "run"), *flag])
+    assert seen == [False, True]
