@@ -12,7 +12,8 @@ from typing import Callable, Iterable, NamedTuple
 import torch
 from torch import nn
 
-from .core import atomic_directory, atomic_file, config_from_dict, confined_file, read_json, read_tensors
+from .core import (atomic_directory, atomic_file, check_folder, config_from_dict, confined_file, read_json,
+                            read_meta, read_tensors)
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, q_sample, v_from_x0, x0_from_v
 from .denoiser import Denoiser, sinusoidal_embedding
 from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
@@ -21,9 +22,9 @@ from .training import EMA, TrainConfig, fit, host_coin, process_state
 from .samplers import guided_v, sample_latents
 
 # %% auto #0
-__all__ = ['GUIDANCE_FILE', 'grid_alpha', 'ddim_move', 'teacher_v', 'distillation_target', 'GuidanceEmbedding',
-           'DistilledStudent', 'DistillConfig', 'distillation_loss', 'save_student', 'read_student_info',
-           'load_student', 'DistillRun', 'distill', 'energy_distance']
+__all__ = ['GUIDANCE_FILE', 'STUDENT_FILE', 'STUDENT_FORMAT', 'STUDENT_VERSION', 'grid_alpha', 'ddim_move', 'teacher_v',
+           'distillation_target', 'GuidanceEmbedding', 'DistilledStudent', 'DistillConfig', 'distillation_loss',
+           'save_student', 'read_student_info', 'load_student', 'DistillRun', 'distill', 'energy_distance']
 
 # %% ../nbs/07a_distillation.ipynb #0b5d3e60
 def grid_alpha(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
@@ -192,37 +193,49 @@ def distillation_loss(student: nn.Module, teacher: nn.Module, latents: torch.Ten
     return {"loss": v_loss(v_pred, v_tilde).mean(), **logs}
 
 # %% ../nbs/07a_distillation.ipynb #eb8f543c
-GUIDANCE_FILE = "guidance.safetensors"
+GUIDANCE_FILE, STUDENT_FILE = "guidance.safetensors", "student.json"
+STUDENT_FORMAT, STUDENT_VERSION = "ld4lg-student", 1
+_STUDENT_FIELDS = {"steps": int, "guidance_range": list[float], "guidance": str}
+_STUDENT_FIX = "save the student again (save_student)"
 
 def save_student(student: DistilledStudent, directory: str | Path,
                  schedule: NoiseSchedule | dict | None = None) -> Path:
-    """Write `student` to `directory/`: its denoiser (`save_denoiser`, with {'student': {steps, guidance_range}} in
-    extra) and the guidance weights."""
+    """Write `student` to `directory/`, whole or not at all: its denoiser (`save_denoiser`), the guidance weights
+    (`guidance.safetensors`) and `student.json` {format, version, steps, guidance_range, guidance: the weights' name}."""
     from safetensors.torch import save_file
     if not isinstance(student, DistilledStudent):
         raise TypeError(f"save_student needs a DistilledStudent, got {type(student).__name__}")
     with atomic_directory(directory) as tmp:
-        meta = {"student": {"steps": student.steps, "guidance_range": list(student.guidance_range)}}
-        save_denoiser(student.denoiser, tmp, schedule, extra=meta)
+        save_denoiser(student.denoiser, tmp, schedule)
         weights = {k: v.detach().cpu().contiguous() for k, v in student.guidance.state_dict().items()}
         save_file(weights, str(tmp / GUIDANCE_FILE))
+        meta = {"format": STUDENT_FORMAT, "version": STUDENT_VERSION, "steps": student.steps,
+                "guidance_range": list(student.guidance_range), "guidance": GUIDANCE_FILE}
+        (tmp / STUDENT_FILE).write_text(json.dumps(meta, indent=1))
     return Path(directory)
 
+# %% ../nbs/07a_distillation.ipynb #583e5940
 def read_student_info(directory: str | Path) -> dict:
-    "{'steps', 'guidance_range'} of the student saved in `directory`; a clear error for a plain denoiser."
-    meta = read_denoiser_info(directory).get("extra", {}).get("student")
-    if not isinstance(meta, dict) or not isinstance(meta.get("steps"), int):
-        raise ValueError(f"{directory} holds a denoiser but not a distilled student (no 'student' entry in its "
-                         "denoiser.json); "
+    """`student.json` of the student saved in `directory`, checked: format and version, each field's type, steps >= 1,
+    guidance_range [w_min, w_max] with w_min <= w_max. A plain denoiser's folder is a clear error."""
+    directory = check_folder(directory, _STUDENT_FIX)
+    path = confined_file(directory, STUDENT_FILE, directory)
+    if not path.exists() and (directory / "denoiser.json").exists():
+        raise ValueError(f"{directory} holds a denoiser but not a distilled student ({STUDENT_FILE} missing); "
                          "load it with load_denoiser, or distil one with distill()")
+    meta = read_meta(path, STUDENT_FORMAT, STUDENT_VERSION, _STUDENT_FIELDS, fix=_STUDENT_FIX)
+    w = meta["guidance_range"]
+    if meta["steps"] < 1 or len(w) != 2 or not all(math.isfinite(x) for x in w) or w[0] > w[1]:
+        raise ValueError(f"{path}: steps must be >= 1 and guidance_range [w_min, w_max] finite with w_min <= w_max, "
+                         f"got steps={meta['steps']}, guidance_range={w}; {_STUDENT_FIX}")
     return meta
 
 def load_student(directory: str | Path, device: str | torch.device = "cpu") -> DistilledStudent:
-    "Rebuild the student saved by `save_student` in `directory` (eval mode, float32)."
-    meta = read_student_info(directory)
-    path = confined_file(directory, GUIDANCE_FILE, Path(directory) / "denoiser.json")
-    student = DistilledStudent(load_denoiser(directory), meta["steps"], meta.get("guidance_range", (1.0, 1.0)))
-    state = read_tensors(path, fix="the student folder is incomplete: save it again")
+    "Rebuild the student saved by `save_student` in `directory` (eval mode, float32); every error names its file."
+    meta, directory = read_student_info(directory), Path(directory)
+    path = confined_file(directory, meta["guidance"], directory / STUDENT_FILE)
+    student = DistilledStudent(load_denoiser(directory), meta["steps"], tuple(meta["guidance_range"]))
+    state = read_tensors(path, fix="the student folder is incomplete: " + _STUDENT_FIX)
     wanted = student.guidance.state_dict()
     if set(state) != set(wanted) or any(state[k].shape != v.shape for k, v in wanted.items()):
         raise ValueError(f"{path} does not fit this student's guidance embedding; the folder is corrupt or mixed up")
