@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_autoencoder.ipynb #9eeca16f
 from __future__ import annotations
-import json, math, warnings
+import json, math, re, warnings
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -24,59 +24,87 @@ __all__ = ['AE_PRESETS', 'AE_WEIGHTS', 'AE_CONFIG', 'AE_FORMAT', 'AE_VERSION', '
 
 # %% ../nbs/03_autoencoder.ipynb #9ff8b66a
 class Attention(nn.Module):
-    "Multi-head attention from `queries` to `context` with RMS-normalised queries and keys."
-    def __init__(self, dim: int, heads: int):
+    """Multi-head attention of `x: (B, N, dim)` over `context: (B, M, dim)` (`x` itself when None); `mask: (B, M)` bool,
+    True = attend. `qk_norm`: RMSNorm on each head's queries and keys; `bias`: biases on the q, k, v projections."""
+    def __init__(self, dim: int, heads: int, qk_norm: bool = True, bias: bool = False, dropout: float = 0.0):
         super().__init__()
         if dim % heads: raise ValueError(f"dim={dim} is not divisible by heads={heads}; choose heads that divide dim")
-        self.heads, head_dim = heads, dim // heads
-        self.to_q, self.to_kv, self.to_out = nn.Linear(dim, dim, bias=False), nn.Linear(dim, 2 * dim, bias=False), nn.Linear(dim, dim)
-        self.q_norm, self.k_norm = nn.RMSNorm(head_dim), nn.RMSNorm(head_dim)
+        self.heads = heads
+        self.dropout = dropout
+        self.to_q = nn.Linear(dim, dim, bias=bias)
+        self.to_kv = nn.Linear(dim, 2 * dim, bias=bias)
+        self.to_out = nn.Linear(dim, dim)
+        self.q_norm = nn.RMSNorm(dim // heads) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(dim // heads) if qk_norm else nn.Identity()
 
-    def forward(self, queries: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        "`queries`: (B, N, dim); `context`: (B, M, dim); `mask`: (B, M) bool, True = attend. Returns (B, N, dim)."
-        split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, heads, ·, head_dim)
-        q, (k, v) = split(self.to_q(queries)), map(split, self.to_kv(context).chunk(2, dim=-1))
-        q, k = self.q_norm(q), self.k_norm(k)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None, None, :])
-        return self.to_out(out.transpose(1, 2).flatten(2))
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        "`x`: (B, N, dim); `context`: (B, M, dim) or None; `mask`: (B, M) bool. Returns (B, N, dim)."
+        context = x if context is None else context
+        heads = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, ·, dim) -> (B, heads, ·, head_dim)
+        q = self.q_norm(heads(self.to_q(x)))                                  # (B, heads, N, head_dim)
+        k, v = (heads(t) for t in self.to_kv(context).chunk(2, dim=-1))       # (B, heads, M, head_dim) each
+        k = self.k_norm(k)
+        mask = None if mask is None else mask[:, None, None, :]               # (B, 1, 1, M): one row for every query
+        dropout = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, heads, N, head_dim)
+        return self.to_out(out.transpose(1, 2).flatten(2))                    # (B, N, heads, head_dim) -> (B, N, dim)
 
-class FeedForward(nn.Sequential):
-    "Pre-norm feed-forward block: LayerNorm → Linear(dim, mult·dim) → GELU → Linear(mult·dim, dim)."
-    def __init__(self, dim: int, mult: int = 4):
-        super().__init__(nn.LayerNorm(dim), nn.Linear(dim, mult * dim), nn.GELU(), nn.Linear(mult * dim, dim))
+class FeedForward(nn.Module):
+    """Position-wise feed-forward `x: (B, N, dim) -> (B, N, dim)`: Linear to `mult·dim`, GELU, Linear back. `gated`: a
+    GeGLU, whose first Linear gives a value and a gate (2·mult·dim) and whose hidden units are value · GELU(gate)."""
+    def __init__(self, dim: int, mult: int = 4, gated: bool = False, dropout: float = 0.0):
+        super().__init__()
+        self.gated = gated
+        self.proj_in = nn.Linear(dim, (2 if gated else 1) * mult * dim)
+        self.drop = nn.Dropout(dropout)
+        self.proj_out = nn.Linear(mult * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj_in(x)                   # (B, N, mult·dim), twice that when gated
+        if self.gated:
+            value, gate = h.chunk(2, dim=-1)  # (B, N, mult·dim) each
+            h = value * F.gelu(gate)
+        else: h = F.gelu(h)
+        return self.proj_out(self.drop(h))
 
 # %% ../nbs/03_autoencoder.ipynb #95a1ed0f
 class PerceiverLayer(nn.Module):
     "One resampler layer: latents attend to [features; latents] (pre-LN), then a feed-forward block."
     def __init__(self, dim: int, heads: int, ff_mult: int = 4):
         super().__init__()
-        self.norm_features, self.norm_latents = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn, self.ff = Attention(dim, heads), FeedForward(dim, ff_mult)
+        self.norm_features = nn.LayerNorm(dim)
+        self.norm_latents = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm_ff = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, ff_mult)
 
     def forward(self, latents: torch.Tensor, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         "`latents`: (B, ℓ, dim); `features`: (B, L, dim); `mask`: (B, L) bool. Returns (B, ℓ, dim)."
         normed = self.norm_latents(latents)
-        context = torch.cat([self.norm_features(features), normed], dim=1)
-        mask = torch.cat([mask, mask.new_ones(latents.shape[:2])], dim=1)
+        context = torch.cat([self.norm_features(features), normed], dim=1)  # (B, L + ℓ, dim)
+        mask = torch.cat([mask, mask.new_ones(latents.shape[:2])], dim=1)    # (B, L + ℓ)
         latents = latents + self.attn(normed, context, mask)
-        return latents + self.ff(latents)
+        return latents + self.ff(self.norm_ff(latents))
 
 class PerceiverCompression(nn.Module):
     "f_φ: encoder features (B, L, d_model) → latents x (B, ℓ, d_ae)."
     def __init__(self, d_model: int, dim: int, num_latents: int, latent_dim: int, layers: int, heads: int,
                  max_length: int, ff_mult: int = 4, normalize: bool = True):
         super().__init__()
-        self.normalize, self.latent_dim = normalize, latent_dim
+        self.normalize = normalize
+        self.latent_dim = latent_dim
         self.project_in = nn.Linear(d_model, dim) if d_model != dim else nn.Identity()
         self.positions = nn.Parameter(0.02 * torch.randn(max_length, dim))
         self.latents = nn.Parameter(0.02 * torch.randn(num_latents, dim))
         self.layers = nn.ModuleList(PerceiverLayer(dim, heads, ff_mult) for _ in range(layers))
-        self.norm_out, self.project_out = nn.LayerNorm(dim), nn.Linear(dim, latent_dim)
+        self.norm_out = nn.LayerNorm(dim)
+        self.project_out = nn.Linear(dim, latent_dim)
 
     def forward(self, features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         "`features`: (B, L, d_model); `attention_mask`: (B, L), 1 = token, 0 = padding. Returns (B, ℓ, d_ae)."
         h = self.project_in(features) + self.positions[: features.shape[1]]
-        latents = self.latents.expand(features.shape[0], -1, -1)
+        latents = self.latents.expand(features.shape[0], -1, -1)  # (B, ℓ, dim)
         for layer in self.layers: latents = layer(latents, h, attention_mask.bool())
         x = self.project_out(self.norm_out(latents))
         return F.normalize(x, dim=-1) * math.sqrt(self.latent_dim) if self.normalize else x
@@ -86,13 +114,15 @@ class TransformerLayer(nn.Module):
     "Pre-LN self-attention + feed-forward block."
     def __init__(self, dim: int, heads: int, ff_mult: int = 4):
         super().__init__()
-        self.norm, self.attn, self.ff = nn.LayerNorm(dim), Attention(dim, heads), FeedForward(dim, ff_mult)
+        self.norm = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm_ff = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, ff_mult)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         "`x`: (B, N, dim) → (B, N, dim)."
-        normed = self.norm(x)
-        x = x + self.attn(normed, normed)
-        return x + self.ff(x)
+        x = x + self.attn(self.norm(x))
+        return x + self.ff(self.norm_ff(x))
 
 class Reconstruction(nn.Module):
     "g_ψ: latents x (B, ℓ, d_ae) → decoder features ĥ (B, ℓ, d_model)."
@@ -101,7 +131,8 @@ class Reconstruction(nn.Module):
         self.project_in = nn.Linear(latent_dim, dim)
         self.positions = nn.Parameter(0.02 * torch.randn(num_latents, dim))
         self.layers = nn.ModuleList(TransformerLayer(dim, heads, ff_mult) for _ in range(layers))
-        self.norm_out, self.project_out = nn.LayerNorm(dim), nn.Linear(dim, d_model)
+        self.norm_out = nn.LayerNorm(dim)
+        self.project_out = nn.Linear(dim, d_model)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         "`latents`: (B, ℓ, d_ae). Returns (B, ℓ, d_model)."
@@ -300,7 +331,7 @@ def reconstruct(self: LanguageAutoencoder, texts: list[str], **decode_kwargs) ->
 
 # %% ../nbs/03_autoencoder.ipynb #e2b24f13
 AE_WEIGHTS, AE_CONFIG = "autoencoder.safetensors", "autoencoder.json"
-AE_FORMAT, AE_VERSION = "ld4lg_edu.autoencoder", 1
+AE_FORMAT, AE_VERSION = "ld4lg_edu.autoencoder", 2  # 2: each layer's feed-forward pre-norm is `norm_ff`
 _AE_OWN = (AE_WEIGHTS, AE_CONFIG, "lm")  # what a save writes; anything else in the folder is carried over
 
 def save_autoencoder(ae: LanguageAutoencoder, out_dir: str | Path, save_lm: bool | None = None) -> Path:
@@ -338,6 +369,13 @@ def _saved_lm(path: Path, device, freeze: bool, fix: str):
         problem = f"the LM saved with this autoencoder does not load ({type(e).__name__}: {e})"
         raise ValueError(f"{source}: {problem}; {fix}") from None
 
+_V1_FF = {"ff.0.": "norm_ff.", "ff.1.": "ff.proj_in.", "ff.3.": "ff.proj_out."}
+
+def _upgrade_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    "Tensor names of version 0/1 files, which kept each feed-forward's pre-norm inside it (ff.0, ff.1, ff.3), renamed."
+    rename = lambda k: re.sub(r"\.ff\.[013]\.", lambda m: "." + _V1_FF[m.group()[1:]], k)
+    return {rename(k): v for k, v in state.items()}
+
 def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> LanguageAutoencoder:
     """Load an autoencoder saved by `save_autoencoder`; `lm` (a model, with `tokenizer`, or a name/path) overrides the
     one it names. Folders saved before `format`/`version` were written are read as version 0."""
@@ -348,6 +386,7 @@ def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> 
     try: config = AutoencoderConfig.from_dict(meta["config"])
     except (TypeError, ValueError) as e: raise ValueError(f"{path / AE_CONFIG}: {e}; {fix}") from None
     state = read_tensors(confined_file(path, AE_WEIGHTS, path / AE_CONFIG), fix=fix)
+    if meta["version"] < 2: state = _upgrade_keys(state)
     if lm is None and meta["lm_saved_alongside"]: lm, tokenizer = _saved_lm(path, device, config.freeze_lm, fix)
     elif lm is None or isinstance(lm, (str, Path)):
         lm, tokenizer = load_lm(config.lm if lm is None else lm, device=device, freeze=config.freeze_lm)

@@ -5,17 +5,19 @@
 # %% ../nbs/05_denoiser.ipynb #33b596d5
 from __future__ import annotations
 import math
+from functools import partial
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .autoencoder import Attention, FeedForward
 from .core import config_from_dict, value_checks
 from .schedule import log_snr_from_alpha
 
 # %% auto #0
-__all__ = ['DenoiserConfig', 'sinusoidal_embedding', 'Attention', 'GeGLU', 'DenoiserBlock', 'skip_pairs', 'Denoiser']
+__all__ = ['DenoiserConfig', 'sinusoidal_embedding', 'AdaLN', 'NoAdaLN', 'DenoiserBlock', 'skip_pairs', 'Denoiser']
 
 # %% ../nbs/05_denoiser.ipynb #fc8701f4
 @dataclass
@@ -83,59 +85,51 @@ def sinusoidal_embedding(x: torch.Tensor, dim: int, min_freq: float = 1 / 16, ma
     angles = x.float()[:, None] * freqs[None]
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
-# %% ../nbs/05_denoiser.ipynb #60f41f80
-class Attention(nn.Module):
-    "Multi-head attention of `x: (B, L, width)` over `context: (B, S, width)` (itself when None); `mask: (B, S)` bool, True = attend."
-    def __init__(self, width: int, heads: int, dropout: float = 0.0):
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.to_q, self.to_kv, self.to_out = nn.Linear(width, width), nn.Linear(width, 2 * width), nn.Linear(width, width)
-
-    def forward(self, x, context=None, mask=None):
-        context = x if context is None else context
-        (B, L, W), S, H = x.shape, context.shape[1], self.heads
-        q = self.to_q(x).view(B, L, H, W // H).transpose(1, 2)
-        k, v = self.to_kv(context).view(B, S, 2, H, W // H).permute(2, 0, 3, 1, 4)
-        attn_mask = None if mask is None else mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.to_out(out.transpose(1, 2).reshape(B, L, W))
-
-# %% ../nbs/05_denoiser.ipynb #c16bc739
-class GeGLU(nn.Module):
-    "Gated feed-forward `x: (B, L, width) -> (B, L, width)` with hidden size `mult * width`."
-    def __init__(self, width: int, mult: int = 4, dropout: float = 0.0):
-        super().__init__()
-        self.proj_in, self.proj_out, self.drop = nn.Linear(width, 2 * mult * width), nn.Linear(mult * width, width), nn.Dropout(dropout)
-
-    def forward(self, x):
-        value, gate = self.proj_in(x).chunk(2, dim=-1)
-        return self.proj_out(self.drop(value * F.gelu(gate)))
-
 # %% ../nbs/05_denoiser.ipynb #bf4fd233
+def _modulate(h: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    return h * (1 + scale) + shift
+
+class AdaLN(nn.Linear):
+    """AdaLN (DiT): from `time_vec: (B, width)`, a scale γ and a shift β for each of a block's `norms` LayerNorm outputs,
+    as maps h ↦ h·(1 + γ) + β (h: (B, ℓ, width)). Zero-initialised: every map starts as the identity."""
+    def __init__(self, width: int, norms: int = 2):
+        super().__init__(width, 2 * norms * width)
+        self.norms = norms
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, time_vec: torch.Tensor) -> list:
+        params = super().forward(F.silu(time_vec))[:, None].chunk(2 * self.norms, dim=-1)  # 2·norms × (B, 1, width)
+        return [partial(_modulate, scale=scale, shift=shift) for scale, shift in zip(params[::2], params[1::2])]
+
+class NoAdaLN(nn.Module):
+    "What a block without AdaLN holds instead: no weights, and every map is the identity."
+    def __init__(self, norms: int = 2):
+        super().__init__()
+        self.norms = norms
+
+    def forward(self, time_vec: torch.Tensor) -> list: return [nn.Identity()] * self.norms
+
 class DenoiserBlock(nn.Module):
     "Pre-LN block: self-attention, optional cross-attention, GeGLU; optional AdaLN from `time_vec: (B, width)`."
     def __init__(self, config: DenoiserConfig):
         super().__init__()
         w, h, p = config.width, config.heads, config.dropout
-        self.norm_attn, self.attn = nn.LayerNorm(w), Attention(w, h, p)
+        self.norm_attn = nn.LayerNorm(w)
+        self.attn = Attention(w, h, qk_norm=False, bias=True, dropout=p)
         self.norm_cross = nn.LayerNorm(w) if config.cond_dim else None
-        self.cross = Attention(w, h, p) if config.cond_dim else None
-        self.norm_ff, self.ff = nn.LayerNorm(w), GeGLU(w, config.ff_mult, p)
+        self.cross = Attention(w, h, qk_norm=False, bias=True, dropout=p) if config.cond_dim else None
+        self.norm_ff = nn.LayerNorm(w)
+        self.ff = FeedForward(w, config.ff_mult, gated=True, dropout=p)
         self.drop = nn.Dropout(p)
-        self.modulation = nn.Linear(w, 4 * w) if config.adaln else None
-        if self.modulation is not None: nn.init.zeros_(self.modulation.weight); nn.init.zeros_(self.modulation.bias)
+        self.modulation = AdaLN(w) if config.adaln else NoAdaLN()
 
     def forward(self, x, time_vec, context=None, context_mask=None):
         "`x: (B, ℓ, width)`, `time_vec: (B, width)`, `context: (B, S+1, width)`, `context_mask: (B, S+1)` -> (B, ℓ, width)."
-        if self.modulation is not None:
-            scale_a, shift_a, scale_f, shift_f = self.modulation(F.silu(time_vec))[:, None].chunk(4, dim=-1)
-        h = self.norm_attn(x)
-        if self.modulation is not None: h = h * (1 + scale_a) + shift_a
-        x = x + self.drop(self.attn(h))
+        modulate_attn, modulate_ff = self.modulation(time_vec)
+        x = x + self.drop(self.attn(modulate_attn(self.norm_attn(x))))
         if self.cross is not None: x = x + self.drop(self.cross(self.norm_cross(x), context, context_mask))
-        h = self.norm_ff(x)
-        if self.modulation is not None: h = h * (1 + scale_f) + shift_f
-        return x + self.drop(self.ff(h))
+        return x + self.drop(self.ff(modulate_ff(self.norm_ff(x))))
 
 # %% ../nbs/05_denoiser.ipynb #a6497c3d
 def skip_pairs(depth: int, num_skips: int) -> list[tuple[int, int]]:
@@ -149,57 +143,78 @@ class Denoiser(nn.Module):
     "Transformer denoiser: `forward(noisy, alpha, self_cond, class_labels, cond, cond_mask) -> v_pred (B, ℓ, d_ae)`."
     def __init__(self, config: DenoiserConfig):
         super().__init__()
-        if not isinstance(config, DenoiserConfig): raise TypeError(f"Denoiser needs a DenoiserConfig, got {type(config).__name__}; build one with DenoiserConfig.tiny() or .paper()")
+        if not isinstance(config, DenoiserConfig):
+            raise TypeError(f"Denoiser needs a DenoiserConfig, got {type(config).__name__}; build one with "
+                            "DenoiserConfig.preset('tiny') or DenoiserConfig(...)")
         c, w = config, config.width
-        self.config, self.num_classes, self.null_class, self.self_condition = c, c.num_classes, c.num_classes, c.self_condition
-        self.time_dim = time_dim = 4 * w
+        self.config = c
+        self.num_classes = c.num_classes
+        self.null_class = c.num_classes  # the extra class row: "no label"
+        self.self_condition = c.self_condition
+        self.time_dim = 4 * w
         self.input_proj = nn.Linear(c.latent_dim * (2 if c.self_condition else 1), w)
         self.self_cond_null = nn.Parameter(0.02 * torch.randn(c.latent_dim)) if c.self_condition else None
         self.pos_emb = nn.Parameter(0.02 * torch.randn(c.num_latents, w))
-        self.time_mlp = nn.Sequential(nn.Linear(w, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim))
-        self.time_to_tokens = nn.Sequential(nn.GELU(), nn.Linear(time_dim, w))
-        self.class_emb = nn.Embedding(c.num_classes + 1, time_dim) if c.num_classes else None
+        self.time_mlp = nn.Sequential(nn.Linear(w, self.time_dim), nn.GELU(), nn.Linear(self.time_dim, self.time_dim))
+        self.time_to_tokens = nn.Sequential(nn.GELU(), nn.Linear(self.time_dim, w))
+        self.class_emb = nn.Embedding(c.num_classes + 1, self.time_dim) if c.num_classes else None
         if self.class_emb is not None: nn.init.normal_(self.class_emb.weight, std=0.02)
         self.cond_proj = nn.Linear(c.cond_dim, w) if c.cond_dim else None
         self.cond_null = nn.Parameter(0.02 * torch.randn(1, w)) if c.cond_dim else None
         self.blocks = nn.ModuleList(DenoiserBlock(c) for _ in range(c.depth))
         self.skip_merges = nn.ModuleList(nn.Linear(2 * w, w) for _ in range(c.skips))
-        self.norm_out, self.output_proj = nn.LayerNorm(w), nn.Linear(w, c.latent_dim)
-        nn.init.zeros_(self.output_proj.weight); nn.init.zeros_(self.output_proj.bias)
+        self.norm_out = nn.LayerNorm(w)
+        self.output_proj = nn.Linear(w, c.latent_dim)
+        nn.init.zeros_(self.output_proj.weight)
+        nn.init.zeros_(self.output_proj.bias)
 
     def _check_inputs(self, noisy, alpha, self_cond, class_labels, cond, cond_mask, self_cond_mask):
         c = self.config
-        if not isinstance(noisy, torch.Tensor) or noisy.ndim != 3 or tuple(noisy.shape[1:]) != (c.num_latents, c.latent_dim):
-            _fail(f"noisy must have shape (B, ℓ, d_ae) = (B, {c.num_latents}, {c.latent_dim}), got {tuple(getattr(noisy, 'shape', ()))}; check the autoencoder's num_latents/latent_dim match this DenoiserConfig")
+        shape = (c.num_latents, c.latent_dim)
+        if not isinstance(noisy, torch.Tensor) or noisy.ndim != 3 or tuple(noisy.shape[1:]) != shape:
+            _fail(f"noisy must have shape (B, ℓ, d_ae) = (B, {c.num_latents}, {c.latent_dim}), got "
+                  f"{tuple(getattr(noisy, 'shape', ()))}; check the autoencoder's num_latents/latent_dim match this "
+                  "DenoiserConfig")
         B = noisy.shape[0]
         alpha = torch.as_tensor(alpha, device=noisy.device)
-        if alpha.ndim == 0: alpha = alpha.expand(B)
-        if alpha.shape != (B,): _fail(f"alpha must have shape (B,) = ({B},), got {tuple(alpha.shape)}; pass one α_t per sample")
+        if alpha.ndim == 0: alpha = alpha.expand(B)  # (B,)
+        if alpha.shape != (B,):
+            _fail(f"alpha must have shape (B,) = ({B},), got {tuple(alpha.shape)}; pass one α_t per sample")
         checking = value_checks()  # value checks sync a GPU: skipped in the training loop
-        if checking and ((alpha < 0) | (alpha > 1)).any(): _fail("alpha must lie in [0, 1] (it is α_t, the signal fraction); did you pass t or log-SNR instead?")
+        if checking and ((alpha < 0) | (alpha > 1)).any():
+            _fail("alpha must lie in [0, 1] (it is α_t, the signal fraction); did you pass t or log-SNR instead?")
         if self_cond is not None:
             if not self.self_condition: _fail("this denoiser was built with self_condition=False; pass self_cond=None")
-            if self_cond.shape != noisy.shape: _fail(f"self_cond must have the shape of noisy {tuple(noisy.shape)}, got {tuple(self_cond.shape)}")
+            if self_cond.shape != noisy.shape:
+                _fail(f"self_cond must have the shape of noisy {tuple(noisy.shape)}, got {tuple(self_cond.shape)}")
             if self_cond_mask is not None and (self_cond_mask.shape != (B,) or self_cond_mask.dtype != torch.bool):
-                _fail(f"self_cond_mask must be a bool tensor of shape (B,) = ({B},), got {self_cond_mask.dtype} {tuple(self_cond_mask.shape)}")
+                _fail(f"self_cond_mask must be a bool tensor of shape (B,) = ({B},), got {self_cond_mask.dtype} "
+                      f"{tuple(self_cond_mask.shape)}")
         elif self_cond_mask is not None: _fail("self_cond_mask given without self_cond; pass both or neither")
         if class_labels is not None:
-            if not self.num_classes: _fail("class_labels given to an unconditional denoiser (num_classes=0); pass class_labels=None or build it with num_classes=K")
+            if not self.num_classes:
+                _fail("class_labels given to an unconditional denoiser (num_classes=0); pass class_labels=None or "
+                      "build it with num_classes=K")
             if class_labels.shape != (B,) or class_labels.dtype not in (torch.int64, torch.int32):
-                _fail(f"class_labels must be an integer tensor of shape (B,) = ({B},), got {class_labels.dtype} {tuple(class_labels.shape)}")
+                _fail(f"class_labels must be an integer tensor of shape (B,) = ({B},), got {class_labels.dtype} "
+                      f"{tuple(class_labels.shape)}")
             if checking and ((class_labels < 0) | (class_labels > self.null_class)).any():
-                _fail(f"class_labels must lie in [0, {self.null_class}] ({self.null_class} = null class), got min {class_labels.min().item()} max {class_labels.max().item()}")
+                _fail(f"class_labels must lie in [0, {self.null_class}] ({self.null_class} = null class), got min "
+                      f"{class_labels.min().item()} max {class_labels.max().item()}")
         if cond is not None:
-            if self.cond_proj is None: _fail("cond given to a denoiser without cross-attention; build it with cond_dim=d_c or pass cond=None")
-            if cond.ndim != 3 or cond.shape[0] != B or cond.shape[2] != c.cond_dim: _fail(f"cond must have shape (B, S, d_c) = ({B}, S, {c.cond_dim}), got {tuple(cond.shape)}")
+            if self.cond_proj is None:
+                _fail("cond given to a denoiser without cross-attention; build it with cond_dim=d_c or pass cond=None")
+            if cond.ndim != 3 or cond.shape[0] != B or cond.shape[2] != c.cond_dim:
+                _fail(f"cond must have shape (B, S, d_c) = ({B}, S, {c.cond_dim}), got {tuple(cond.shape)}")
             if cond_mask is not None and (cond_mask.shape != cond.shape[:2] or cond_mask.dtype != torch.bool):
-                _fail(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} (True = attend), got {cond_mask.dtype} {tuple(cond_mask.shape)}")
+                _fail(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} (True = attend), "
+                      f"got {cond_mask.dtype} {tuple(cond_mask.shape)}")
         elif cond_mask is not None: _fail("cond_mask given without cond; pass both or neither")
         return alpha
 
     def _context(self, B, cond, cond_mask, dtype):
         "The cross-attention keys: `[null ; cond_proj(cond)]` (B, S+1, width) and mask (B, S+1)."
-        null = self.cond_null.to(dtype).expand(B, 1, -1)
+        null = self.cond_null.to(dtype).expand(B, 1, -1)  # (B, 1, width)
         keep_null = torch.ones(B, 1, dtype=torch.bool, device=null.device)
         if cond is None: return null, keep_null
         if cond_mask is None: cond_mask = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device)
@@ -209,22 +224,26 @@ class Denoiser(nn.Module):
                 class_labels: torch.Tensor | None = None, cond: torch.Tensor | None = None,
                 cond_mask: torch.Tensor | None = None, self_cond_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Predict v from `noisy: (B, ℓ, d_ae)` z_t and `alpha: (B,)` α_t. `self_cond: (B, ℓ, d_ae)` x̂0 or None;
-        `class_labels: (B,)` long (None = null class); `cond: (B, S, d_c)` with `cond_mask: (B, S)` bool (True = attend);
-        `self_cond_mask: (B,)` bool, rows where False ignore `self_cond` and get the learned "no estimate" vector."""
+        `class_labels: (B,)` long (None = null class); `cond: (B, S, d_c)` with `cond_mask: (B, S)` bool
+        (True = attend); `self_cond_mask: (B,)` bool, rows where False ignore `self_cond` and get the learned
+        "no estimate" vector."""
         alpha = self._check_inputs(noisy, alpha, self_cond, class_labels, cond, cond_mask, self_cond_mask)
         B = noisy.shape[0]
         if self.self_condition:
-            null = self.self_cond_null.to(noisy.dtype).expand_as(noisy)
+            null = self.self_cond_null.to(noisy.dtype).expand_as(noisy)  # (B, ℓ, d_ae)
             if self_cond is None: self_cond = null
-            elif self_cond_mask is not None: self_cond = torch.where(self_cond_mask[:, None, None], self_cond.to(noisy.dtype), null)
-            noisy = torch.cat([noisy, self_cond.to(noisy.dtype)], dim=-1)
-        time_emb = self.time_mlp(sinusoidal_embedding(log_snr_from_alpha(alpha), self.config.width))
+            elif self_cond_mask is not None:
+                keep = self_cond_mask[:, None, None]  # (B, 1, 1)
+                self_cond = torch.where(keep, self_cond.to(noisy.dtype), null)
+            noisy = torch.cat([noisy, self_cond.to(noisy.dtype)], dim=-1)  # (B, ℓ, 2·d_ae)
+        time_emb = self.time_mlp(sinusoidal_embedding(log_snr_from_alpha(alpha), self.config.width))  # (B, time_dim)
         if self.class_emb is not None:
             if class_labels is None: class_labels = torch.full((B,), self.null_class, device=noisy.device)
             time_emb = time_emb + self.class_emb(class_labels.long())
-        time_vec = self.time_to_tokens(time_emb)
-        x = self.input_proj(noisy) + self.pos_emb + time_vec[:, None]
-        context, context_mask = self._context(B, cond, cond_mask, x.dtype) if self.cond_proj is not None else (None, None)
+        time_vec = self.time_to_tokens(time_emb)                          # (B, width)
+        x = self.input_proj(noisy) + self.pos_emb + time_vec[:, None]     # (B, ℓ, width); time_vec as (B, 1, width)
+        context, context_mask = None, None
+        if self.cond_proj is not None: context, context_mask = self._context(B, cond, cond_mask, x.dtype)
         skips, first_target = [], self.config.depth - len(self.skip_merges)
         for i, block in enumerate(self.blocks):
             if i >= first_target: x = self.skip_merges[i - first_target](torch.cat([x, skips.pop()], dim=-1))
