@@ -19,7 +19,7 @@ from .denoiser import Denoiser, sinusoidal_embedding
 from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
                                  save_denoiser, unwrap, v_loss)
 from .training import EMA, TrainConfig, fit, host_coin, process_state
-from .samplers import guided_v, sample_latents
+from .samplers import Conditioning, guided_v, sample_latents
 
 # %% auto #0
 __all__ = ['GUIDANCE_FILE', 'STUDENT_FILE', 'STUDENT_FORMAT', 'STUDENT_VERSION', 'grid_alpha', 'ddim_move', 'teacher_v',
@@ -42,7 +42,7 @@ def teacher_v(teacher: nn.Module, noisy, alpha, self_cond=None, class_labels=Non
     """The teacher's guided v̂ (float32): classifier-free for a plain denoiser, one pass for a student that reads w.
     Shapes as `guided_v`."""
     if not getattr(teacher, "self_condition", False): self_cond = None
-    return guided_v(teacher, noisy, alpha, self_cond, class_labels, guidance_scale=guidance_scale).float()
+    return guided_v(teacher, noisy, alpha, self_cond, Conditioning(class_labels, guidance_scale=guidance_scale)).float()
 
 @torch.no_grad()
 def distillation_target(teacher: nn.Module, noisy: torch.Tensor, alpha_t: torch.Tensor, alpha_mid: torch.Tensor,

@@ -4,8 +4,8 @@
 
 # %% ../nbs/08_pipeline.ipynb #39804285
 from __future__ import annotations
-import json, math
-from dataclasses import dataclass
+import json, math, time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,33 +17,38 @@ from .autoencoder import LanguageAutoencoder, AutoencoderConfig, save_autoencode
 from .schedule import NoiseSchedule, get_schedule, schedule_from_config
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import save_denoiser, load_denoiser, read_denoiser_info
-from .samplers import sample_latents, get_sampler, SAMPLERS, STUDENT_SAMPLERS
+from .samplers import Conditioning, Trajectory, sample_latents, get_sampler, SAMPLERS, STUDENT_SAMPLERS
 from .distill import DistillConfig, DistilledStudent, distill, save_student, load_student
 from .data import Corpus, load_corpus
 from .diffusion import LatentDataset, as_latent_dataset
 from .training import TrainConfig
 
 # %% auto #0
-__all__ = ['PIPELINE_FORMAT', 'PIPELINE_VERSION', 'REQUIRED_FILES', 'STUDENT_DIR', 'Trajectory', 'SampleResult',
-           'LatentDiffusionPipeline', 'tiny_pipeline', 'load_default', 'distill_pipeline', 'text_similarity',
-           'mbr_select']
+__all__ = ['PIPELINE_FORMAT', 'PIPELINE_VERSION', 'REQUIRED_FILES', 'STUDENT_DIR', 'SampleResult', 'LatentDiffusionPipeline',
+           'tiny_pipeline', 'load_default', 'distill_pipeline', 'text_similarity', 'mbr_select']
 
 # %% ../nbs/08_pipeline.ipynb #bdc79f52
 @dataclass
-class Trajectory:
-    "Per sampler step s = 0..S-1: `t` (S,), `noisy` z_t (S, n, ℓ, d_ae), `x0` x̂₀ (S, n, ℓ, d_ae), `texts[s]` (n texts decoded from x̂₀, or None where not decoded)."
-    t: torch.Tensor
-    noisy: torch.Tensor
-    x0: torch.Tensor
-    texts: list
-
-@dataclass
 class SampleResult:
-    "`texts` (n), `labels` (n class ids, None when unconditional), `latents` x̂ (n, ℓ, d_ae), optional `trajectory`."
+    """`texts` (n), `labels` (n class ids, None when unconditional), `latents` x̂ (n, ℓ, d_ae), optional `trajectory`
+    (chapter 07's `Trajectory`, its `texts` decoded from x̂₀ here), the request's `settings` (n, label, guidance_scale,
+    steps, sampler, seed), the model's `label_names` and the `seconds` sampling and decoding took."""
     texts: list[str]
     labels: list
     latents: torch.Tensor
     trajectory: Trajectory | None = None
+    settings: dict = field(default_factory=dict)
+    label_names: list | None = None
+    seconds: float = 0.0
+
+    @property
+    def num_samples(self) -> int: return len(self.texts)
+
+    def class_name(self, j: int) -> str:
+        "The class asked for sample `j`, as a name ('(unconditional)' for none)."
+        label = self.labels[j]
+        if label is None: return "(unconditional)"
+        return self.label_names[label] if self.label_names and isinstance(label, int) else str(label)
 
 # %% ../nbs/08_pipeline.ipynb #be86e704
 class LatentDiffusionPipeline:
@@ -112,58 +117,53 @@ def _check_students(students: dict, denoiser: Denoiser) -> dict[int, DistilledSt
 
 # %% ../nbs/08_pipeline.ipynb #cbda375f
 @patch
-def label_ids(self: LatentDiffusionPipeline, label, n: int) -> torch.Tensor | None:
-    "Class ids (n,) for `label`: None (unconditional), a name, an id, or a list of n of those."
-    if label is None: return None
-    if not self.label_names: raise ValueError("this model is unconditional: it has no classes; drop label=")
-    def class_id(l):
-        if isinstance(l, str):
-            if l not in self.label_names: raise ValueError(f"unknown label {l!r}; known labels: {', '.join(self.label_names)}")
-            return self.label_names.index(l)
-        if isinstance(l, int) and 0 <= l < len(self.label_names): return l
-        raise ValueError(f"label {l!r} is neither a known name nor an id in [0, {len(self.label_names) - 1}]; known labels: {', '.join(self.label_names)}")
-    if not isinstance(label, (list, tuple)): return torch.tensor([class_id(label)] * n, dtype=torch.long)  # checked even for n = 0
-    if len(label) != n: raise ValueError(f"got {len(label)} labels for n={n} samples; give one label or n of them")
-    return torch.tensor([class_id(l) for l in label], dtype=torch.long)
+def conditioning(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: float | None = 1.0) -> Conditioning:
+    """What `n` samples of class `label` — None (unconditional), a name, an id, or a list of n of those — at guidance
+    `guidance_scale` (None: the default) are conditioned on, checked (chapter 07's `Conditioning.make`)."""
+    return Conditioning.make(n, label, guidance_scale, label_names=self.label_names, arg="label")
 
 # %% ../nbs/08_pipeline.ipynb #dd02cc99
-def _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size):
-    "Refuse bad sampling arguments by name before any work is done."
+def _check_sample_args(steps, sampler, decode_every, batch_size):
+    "Refuse bad sampling arguments by name before any work is done (the conditioning checks its own)."
     check_count("steps", steps, " (None = the model's default)")
     if isinstance(sampler, str) and sampler not in {**SAMPLERS, **STUDENT_SAMPLERS}:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)} or 'distilled' "
                          "(None = the model's default)")
-    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale):
-        raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {guidance_scale!r}")
     check_count("decode_every", decode_every, " (1 = decode x̂0 at every step)")
     check_count("batch_size", batch_size)
 
 @patch
-def sample(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: float = 1.0, steps: int | None = None, sampler: str | None = None,
-            seed: int | None = None, return_trajectory: bool = False, decode_every: int = 1, batch_size: int = 256,
-            progress: bool = False, **decode_kwargs) -> SampleResult:
-    "Generate `n` texts (of class `label`) with classifier-free guidance `guidance_scale` (w); see `SampleResult`."
+def sample(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: float | None = 1.0,
+           steps: int | None = None, sampler: str | None = None, seed: int | None = None, return_trajectory: bool = False, decode_every: int = 1,
+           batch_size: int = 256, progress: bool = False, callback=None, **decode_kwargs) -> SampleResult:
+    """Generate `n` texts (of class `label`) with classifier-free guidance `guidance_scale` (w; None: 2 with a class, 1
+    without); `callback(i, steps)` runs after each sampler step (raise in it to stop); see `SampleResult`."""
+    start = time.perf_counter()
     if not isinstance(n, int) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
     steps, sampler = self.steps if steps is None else steps, self.sampler if sampler is None else sampler
-    _check_sample_args(steps, sampler, guidance_scale, decode_every, batch_size)  # every argument, also when n == 0
+    _check_sample_args(steps, sampler, decode_every, batch_size)  # every argument, also when n == 0
     model = self.model_for(sampler, steps)
-    labels = self.label_ids(label, n)
+    conditioning = self.conditioning(n, label, guidance_scale)
     generator = seed_everything(seed) if seed is not None else None
-    if n == 0: return SampleResult([], [], torch.zeros(0, self.num_latents, self.latent_dim))
+    settings = dict(n=n, label=label, guidance_scale=conditioning.guidance_scale, steps=steps, sampler=sampler,
+                    seed=seed)
+    labels = [None] * n if conditioning.class_labels is None else conditioning.class_labels.tolist()
+    if n == 0:
+        return SampleResult([], [], torch.zeros(0, self.num_latents, self.latent_dim), None, settings, self.label_names)
     out = sample_latents(model, self.schedule, (n, self.num_latents, self.latent_dim), sampler=sampler, steps=steps,
-                         class_labels=labels, guidance_scale=guidance_scale, generator=generator,
-                         record_trajectory=return_trajectory, device=self.device, progress=progress)
+                         conditioning=conditioning, generator=generator, record_trajectory=return_trajectory,
+                         device=self.device, progress=progress, callback=callback)
     latents = out.latents.float()
     texts = self.decode(latents, batch_size=batch_size, **decode_kwargs)
-    trajectory = None
-    if return_trajectory:
-        tr, S = out.trajectory, len(out.trajectory)
+    trajectory = out.trajectory
+    if return_trajectory:  # the texts of x̂₀ every `decode_every` steps and at the last, greedily
+        S = len(trajectory)
         shown = [s for s in range(S) if s % decode_every == 0 or s == S - 1]
-        decoded = self.decode(tr.x0_pred[shown].flatten(0, 1), num_beams=1, batch_size=batch_size) if shown else []
-        step_texts = [None] * S
-        for j, s in enumerate(shown): step_texts[s] = decoded[j * n:(j + 1) * n]
-        trajectory = Trajectory(tr.t, tr.noisy, tr.x0_pred, step_texts)
-    return SampleResult(texts, [None] * n if labels is None else labels.tolist(), latents.cpu(), trajectory)
+        decoded = self.decode(trajectory.x0_pred[shown].flatten(0, 1), num_beams=1, batch_size=batch_size)
+        trajectory.texts = [None] * S
+        for j, s in enumerate(shown): trajectory.texts[s] = decoded[j * n:(j + 1) * n]
+    seconds = time.perf_counter() - start
+    return SampleResult(texts, labels, latents.cpu(), trajectory, settings, self.label_names, seconds)
 
 # %% ../nbs/08_pipeline.ipynb #8a0120b1
 @patch
@@ -203,7 +203,7 @@ def tiny_pipeline(label_names: list[str] | None = ("animal", "plant"), seed: int
     lm = frozen(BartForConditionalGeneration(course_lm_config("tiny", vocab_size=len(tokenizer))))
     ae = LanguageAutoencoder(lm, tokenizer, AutoencoderConfig.preset("tiny", lm="tiny-random")).eval()
     names = list(label_names) if label_names else None
-    denoiser = Denoiser(DenoiserConfig.tiny(num_latents=ae.latent_shape[0], latent_dim=ae.latent_shape[1],
+    denoiser = Denoiser(DenoiserConfig.preset("tiny", num_latents=ae.latent_shape[0], latent_dim=ae.latent_shape[1],
                                             num_classes=len(names) if names else 0, **denoiser_overrides))
     with torch.no_grad():  # the output layer starts at zero; give the random model something to say
         for p in denoiser.parameters(): p.add_(0.02 * torch.randn_like(p)) if p.abs().sum() == 0 else None
@@ -374,7 +374,7 @@ def mbr_select(candidates: list[str], metric: str = "rouge", reference: str | No
 def sample_mbr(self: LatentDiffusionPipeline, n: int, k: int = 5, label=None, metric: str = "rouge", **sample_kwargs) -> SampleResult:
     "`n` texts, each the MBR choice among `k` candidates sampled for the same `label` (a name, or a list of n)."
     if k < 2: raise ValueError(f"k must be >= 2 candidates per output, got {k}")
-    ids = self.label_ids(label, n)  # validates names / count once, before any sampling
+    ids = self.conditioning(n, label).class_labels  # names and count checked once, before any sampling
     out = self.sample(n * k, label=None if ids is None else ids.repeat_interleave(k).tolist(), **sample_kwargs)
     picks = [g * k + mbr_select(out.texts[g * k:(g + 1) * k], metric)[0] for g in range(n)]
     return SampleResult([out.texts[i] for i in picks], [out.labels[i] for i in picks], out.latents[picks])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -15,8 +16,9 @@ from .core import autocast, check_count, get_device
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, log_snr_from_alpha, x0_from_v
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'STUDENT_SAMPLERS', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler', 'DPMSolverPP2MSampler',
-           'DistilledSampler', 'get_sampler', 'Trajectory', 'SampleOutput', 'guided_v', 'sample_latents']
+__all__ = ['SAMPLERS', 'STUDENT_SAMPLERS', 'DEFAULT_GUIDANCE', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler',
+           'DPMSolverPP2MSampler', 'DistilledSampler', 'get_sampler', 'class_ids', 'Conditioning', 'Trajectory',
+           'SampleOutput', 'guided_v', 'sample_latents']
 
 # %% ../nbs/07_samplers.ipynb #ec6ae539
 @dataclass
@@ -154,14 +156,122 @@ def get_sampler(name: str | Sampler, schedule: NoiseSchedule | str = "cosine", *
     except TypeError as e:
         raise TypeError(f"sampler {name!r} got unexpected arguments {sorted(kwargs)}: {e}") from None
 
+# %% ../nbs/07_samplers.ipynb #8aeda1b2
+DEFAULT_GUIDANCE = 2.0  # w when a class is asked for and no w is given (`guidance_scale=None`): the shipped model's
+
+def class_ids(labels, n: int, num_classes: int, label_names=None, arg: str = "class_labels") -> torch.Tensor | None:
+    """The one check of class labels: `labels` — None (no class), one class for all n samples, or n of them; each an id
+    in [0, num_classes) or, given `label_names`, a name — as ids (n,) long (None stays None). Values are checked even
+    for n = 0; errors name the bad value, the known classes and the fix."""
+    if labels is None: return None
+    if not num_classes:
+        raise ValueError(f"{arg} given but this model is unconditional (it has no classes); drop {arg} "
+                         f"(pass {arg}=None)")
+    names = list(label_names or [])
+    def one(label) -> int:
+        if isinstance(label, str):
+            if label not in names: raise ValueError(f"unknown label {label!r}; known labels: {', '.join(names)}"
+                                                    if names else f"{arg} {label!r} is a name; this model takes ids")
+            return names.index(label)
+        integer = isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_))
+        if integer and 0 <= label < num_classes: return int(label)
+        known = f"; known labels: {', '.join(names)}" if names else f" (the model has {num_classes} classes)"
+        raise ValueError(f"{arg} {label!r} is not a class id in [0, {num_classes - 1}]"
+                         + (" nor a known name" if names else "") + known)
+    if isinstance(labels, torch.Tensor):
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"{arg} must be integer class ids, got a {labels.dtype} tensor")
+        labels = labels.item() if labels.ndim == 0 else labels.tolist()
+    if isinstance(labels, np.ndarray): labels = labels.tolist()
+    if not isinstance(labels, (list, tuple)): return torch.full((n,), one(labels), dtype=torch.long)
+    if len(labels) != n:
+        raise ValueError(f"got {len(labels)} {arg} for {n} samples: give one label or n of them "
+                         f"(one for all, or shape ({n},))")
+    return torch.tensor([one(label) for label in labels], dtype=torch.long)
+
+@dataclass(frozen=True)
+class Conditioning:
+    """What B samples are conditioned on, checked when made and passed down unchanged. `class_labels`: (B,) long ids, or
+    None (no class); `cond`: (B, S, d_c) source features for a denoiser that cross-attends to them (seq2seq), with
+    `cond_mask`: (B, S) bool (True = a real token; None = all), or None; `guidance_scale`: w (1 = no guidance), a number
+    or (B,) one per row. `Conditioning.make` builds one from a request (class names, one class for all, a default w)."""
+    class_labels: torch.Tensor | None = None
+    cond: torch.Tensor | None = None
+    cond_mask: torch.Tensor | None = None
+    guidance_scale: float | torch.Tensor = 1.0
+
+    def __post_init__(self):
+        w, labels, cond, mask = self.guidance_scale, self.class_labels, self.cond, self.cond_mask
+        if isinstance(w, torch.Tensor):
+            if w.ndim != 1 or not w.is_floating_point():
+                raise ValueError(f"guidance_scale as a tensor must be one float w per row (B,), got {w.dtype} "
+                                 f"{tuple(w.shape)}")
+        elif isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+            raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {w!r}")
+        else: object.__setattr__(self, "guidance_scale", float(w))
+        if self.guided and labels is None and cond is None:
+            raise ValueError(f"guidance_scale={w} needs class_labels or cond to guide towards (a class, label= in a "
+                             "pipeline, or a source): no guidance without one; use guidance_scale=1.0 for unconditional "
+                             "samples")
+        if labels is not None and (not isinstance(labels, torch.Tensor) or labels.ndim != 1
+                                   or labels.dtype not in (torch.int64, torch.int32)):
+            got = f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}"
+            raise ValueError(f"class_labels must be a (B,) integer tensor of class ids (Conditioning.make reads names "
+                             f"and lists), got {got}")
+        if cond is not None and (not isinstance(cond, torch.Tensor) or cond.ndim != 3):
+            raise ValueError("cond must be a (B, S, d_c) tensor of source features, got "
+                             f"{tuple(getattr(cond, 'shape', ()))}")
+        if mask is not None:
+            if cond is None: raise ValueError("cond_mask given without cond; pass both or neither")
+            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != cond.shape[:2]:
+                got = f"{getattr(mask, 'dtype', None)} {tuple(getattr(mask, 'shape', ()))}"
+                raise ValueError(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} "
+                                 f"(True = a real token), got {got}")
+        sizes = {len(x) for x in (labels, cond, w if isinstance(w, torch.Tensor) else None) if x is not None}
+        if len(sizes) > 1:
+            raise ValueError(f"class_labels, cond and a per-row guidance_scale must agree on B, got {sorted(sizes)}")
+
+    @property
+    def guided(self) -> bool:
+        "Whether guidance is on: w ≠ 1 (one w per row always counts)."
+        return isinstance(self.guidance_scale, torch.Tensor) or self.guidance_scale != 1.0
+
+    @property
+    def batch_size(self) -> int | None:
+        "B, when a tensor fixes it (else None: a conditioning that fits any batch)."
+        for x in (self.class_labels, self.cond):
+            if x is not None: return len(x)
+        return len(self.guidance_scale) if isinstance(self.guidance_scale, torch.Tensor) else None
+
+    def to(self, device) -> "Conditioning":
+        "The same conditioning with its tensors on `device`."
+        move = lambda x: x.to(device) if isinstance(x, torch.Tensor) else x
+        return Conditioning(move(self.class_labels), move(self.cond), move(self.cond_mask), move(self.guidance_scale))
+
+    @classmethod
+    def make(cls, n: int, class_labels=None, guidance_scale: float | None = 1.0, cond=None, cond_mask=None,
+             num_classes: int = 0, label_names=None, arg: str = "class_labels") -> "Conditioning":
+        """The conditioning of `n` samples for a model with `num_classes` classes (or `label_names`, one name each):
+        `class_labels` as `class_ids` takes them; `guidance_scale=None` is `DEFAULT_GUIDANCE` with a class or a source,
+        1 without. `arg` is what the caller calls the labels, for the error messages."""
+        num_classes = len(label_names) if label_names else int(num_classes or 0)
+        labels = class_ids(class_labels, n, num_classes, label_names, arg)
+        if guidance_scale is None: guidance_scale = DEFAULT_GUIDANCE if labels is not None or cond is not None else 1.0
+        return cls(labels, cond, cond_mask, guidance_scale)
+
 # %% ../nbs/07_samplers.ipynb #7f94715d
 @dataclass
 class Trajectory:
-    "Per model call i = 0..N-1: `t` (N,), `alpha` (N,), `noisy` z_t fed to the model (N, B, ℓ, d), `x0_pred` x̂0 (N, B, ℓ, d); on the CPU."
+    """One recorded run, per model call i = 0..N-1: `t` (N,), `alpha` (N,), `noisy` z_t fed to the model (N, B, ℓ, d),
+    `x0_pred` the x̂0 it predicted (N, B, ℓ, d); on the CPU. Its texts, once decoded: `texts[i]`, the B texts of x̂0 at
+    call i (None where not decoded; the pipeline of chapter 08 fills them), and `noisy_texts[i]`, those of z_t itself
+    (the explorer of chapter 10 decodes them when asked)."""
     t: torch.Tensor
     alpha: torch.Tensor
     noisy: torch.Tensor
     x0_pred: torch.Tensor
+    texts: list | None = None
+    noisy_texts: list | None = None
     def __len__(self): return len(self.t)
 
 @dataclass
@@ -176,21 +286,6 @@ def _model_device(model, device) -> torch.device:
         for tensor in (*model.parameters(), *model.buffers()): return tensor.device
     return torch.device("cpu")
 
-def _check_labels(denoiser, class_labels, batch_size, device):
-    "`class_labels` as a (B,) long tensor of valid classes, or None."
-    num_classes = int(getattr(denoiser, "num_classes", 0) or 0)
-    if class_labels is None: return None
-    if num_classes == 0:
-        raise ValueError("class_labels were given but the denoiser is unconditional (num_classes == 0); drop class_labels")
-    labels = torch.as_tensor(class_labels, device=device)
-    if labels.ndim == 0: labels = labels.expand(batch_size)
-    if labels.dtype in (torch.bool,) or labels.is_floating_point() or labels.shape != (batch_size,):
-        raise ValueError(f"class_labels must be integers of shape ({batch_size},) (or one int for all), got {labels.dtype} {tuple(labels.shape)}")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"class_labels must be in [0, {num_classes - 1}] (the model has {num_classes} classes); "
-                         f"got values in [{labels.min().item()}, {labels.max().item()}]")
-    return labels.long()
-
 def _check_student(denoiser, sampler: Sampler, steps: int):
     "A sampler that `needs_student` gets a distilled student, at the step count it was trained for."
     if not getattr(sampler, "needs_student", False): return
@@ -202,58 +297,56 @@ def _check_student(denoiser, sampler: Sampler, steps: int):
                          f"pass steps={denoiser.steps}, or use the student made for {steps} steps")
 
 # %% ../nbs/07_samplers.ipynb #d23959ef
-def guided_v(denoiser, noisy, alpha, self_cond=None, class_labels=None, cond=None, cond_mask=None, guidance_scale: float = 1.0):
-    """v̂ = w·v̂(cond) + (1-w)·v̂(no class, no cond), `w` = `guidance_scale`: a number or one w per row (B,).
-    `noisy`: (B, ℓ, d), `alpha`: (B,), `class_labels`: (B,) long. A distilled student (`reads_guidance`) takes w as an
-    input: one pass."""
+def guided_v(denoiser, noisy, alpha, self_cond=None, conditioning: Conditioning | None = None):
+    """v̂ = w·v̂(c) + (1-w)·v̂(∅) under `conditioning` c (default: none), w its guidance scale, ∅ the null class and no
+    source. `noisy`: (B, ℓ, d), `alpha`: (B,). A class model given no class reads its null class. A distilled student
+    (`reads_guidance`) takes w as an input: one pass."""
+    c = Conditioning() if conditioning is None else conditioning
+    labels, null_class = c.class_labels, getattr(denoiser, "null_class", None)
+    if labels is None and getattr(denoiser, "num_classes", 0):  # a fill, no host copy: graph-safe
+        labels = torch.full((noisy.shape[0],), null_class, dtype=torch.long, device=noisy.device)
+    inputs = dict(self_cond=self_cond, class_labels=labels, cond=c.cond, cond_mask=c.cond_mask)
     if getattr(denoiser, "reads_guidance", False):
-        return denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond, cond_mask=cond_mask,
-                        guidance_scale=guidance_scale)
-    per_row = isinstance(guidance_scale, torch.Tensor)
-    if not per_row and guidance_scale == 1.0:
-        return denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond, cond_mask=cond_mask)
-    if class_labels is None and cond is None:
-        raise ValueError(f"guidance_scale={guidance_scale} needs class_labels or cond to guide towards; use guidance_scale=1.0")
-    null = None if class_labels is None else torch.full_like(class_labels, denoiser.null_class)
-    if cond is None:  # one batched call: [conditional half; unconditional half]
+        return denoiser(noisy, alpha, **inputs, guidance_scale=c.guidance_scale)
+    if not c.guided: return denoiser(noisy, alpha, **inputs)
+    null = None if labels is None else torch.full_like(labels, null_class)
+    if c.cond is None:  # one batched call: [conditional half; unconditional half]
         two = lambda x: None if x is None else torch.cat([x, x])
-        both = denoiser(two(noisy), two(alpha), self_cond=two(self_cond), class_labels=torch.cat([class_labels, null]))
+        both = denoiser(two(noisy), two(alpha), self_cond=two(self_cond), class_labels=torch.cat([labels, null]))
         v_cond, v_uncond = both.chunk(2)
     else:  # cond cannot be absent in half of one batch: two calls
-        v_cond = denoiser(noisy, alpha, self_cond=self_cond, class_labels=class_labels, cond=cond, cond_mask=cond_mask)
+        v_cond = denoiser(noisy, alpha, **inputs)
         v_uncond = denoiser(noisy, alpha, self_cond=self_cond, class_labels=null)
-    w = guidance_scale.view(-1, *([1] * (noisy.ndim - 1))) if per_row else guidance_scale
+    w = c.guidance_scale
+    if isinstance(w, torch.Tensor): w = w.view(-1, *([1] * (noisy.ndim - 1)))
     return w * v_cond + (1 - w) * v_uncond
 
 # %% ../nbs/07_samplers.ipynb #4548ba90
 @torch.no_grad()
-def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sampler: str | Sampler = "dpmpp2m", steps: int = 25,
-                   class_labels=None, guidance_scale: float = 1.0, cond: torch.Tensor | None = None, cond_mask: torch.Tensor | None = None,
-                   generator: torch.Generator | int | None = None, record_trajectory: bool = False, device=None,
-                   noise: torch.Tensor | None = None, progress: bool = True, **sampler_kwargs) -> SampleOutput:
-    """Sample latents of `shape` (B, ℓ, d) with `denoiser` (v-prediction contract of chapter 05).
-    `class_labels`: (B,) long or one int; `cond`: (B, S, d_c) with `cond_mask`: (B, S) bool; `generator`: a torch.Generator or an int seed;
-    `noise`: optional z_1 (B, ℓ, d) to start from; `sampler_kwargs` go to the sampler (e.g. `eta=`)."""
+def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sampler: str | Sampler = "dpmpp2m",
+                   steps: int = 25, class_labels=None, guidance_scale: float = 1.0, cond: torch.Tensor | None = None,
+                   cond_mask: torch.Tensor | None = None, generator: torch.Generator | int | None = None,
+                   record_trajectory: bool = False, device=None, noise: torch.Tensor | None = None, progress: bool = True,
+                   conditioning: Conditioning | None = None, callback=None, **sampler_kwargs) -> SampleOutput:
+    """Sample latents of `shape` (B, ℓ, d) with `denoiser` (v-prediction contract of chapter 05), conditioned on
+    `conditioning` — or on `class_labels` ((B,) ids or one int), `guidance_scale` w and `cond` (B, S, d_c) with
+    `cond_mask` (B, S) bool, made into one here. `generator`: a torch.Generator or an int seed; `noise`: optional z_1
+    (B, ℓ, d) to start from; `callback(i, steps)` is called after step i (raise in it to stop); `sampler_kwargs` go to
+    the sampler (e.g. `eta=`)."""
     device = _model_device(denoiser, device)
     sampler = get_sampler(sampler, schedule, **sampler_kwargs)
     sampler.set_timesteps(steps)
     _check_student(denoiser, sampler, steps)
     if len(shape) < 2: raise ValueError(f"shape must be (B, ...) e.g. (B, ℓ, d_ae), got {shape}")
     batch_size = shape[0]
-    if not (isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale)):
-        raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {guidance_scale!r}")
-    labels = _check_labels(denoiser, class_labels, batch_size, device)
-    if getattr(denoiser, "num_classes", 0) and labels is None:  # a class model sampled without a class: the null label
-        labels = torch.full((batch_size,), denoiser.null_class, dtype=torch.long, device=device)
-    if guidance_scale != 1.0:
-        if cond is None and not getattr(denoiser, "num_classes", 0):
-            raise ValueError(f"guidance_scale={guidance_scale} needs a conditional model, but this denoiser is unconditional "
-                             "(num_classes == 0) and no cond was given; use guidance_scale=1.0")
-        if cond is None and class_labels is None:
-            raise ValueError(f"guidance_scale={guidance_scale} needs class_labels (or cond) to guide towards")
-    if cond is not None:
-        cond = cond.to(device)
-        cond_mask = None if cond_mask is None else cond_mask.to(device)
+    if conditioning is None:
+        conditioning = Conditioning.make(batch_size, class_labels, guidance_scale, cond, cond_mask,
+                                         num_classes=getattr(denoiser, "num_classes", 0))
+    elif class_labels is not None or cond is not None or cond_mask is not None or guidance_scale != 1.0:
+        raise ValueError("pass either conditioning= or class_labels/guidance_scale/cond, not both")
+    if conditioning.batch_size not in (None, batch_size):
+        raise ValueError(f"the conditioning is for {conditioning.batch_size} samples, shape asks for {batch_size}")
+    conditioning = conditioning.to(device)
     if isinstance(generator, int): generator = torch.Generator().manual_seed(generator)
     if noise is None:
         noisy = torch.randn(shape, generator=generator, device=generator.device if generator is not None else device).to(device)
@@ -269,7 +362,7 @@ def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sample
         for i in tqdm(range(steps), desc=f"sampling ({sampler.name})", disable=not progress, leave=False):
             alpha = torch.full((batch_size,), sampler.alphas[i].item(), device=device)
             with autocast(device):
-                v_pred = guided_v(denoiser, noisy, alpha, self_cond if use_self_cond else None, labels, cond, cond_mask, guidance_scale)
+                v_pred = guided_v(denoiser, noisy, alpha, self_cond if use_self_cond else None, conditioning)
             v_pred = v_pred.float()
             if not torch.isfinite(v_pred).all():
                 raise RuntimeError(f"the denoiser returned NaN/inf at step {i} of {steps} (t={sampler.timesteps[i].item():.3f}); "
@@ -278,6 +371,7 @@ def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sample
             if record_trajectory:
                 records.append((noisy.detach().cpu(), out.x0_pred.detach().cpu()))
             noisy, self_cond = out.noisy, out.x0_pred
+            if callback is not None: callback(i, steps)
     finally:
         if was_training: denoiser.train()
     trajectory = None

@@ -7,14 +7,16 @@ texts, and enough structure to make the plots mean something:
 - each class has a centroid; texts whose class is known (the corpus rows passed in) are pushed
   towards it, and a class sample with guidance scale w is pushed w times as far;
 - `sample` walks z_t from noise to a target along a cosine schedule and predicts x̂0 with an error
-  that shrinks with t, so the decoded words settle as the steps go on.
+  that shrinks with t, so the decoded words settle as the steps go on;
+- a run of `slow_from` steps or more sleeps `step_seconds` per step (a long action, for the Cancel test).
 """
 from __future__ import annotations
 import math
-from dataclasses import dataclass
+import time
 import torch
 
-from ld4lg_edu.pipeline import LatentDiffusionPipeline
+from ld4lg_edu.pipeline import LatentDiffusionPipeline, SampleResult
+from ld4lg_edu.samplers import Trajectory
 
 WORDS = ("a an the of in on with and or for to by from small large old new red green dark bright "
          "animal bird fish dog horse insect plant tree flower herb shrub leaf food dish bread sauce fruit "
@@ -23,26 +25,12 @@ WORDS = ("a an the of in on with and or for to by from small large old new red g
          "kind genus family group part body form member type used having found made").split()
 
 
-@dataclass
-class FakeTrajectory:
-    t: torch.Tensor
-    noisy: torch.Tensor
-    x0: torch.Tensor
-    texts: list
-
-
-@dataclass
-class FakeResult:
-    texts: list
-    labels: list
-    latents: torch.Tensor
-    trajectory: FakeTrajectory | None = None
-
-
 class FakePipeline:
     "Random-tensor pipeline with the contract of `ld4lg_edu.pipeline` (see module docstring)."
     def __init__(self, label_names=("animal", "plant", "food", "artifact", "person", "location"),
-                 num_latents: int = 8, latent_dim: int = 16, text_labels: dict | None = None, seed: int = 0):
+                 num_latents: int = 8, latent_dim: int = 16, text_labels: dict | None = None, seed: int = 0,
+                 slow_from: int | None = 100, step_seconds: float = 0.2):
+        self.slow_from, self.step_seconds = slow_from, step_seconds
         self.label_names = list(label_names) if label_names is not None else None
         self.num_latents, self.latent_dim = num_latents, latent_dim
         self.text_labels = dict(text_labels or {})
@@ -53,7 +41,7 @@ class FakePipeline:
         self.centroids = 0.8 * torch.randn(max(num_classes, 1), num_latents, latent_dim, generator=g)
         self.calls = 0  # how many times sample() ran (tests check the explorer never resamples)
 
-    label_ids = LatentDiffusionPipeline.label_ids  # the real label handling: names, ids, lists, the same errors
+    conditioning = LatentDiffusionPipeline.conditioning  # the real request checks: names, ids, lists, guidance, same errors
 
     def encode(self, texts):
         rows = []
@@ -72,12 +60,13 @@ class FakePipeline:
         return [" ".join(self.vocab[i] for i in row.tolist()) for row in nearest]
 
     def sample(self, n, label=None, guidance_scale=1.0, steps=25, sampler="dpmpp2m", seed=None,
-               return_trajectory=False, decode_every=1):
+               return_trajectory=False, decode_every=1, callback=None):
+        start = time.perf_counter()
         if sampler not in ("ddpm", "ddim", "dpmpp2m"): raise ValueError(f"unknown sampler {sampler!r}")
-        if guidance_scale != 1.0 and label is None:
-            raise ValueError(f"guidance_scale={guidance_scale} needs a label to guide towards")
+        conditioning = self.conditioning(n, label, guidance_scale)
+        guidance_scale = conditioning.guidance_scale
         self.calls += 1
-        ids = self.label_ids(label, n)
+        ids = conditioning.class_labels
         labels = [None] * n if ids is None else ids.tolist()
         g = torch.Generator().manual_seed(0 if seed is None else int(seed))
         words = torch.randint(len(self.vocab), (n, self.num_latents), generator=g)
@@ -92,11 +81,16 @@ class FakePipeline:
         noisy = a.sqrt() * target + (1 - a).sqrt() * noise
         x0 = target + 2.0 * (1 - a).sqrt() * error
         if sampler == "ddpm": x0 = x0 + 0.1 * (1 - a).sqrt() * torch.randn(x0.shape, generator=g)
+        for i in range(steps):
+            if self.slow_from is not None and steps >= self.slow_from: time.sleep(self.step_seconds)
+            if callback is not None: callback(i, steps)
         trajectory = None
         if return_trajectory:
             texts = [self.decode(x0[i]) if i % decode_every == 0 else None for i in range(steps)]
-            trajectory = FakeTrajectory(t=t, noisy=noisy, x0=x0, texts=texts)
-        return FakeResult(texts=self.decode(target), labels=labels, latents=target, trajectory=trajectory)
+            trajectory = Trajectory(t=t, alpha=alpha, noisy=noisy, x0_pred=x0, texts=texts)
+        settings = dict(n=n, label=label, guidance_scale=guidance_scale, steps=steps, sampler=sampler, seed=seed)
+        return SampleResult(self.decode(target), labels, target, trajectory, settings, self.label_names,
+                            time.perf_counter() - start)
 
 
 def make_fake_pipeline(label_names=("animal", "plant", "food", "artifact", "person", "location")):

@@ -8,7 +8,7 @@ from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
 from ld4lg_edu.diffusion import save_denoiser
 from ld4lg_edu.distill import (DistillConfig, DistilledStudent, distill, distillation_loss, distillation_target,
                                energy_distance, grid_alpha, load_student, save_student)
-from ld4lg_edu.samplers import DDIMSampler, guided_v, sample_latents
+from ld4lg_edu.samplers import Conditioning, DDIMSampler, guided_v, sample_latents
 from ld4lg_edu.schedule import CosineSchedule
 from ld4lg_edu.toy import GaussianMixture, MixtureDenoiser
 from ld4lg_edu.training import TrainConfig
@@ -21,7 +21,7 @@ MIX = GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]], [0.3, 0.2])
 def tiny_teacher(num_classes=2, self_condition=True, seed=0):
     "A small random denoiser whose output is not zero (the output layer starts at zero)."
     torch.manual_seed(seed)
-    net = Denoiser(DenoiserConfig.tiny(num_latents=2, latent_dim=2, width=32, depth=2, heads=2, num_classes=num_classes,
+    net = Denoiser(DenoiserConfig.preset("tiny", num_latents=2, latent_dim=2, width=32, depth=2, heads=2, num_classes=num_classes,
                                        self_condition=self_condition))
     with torch.no_grad():
         for p in net.parameters(): p.add_(0.05 * torch.randn_like(p))
@@ -76,7 +76,7 @@ def test_target_is_two_guided_teacher_steps_in_one():
         v_tilde = distillation_target(exact, z, *alphas, labels, w)
         two = z
         for k in (2 * i, 2 * i + 1):
-            v = guided_v(exact, two, a(teacher_grid, k), class_labels=labels, guidance_scale=w)
+            v = guided_v(exact, two, a(teacher_grid, k), conditioning=Conditioning(labels, guidance_scale=w))
             two = teacher_grid.step(v, k, two).noisy
         torch.testing.assert_close(student_grid.step(v_tilde, i, z).noisy, two, atol=1e-4, rtol=0)
     assert torch.equal(grid_alpha(COSINE, torch.tensor([0.0])), torch.tensor([1.0]))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from ld4lg_edu.samplers import (SAMPLERS, DDIMSampler, DDPMSampler, DPMSolverPP2MSampler, get_sampler, guided_v,
+from ld4lg_edu.samplers import (SAMPLERS, Conditioning, DDIMSampler, DDPMSampler, DPMSolverPP2MSampler, get_sampler, guided_v,
                                 sample_latents)
 from ld4lg_edu.schedule import CosineSchedule, SigmoidSchedule, q_sample, v_from_x0, x0_from_v
 from ld4lg_edu.toy import GaussianMixture, MixtureDenoiser, mode_stats, transport_1d, wasserstein_1d
@@ -329,7 +329,7 @@ def test_driver_errors():
     with pytest.raises(ValueError, match="guidance_scale must be a finite"):
         sample_latents(cond_model, COSINE, (2, 4, 3), class_labels=0, guidance_scale=float("nan"), progress=False)
     with pytest.raises(ValueError, match="needs class_labels or cond"):
-        guided_v(uncond, torch.zeros(2, 4, 3), torch.full((2,), 0.5), guidance_scale=2.0)
+        guided_v(uncond, torch.zeros(2, 4, 3), torch.full((2,), 0.5), conditioning=Conditioning(guidance_scale=2.0))
 
     class Broken(Recorder):
         def forward(self, noisy, alpha, **kw):
