@@ -5,73 +5,49 @@
 # %% ../nbs/10_explorer.ipynb #8a8f5da4
 from __future__ import annotations
 import difflib, hashlib, html, inspect, json, os, textwrap, time, warnings, weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .core import atomic_file
+from .pipeline import SampleResult
 
 # %% auto #0
-__all__ = ['TEXT_SOURCES', 'STEP_TABLE_STYLE', 'PROJECTION_METHODS', 'CLASS_COLORS', 'SAMPLE_COLORS', 'RecordedRun',
-           'quick_decode', 'record_run', 'decode_noisy', 'word_changes', 'highlight_words', 'step_caption',
-           'step_table_html', 'Projection', 'latent_fingerprint', 'default_cache_dir', 'save_projection',
-           'load_projection', 'fit_projection', 'LatentSet', 'data_latents', 'nearest_centre_accuracy', 'class_map',
-           'background_traces', 'trajectory_points', 'trajectory_step', 'trajectory_figure', 'step_label',
-           'text_timeline_figure', 'GuidanceSweep', 'guidance_sweep', 'cluster_step', 'cluster_figure']
+__all__ = ['TEXT_SOURCES', 'STEP_TABLE_STYLE', 'PROJECTION_METHODS', 'CLASS_COLORS', 'SAMPLE_COLORS', 'quick_decode',
+           'record_run', 'decode_noisy', 'word_changes', 'highlight_words', 'step_caption', 'step_table_html',
+           'Projection', 'latent_fingerprint', 'default_cache_dir', 'save_projection', 'load_projection',
+           'fit_projection', 'LatentSet', 'data_latents', 'nearest_centre_accuracy', 'class_map', 'background_traces',
+           'trajectory_points', 'trajectory_step', 'trajectory_figure', 'step_label', 'text_timeline_figure',
+           'GuidanceSweep', 'guidance_sweep', 'cluster_step', 'cluster_figure']
 
 # %% ../nbs/10_explorer.ipynb #76c8d268
-def _x0_of(trajectory) -> torch.Tensor:
-    "x̂0 of a trajectory, (S, n, ℓ, d_ae): the pipeline calls it `x0`, the samplers' `Trajectory` calls it `x0_pred`."
-    for name in ("x0", "x0_pred"):
-        if getattr(trajectory, name, None) is not None: return getattr(trajectory, name)
-    raise TypeError(f"{type(trajectory).__name__} has neither `x0` nor `x0_pred`; the explorer needs x̂0 at every step")
-
 TEXT_SOURCES = {"x0": "x̂0", "z_t": "z_t"}  # what a step's text is decoded from: the model's guess, or the noisy latent
 
-@dataclass
-class RecordedRun:
-    """One sampling run, kept so that looking at it never samples or decodes again. `t`: (S,) time of each model call;
-    `noisy`: z_t fed to it (S, n, ℓ, d_ae); `x0`: the x̂0 it predicted (S, n, ℓ, d_ae); `latents`: final samples (n, ℓ, d_ae);
-    `step_texts`: S lists of n texts decoded from x̂0; `texts`: the n final texts; `labels`: n class ids (or None);
-    `noisy_texts`: S lists of n texts decoded from z_t itself (filled by `decode_noisy`)."""
-    t: torch.Tensor
-    noisy: torch.Tensor
-    x0: torch.Tensor
-    latents: torch.Tensor
-    step_texts: list
-    texts: list
-    labels: list
-    settings: dict = field(default_factory=dict)
-    label_names: list | None = None
-    seconds: float = 0.0
-    noisy_texts: list | None = None
+@patch(as_prop=True)
+def num_steps(self: SampleResult) -> int:
+    "S, the model calls of the recorded trajectory (0 without one)."
+    return 0 if self.trajectory is None else len(self.trajectory)
 
-    @property
-    def num_steps(self) -> int: return len(self.t)
-    @property
-    def num_samples(self) -> int: return len(self.texts)
-
-    def texts_at(self, step: int, source: str = "x0") -> list[str]:
-        """The n texts at slider position `step`: at model call `step` (0..S-1) the text decoded from x̂0 (`source='x0'`) or
-        from the noisy latent z_t itself (`source='z_t'`, after `decode_noisy`); at `step` = S the final texts."""
-        if not 0 <= step <= self.num_steps:
-            raise ValueError(f"step must be in [0, {self.num_steps}] (0..S-1 = model calls, S = the final text), got {step}")
-        if source not in TEXT_SOURCES: raise ValueError(f"source must be one of {list(TEXT_SOURCES)}, got {source!r}")
-        if step == self.num_steps: return self.texts
-        if source == "x0": return self.step_texts[step]
-        if self.noisy_texts is None: raise ValueError("the texts of z_t are not decoded yet; call decode_noisy(run, pipe) first")
-        return self.noisy_texts[step]
-
-    def class_name(self, j: int) -> str:
-        "The requested class of sample `j`, as a name."
-        label = self.labels[j]
-        if label is None: return "(unconditional)"
-        return self.label_names[label] if self.label_names and isinstance(label, int) else str(label)
+@patch
+def texts_at(self: SampleResult, step: int, source: str = "x0") -> list[str]:
+    """The n texts at slider position `step`: at model call `step` (0..S-1) the text decoded from x̂0 (`source='x0'`) or
+    from the noisy latent z_t itself (`source='z_t'`, after `decode_noisy`); at `step` = S the final texts."""
+    if not 0 <= step <= self.num_steps:
+        raise ValueError(f"step must be in [0, {self.num_steps}] (0..S-1 = model calls, S = the final text), "
+                         f"got {step}")
+    if source not in TEXT_SOURCES: raise ValueError(f"source must be one of {list(TEXT_SOURCES)}, got {source!r}")
+    if step == self.num_steps: return self.texts
+    texts = self.trajectory.texts if source == "x0" else self.trajectory.noisy_texts
+    if texts is None:
+        raise ValueError(f"the texts of {TEXT_SOURCES[source]} are not decoded yet; "
+                         + ("call decode_noisy(run, pipe) first" if source == "z_t" else "record it with record_run"))
+    return texts[step]
 
 # %% ../nbs/10_explorer.ipynb #d4b882e5
 def quick_decode(pipe, latents) -> list[str]:
@@ -82,37 +58,38 @@ def quick_decode(pipe, latents) -> list[str]:
     greedy = any(p.name == "num_beams" or p.kind is p.VAR_KEYWORD for p in params)
     return list(pipe.decode(latents, num_beams=1) if greedy else pipe.decode(latents))
 
-def record_run(pipe, n: int = 4, label=None, guidance_scale: float = 1.0, steps: int = 25, sampler: str = "dpmpp2m",
-               seed: int | None = 0, decode_every: int = 1) -> RecordedRun:
-    "Sample `n` texts with `pipe` keeping the whole trajectory and the text of x̂0 at every step (steps the pipeline left undecoded are decoded here, in one batch)."
+def record_run(pipe, n: int = 4, label=None, guidance_scale: float | None = 1.0, steps: int = 25,
+               sampler: str = "dpmpp2m", seed: int | None = 0, decode_every: int = 1, callback=None) -> SampleResult:
+    """Sample `n` texts with `pipe` keeping the whole trajectory and the text of x̂0 at every step (steps the pipeline
+    left undecoded are decoded here, in one batch); `callback(i, steps)` runs after each sampler step (raise in it to
+    stop)."""
     for name, value in (("n", n), ("steps", steps), ("decode_every", decode_every)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     start = time.perf_counter()
-    result = pipe.sample(int(n), label=label, guidance_scale=guidance_scale, steps=int(steps), sampler=sampler, seed=seed,
-                         return_trajectory=True, decode_every=int(decode_every))
-    trajectory = result.trajectory
+    run = pipe.sample(int(n), label=label, guidance_scale=guidance_scale, steps=int(steps), sampler=sampler, seed=seed,
+                      return_trajectory=True, decode_every=int(decode_every),
+                      **({} if callback is None else dict(callback=callback)))
+    trajectory = run.trajectory
     if trajectory is None:
         raise TypeError("pipe.sample(..., return_trajectory=True) returned no trajectory; the explorer needs a pipeline that records one")
-    x0 = _x0_of(trajectory).detach().float().cpu()
-    step_texts = list(getattr(trajectory, "texts", None) or [None] * len(trajectory.t))
-    missing = [i for i, texts in enumerate(step_texts) if texts is None]
+    texts = list(trajectory.texts or [None] * len(trajectory))
+    missing = [i for i, step_texts in enumerate(texts) if step_texts is None]
     if missing:  # one decoder call for every skipped step: (len(missing)·n, ℓ, d_ae)
-        decoded = quick_decode(pipe, x0[missing].flatten(0, 1))
-        for k, i in enumerate(missing): step_texts[i] = list(decoded[k * n:(k + 1) * n])
-    settings = dict(n=int(n), label=label, guidance_scale=guidance_scale, steps=int(steps), sampler=sampler, seed=seed)
-    return RecordedRun(t=trajectory.t.detach().float().cpu(), noisy=trajectory.noisy.detach().float().cpu(), x0=x0,
-                       latents=result.latents.detach().float().cpu(), step_texts=[list(s) for s in step_texts],
-                       texts=list(result.texts), labels=list(result.labels), settings=settings,
-                       label_names=getattr(pipe, "label_names", None), seconds=time.perf_counter() - start)
+        decoded = quick_decode(pipe, trajectory.x0_pred[missing].flatten(0, 1))
+        for k, i in enumerate(missing): texts[i] = list(decoded[k * n:(k + 1) * n])
+    trajectory.texts = [list(step_texts) for step_texts in texts]
+    run.seconds = time.perf_counter() - start
+    return run
 
 # %% ../nbs/10_explorer.ipynb #2f3b0497
-def decode_noisy(run: RecordedRun, pipe) -> list[list[str]]:
-    "The texts of the noisy latents z_t of `run` (S lists of n), decoded in one call of S·n latents and kept in `run.noisy_texts`."
-    if run.noisy_texts is None:
-        decoded, n = quick_decode(pipe, run.noisy.flatten(0, 1)), run.num_samples
-        run.noisy_texts = [decoded[i * n:(i + 1) * n] for i in range(run.num_steps)]
-    return run.noisy_texts
+def decode_noisy(run: SampleResult, pipe) -> list[list[str]]:
+    "The texts of the noisy latents z_t of `run` (S lists of n), decoded in one call of S·n latents, kept in its trajectory."
+    trajectory = run.trajectory
+    if trajectory.noisy_texts is None:
+        decoded, n = quick_decode(pipe, trajectory.noisy.flatten(0, 1)), run.num_samples
+        trajectory.noisy_texts = [decoded[i * n:(i + 1) * n] for i in range(run.num_steps)]
+    return trajectory.noisy_texts
 
 # %% ../nbs/10_explorer.ipynb #6a784217
 def word_changes(before: str | None, after: str) -> list[tuple[str, bool]]:
@@ -132,15 +109,15 @@ def highlight_words(before: str | None, after: str, style: str = "html") -> str:
     return " ".join(f"{open_}{html.escape(w)}{close}" if new else html.escape(w) for w, new in word_changes(before, after))
 
 # %% ../nbs/10_explorer.ipynb #3defbb40
-def step_caption(run: RecordedRun, step: int, source: str = "x0") -> str:
+def step_caption(run: SampleResult, step: int, source: str = "x0") -> str:
     "A one-line description of slider position `step`, whose texts are decoded from `source` ('x0' or 'z_t')."
     if step == run.num_steps: return f"final sample (after {run.num_steps} steps)"
-    return f"step {step + 1}/{run.num_steps}, t = {run.t[step].item():.3f}: text decoded from {TEXT_SOURCES[source]}"
+    return f"step {step + 1}/{run.num_steps}, t = {run.trajectory.t[step].item():.3f}: text decoded from {TEXT_SOURCES[source]}"
 
 STEP_TABLE_STYLE = ("<style>.ld4lg-steps td, .ld4lg-steps th {padding: 3px 12px; text-align: left; vertical-align: top}"
                     " .ld4lg-steps mark {background: #ffd54f; padding: 0 2px}</style>")
 
-def step_table_html(run: RecordedRun, step: int, previous: int | None = None, caption: bool = True, source: str = "x0") -> str:
+def step_table_html(run: SampleResult, step: int, previous: int | None = None, caption: bool = True, source: str = "x0") -> str:
     """An HTML table of the n texts at slider position `step`, decoded from `source` ('x0' or 'z_t'), with the words changed
     since position `previous` (default `step - 1`) marked, under a caption."""
     previous = step - 1 if previous is None else previous
@@ -316,9 +293,31 @@ class LatentSet:
 
 _DATA_LATENTS = weakref.WeakKeyDictionary()
 
+def _encoded(pipe, texts: list[str], batch_size: int, progress: bool, cache_dir=None) -> torch.Tensor:
+    """Latents (N, ℓ, d_ae) of `texts`, encoded by `pipe` — or read from `cache_dir` (plain arrays, .npz) when they were
+    encoded there before by this same encoder: its first rows, encoded again, must agree with the file's."""
+    path, probe = None, texts[:2]
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"latents-{hashlib.sha1(chr(10).join(texts).encode()).hexdigest()[:16]}.npz"
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as arrays: stored = torch.from_numpy(arrays["latents"])
+                with torch.no_grad(): fresh = pipe.encode(probe).detach().float().cpu()
+                same = stored.shape[0] == len(texts) and stored.shape[1:] == fresh.shape[1:]
+                if same and torch.allclose(stored[:len(probe)], fresh, atol=1e-4, rtol=1e-4): return stored
+            except Exception as e: warnings.warn(f"ignoring unreadable cached latents {path} ({type(e).__name__}: {e})")
+    with torch.no_grad():
+        latents = torch.cat([pipe.encode(texts[i:i + batch_size]).detach().float().cpu()
+                             for i in tqdm(range(0, len(texts), batch_size), desc="encoding data latents", disable=not progress)])
+    if path is not None:
+        with atomic_file(path) as tmp:
+            with open(tmp, "wb") as f: np.savez(f, latents=latents.numpy())
+    return latents
+
 def data_latents(pipe, corpus="wordnet", per_class: int = 60, split: str = "train", batch_size: int = 64,
-                 progress: bool = True) -> LatentSet:
-    "The first `per_class` rows of each class of `corpus` (a name or a `Corpus`; for unlabelled corpora, the first `per_class` rows) encoded by `pipe`; cached per pipeline."
+                 progress: bool = True, cache_dir=None) -> LatentSet:
+    """The first `per_class` rows of each class of `corpus` (a name or a `Corpus`; for unlabelled corpora, the first
+    `per_class` rows) encoded by `pipe`; cached per pipeline, and in `cache_dir` between sessions when given."""
     from ld4lg_edu.data import load_corpus
     key = (corpus if isinstance(corpus, str) else getattr(corpus, "name", None), per_class, split)
     try: cached = _DATA_LATENTS.setdefault(pipe, {})
@@ -331,9 +330,7 @@ def data_latents(pipe, corpus="wordnet", per_class: int = 60, split: str = "trai
     else: rows = rows[:per_class]
     if not rows: raise ValueError(f"corpus {getattr(corpus, 'name', corpus)!r} has no rows in split {split!r}; pick another split or corpus")
     texts = [r["text"] for r in rows]
-    with torch.no_grad():
-        latents = torch.cat([pipe.encode(texts[i:i + batch_size]).detach().float().cpu()
-                             for i in tqdm(range(0, len(texts), batch_size), desc="encoding data latents", disable=not progress)])
+    latents = _encoded(pipe, texts, batch_size, progress, cache_dir)
     cached[key] = LatentSet(latents, [r["label"] for r in rows] if corpus.label_names else None, texts, corpus.label_names)
     return cached[key]
 
@@ -349,7 +346,7 @@ def nearest_centre_accuracy(points, labels) -> float:
 def class_map(pipe, per_class: int = 60, dims: int = 2, corpus="wordnet", split: str = "valid", cache_dir=None,
               progress: bool = True) -> Projection:
     "The class-means map of `pipe`'s latents, fitted on `per_class` held-out sentences of each class (`split` of `corpus`)."
-    held_out = data_latents(pipe, corpus, per_class=per_class, split=split, progress=progress)
+    held_out = data_latents(pipe, corpus, per_class=per_class, split=split, progress=progress, cache_dir=cache_dir)
     if held_out.labels is None: raise ValueError(f"corpus {corpus!r} has no classes; a class-means map needs them (use 'pca')")
     return fit_projection(held_out.latents, "means", dims, labels=held_out.labels, cache_dir=cache_dir, progress=progress)
 
@@ -377,15 +374,16 @@ def background_traces(data: LatentSet, projection: Projection) -> list:
                      marker=dict(size=size, color=CLASS_COLORS[k % len(CLASS_COLORS)], opacity=0.55))
             for k, (name, idx) in enumerate(groups)]
 
-def trajectory_points(run: RecordedRun, projection: Projection) -> dict:
+def trajectory_points(run: SampleResult, projection: Projection) -> dict:
     "The run on the map: `noisy` and `x0` paths (S+1, n, dims) (both end at the final sample) and `t` (S+1,) ending at 0."
     final = projection.transform(run.latents)[None]
-    return dict(noisy=np.concatenate([projection.transform(run.noisy), final]),
-                x0=np.concatenate([projection.transform(run.x0), final]),
-                t=np.concatenate([run.t.numpy(), [0.0]]))
+    trajectory = run.trajectory
+    return dict(noisy=np.concatenate([projection.transform(trajectory.noisy), final]),
+                x0=np.concatenate([projection.transform(trajectory.x0_pred), final]),
+                t=np.concatenate([trajectory.t.float().numpy(), [0.0]]))
 
 # %% ../nbs/10_explorer.ipynb #415b05b6
-def trajectory_step(run: RecordedRun, points: dict, step: int, show_x0: bool = True) -> dict:
+def trajectory_step(run: SampleResult, points: dict, step: int, show_x0: bool = True) -> dict:
     "Trace updates (by trace name) that show slider position `step`: the paths up to `step` and rings at the current points."
     def xyz(p): return dict(zip("xyz", np.asarray(p, dtype=float).T))
     updates = {}
@@ -396,11 +394,11 @@ def trajectory_step(run: RecordedRun, points: dict, step: int, show_x0: bool = T
     if show_x0: updates["x̂0 now"] = xyz(points["x0"][step])
     return updates
 
-def _path_hover(run: RecordedRun, points: dict, j: int) -> list[str]:
+def _path_hover(run: SampleResult, points: dict, j: int) -> list[str]:
     return [f"sample {j + 1}, {'final' if i == run.num_steps else f'step {i + 1}'}, t = {points['t'][i]:.3f}<br>x̂0 → "
             + _wrap(run.texts_at(i)[j]) for i in range(run.num_steps + 1)]
 
-def trajectory_figure(run: RecordedRun, projection: Projection, background: LatentSet | None = None, step: int | None = None,
+def trajectory_figure(run: SampleResult, projection: Projection, background: LatentSet | None = None, step: int | None = None,
                       show_x0: bool = True, animate: bool = True, points: dict | None = None) -> go.Figure:
     """Each sample's path of z_t (solid) and x̂0 (dotted) on `projection`, coloured by t, over the `background` data latents by class.
     `step` (0..S, default S) is the position shown; `animate` adds one frame per step and a slider (plays without a kernel)."""
@@ -436,7 +434,7 @@ def trajectory_figure(run: RecordedRun, projection: Projection, background: Late
     if animate: _add_frames(fig, [(step_label(run, k), trajectory_step(run, points, k, show_x0)) for k in range(run.num_steps + 1)], active=step, prefix="step ")
     return fig
 
-def step_label(run: RecordedRun, step: int) -> str:
+def step_label(run: SampleResult, step: int) -> str:
     "Slider label of position `step`: '1'..'S', then 'final'."
     return "final" if step == run.num_steps else str(step + 1)
 
@@ -462,7 +460,7 @@ def _add_frames(fig: go.Figure, frames: list, active: int, prefix: str):
                                    dict(label="❚❚", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))])])])
 
 # %% ../nbs/10_explorer.ipynb #c39cb5f8
-def text_timeline_figure(run: RecordedRun) -> go.Figure:
+def text_timeline_figure(run: SampleResult) -> go.Figure:
     "A table of each sample's text decoded from x̂0 with one frame per step and a slider (changed words bold red): readable without a kernel."
     def cells(step):
         before = run.texts_at(step - 1) if step > 0 else [None] * run.num_samples
@@ -490,20 +488,21 @@ class GuidanceSweep:
     label_names: list | None
 
 def guidance_sweep(pipe, scales=(1.0, 2.0, 4.0), per_class: int = 8, steps: int = 25, sampler: str = "dpmpp2m",
-                   seed: int = 0, progress: bool = True, on_scale=None) -> GuidanceSweep:
+                   seed: int = 0, progress: bool = True, on_scale=None, callback=None) -> GuidanceSweep:
     """Sample `per_class` texts of every class at each guidance scale in `scales` from the same seed (an unconditional pipeline:
-    `per_class` samples at w = 1); `on_scale(i, w)` is called before scale i is sampled (progress for a caller)."""
+    `per_class` samples at w = 1); `on_scale(i, w)` is called before scale i is sampled and `callback(step, steps)` after each
+    sampler step (progress for a caller; raise in either to stop)."""
     scales = [float(w) for w in scales]
     if not scales: raise ValueError("scales is empty; pass guidance scales such as (1.0, 2.0, 4.0)")
     names = getattr(pipe, "label_names", None)
-    if not names and scales != [1.0]:
-        raise ValueError(f"this pipeline is unconditional, so guidance scales {scales} mean nothing; use scales=(1.0,)")
     labels = [k for k in range(len(names)) for _ in range(per_class)] if names else None
     n = len(labels) if labels else per_class
+    for w in scales: pipe.conditioning(n, labels, w)  # every request checked before the first is sampled
     latents, texts = {}, {}
     for i, w in enumerate(tqdm(scales, desc="sampling every class at each guidance scale", disable=not progress)):
         if on_scale is not None: on_scale(i, w)
-        result = pipe.sample(n, label=labels, guidance_scale=w, steps=steps, sampler=sampler, seed=seed)
+        result = pipe.sample(n, label=labels, guidance_scale=w, steps=steps, sampler=sampler, seed=seed,
+                             **({} if callback is None else dict(callback=callback)))
         latents[w], texts[w] = result.latents.detach().float().cpu(), list(result.texts)
     return GuidanceSweep(scales, labels if labels else [None] * n, latents, texts, names)
 

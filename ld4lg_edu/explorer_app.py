@@ -13,14 +13,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .core import ASSETS
-from .explorer import (LatentSet, RecordedRun, class_map, cluster_figure, cluster_step, data_latents, decode_noisy,
+from .pipeline import SampleResult
+from .explorer import (LatentSet, class_map, cluster_figure, cluster_step, data_latents, decode_noisy,
                                 default_cache_dir, fit_projection, guidance_sweep, record_run, step_caption, step_table_html,
                                 trajectory_figure, trajectory_points, trajectory_step)
 
 # %% auto #0
-__all__ = ['UNCONDITIONAL', 'CONTROL_RANGES', 'MAP_OPTIONS', 'MODEL_ENV', 'READY_ENV', 'APP_NOTEBOOK', 'APP_SOURCE',
-           'DenoisingExplorer', 'parse_scales', 'ClusterExplorer', 'ExplorerApp', 'load_explorer_pipeline', 'app_main',
-           'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port', 'launch_explorer']
+__all__ = ['UNCONDITIONAL', 'CONTROL_RANGES', 'MAP_OPTIONS', 'MODEL_ENV', 'READY_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'Cancelled',
+           'Progress', 'DenoisingExplorer', 'parse_scales', 'ClusterExplorer', 'ExplorerApp', 'load_explorer_pipeline',
+           'app_main', 'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port', 'launch_explorer']
 
 # %% ../nbs/10a_explorer_app.ipynb #75b98078
 UNCONDITIONAL = "(unconditional)"
@@ -71,6 +72,42 @@ def _guarded(status: W.HTML, action):
         except Exception as e: status.value = _error(e)
     return callback
 
+class Cancelled(Exception):
+    "Raised inside a long action by its progress callback once its Cancel button was pressed."
+
+class Progress(W.HBox):
+    """A progress bar and a Cancel button for the long action of one explorer, shown while it runs. `start(action)`
+    runs `action()` inline, or on a thread when `threaded` (a served page: the kernel keeps reading the page's messages
+    while it runs, so a click on Cancel reaches it); `tick(done, total)` is what the action reports to: it moves the
+    bar and raises `Cancelled` once Cancel was pressed."""
+    def __init__(self, threaded: bool = False):
+        self.bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="220px"))
+        self.cancel = W.Button(description="Cancel", icon="stop", layout=W.Layout(width="auto"))
+        self.cancel.add_class("ld4lg-cancel")
+        self.threaded, self.thread, self._stop = threaded, None, threading.Event()
+        self.cancel.on_click(lambda _: self._stop.set())
+        super().__init__([self.bar, self.cancel], layout=W.Layout(visibility="hidden", align_items="center"))
+
+    @property
+    def busy(self) -> bool: return self.thread is not None and self.thread.is_alive()
+
+    def start(self, action):
+        "Run `action()` with the bar and Cancel shown (one action at a time: a second start while one runs is ignored)."
+        if self.busy: return
+        self._stop.clear()
+        self.bar.value, self.layout.visibility = 0, "visible"
+        def body():
+            try: action()
+            finally: self.layout.visibility = "hidden"
+        if not self.threaded: return body()
+        self.thread = threading.Thread(target=body, name="ld4lg-explorer-action", daemon=True)
+        self.thread.start()
+
+    def tick(self, done: int, total: int):
+        "`done` of `total` units finished; raises `Cancelled` once Cancel was pressed."
+        if self._stop.is_set(): raise Cancelled()
+        self.bar.max, self.bar.value = max(int(total), 1), int(done)
+
 MAP_OPTIONS = [("class means", "means"), ("PCA", "pca"), ("UMAP", "umap")]
 
 def _fitted_map(pipe, background: LatentSet, method: str, dims: int, cache_dir, progress: W.Output):
@@ -82,6 +119,19 @@ def _fitted_map(pipe, background: LatentSet, method: str, dims: int, cache_dir, 
     progress.clear_output()
     return projection
 
+def _sampler_options(pipe) -> list:
+    "The sampler menu: the three samplers of chapter 07, and the distilled few-step one when the pipeline has students."
+    options = [("DPM-Solver++ 2M", "dpmpp2m"), ("DDIM", "ddim"), ("DDPM", "ddpm")]
+    students = sorted(getattr(pipe, "students", None) or {})
+    if students: options.append((f"distilled ({'/'.join(map(str, students))} steps)", "distilled"))
+    return options
+
+def _student_steps(pipe, sampler: str, steps: W.IntSlider):
+    "Choosing the distilled sampler moves `steps` to a step count a student was made for (the one nearest 4)."
+    students = sorted(getattr(pipe, "students", None) or {})
+    if sampler == "distilled" and students and steps.value not in students:
+        steps.value = min(students, key=lambda s: abs(s - 4))
+
 def _row(*children) -> W.HBox:
     return W.HBox(list(children), layout=W.Layout(flex_flow="row wrap", align_items="center"))
 
@@ -90,21 +140,22 @@ class DenoisingExplorer(W.VBox):
     """Sample with a chosen class, guidance w, sampler, steps, number of samples and seed; then a timestep slider replays the run:
     the text decoded from x̂0 — or from z_t itself — at each step (changed words marked, final text beside it) and each sample's
     path of z_t and x̂0 on a map of data latents (`background`, default: `data_latents(pipe)`; `projection`: 'means', 'pca' or
-    'umap', default: 'means' when the data have classes)."""
+    'umap', default: 'means' when the data have classes). `threaded`: Sample runs on a thread (progress, Cancel)."""
     def __init__(self, pipe, background: LatentSet | None = None, n: int = 4, steps: int = 25, seed: int = 0,
-                 projection: str | None = None, dims: int = 2, cache_dir=None, decode_every: int = 1):
+                 projection: str | None = None, dims: int = 2, cache_dir=None, decode_every: int = 1,
+                 threaded: bool = False):
         self.pipe, self.cache_dir, self.decode_every = pipe, cache_dir, decode_every
-        self.background = data_latents(pipe) if background is None else background
+        self.background = data_latents(pipe, cache_dir=cache_dir) if background is None else background
         names = list(getattr(pipe, "label_names", None) or [])
         maps = MAP_OPTIONS if self.background.labels is not None else MAP_OPTIONS[1:]
         self.label = W.Dropdown(options=[UNCONDITIONAL] + names, value=names[0] if names else UNCONDITIONAL, description="class")
         self.guidance = W.FloatSlider(value=2.0 if names else 1.0, min=0.0, max=10.0, step=0.5, description="guidance w", disabled=not names)
-        self.sampler = W.Dropdown(options=[("DPM-Solver++ 2M", "dpmpp2m"), ("DDIM", "ddim"), ("DDPM", "ddpm")], description="sampler")
+        self.sampler = W.Dropdown(options=_sampler_options(pipe), description="sampler")
         self.steps = W.IntSlider(value=steps, min=1, max=100, description="steps")
         self.num_samples = W.IntSlider(value=n, min=1, max=16, description="samples")
         self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", layout=W.Layout(width="180px"))
         self.sample_button = W.Button(description="Sample", button_style="primary", icon="play")
-        self.status = W.HTML()
+        self.status, self.bar = W.HTML(), Progress(threaded)
         self.step_slider = W.IntSlider(value=0, min=0, max=1, description="step", disabled=True, readout=False, layout=W.Layout(width="55%"))
         self.caption = W.HTML()
         self.source = W.ToggleButtons(options=[("x̂0: the model's guess", "x0"), ("z_t: the noisy latent", "z_t")], value="x0",
@@ -121,31 +172,45 @@ class DenoisingExplorer(W.VBox):
             widget.add_class(css)
         self.run, self.points, self._shown, self._quiet, self._message = None, None, None, False, ""
         guard = lambda action: _guarded(self.status, action)
-        self.sample_button.on_click(guard(lambda _: self.sample()))
+        self.sample_button.on_click(guard(lambda _: self.bar.start(guard(self.sample))))
         self.step_slider.observe(guard(lambda c: None if self._quiet else self.show_step(c["new"])), names="value")
-        self.label.observe(guard(lambda c: setattr(self.guidance, "disabled", c["new"] == UNCONDITIONAL)), names="value")
+        self._class_w = self.guidance.value if names else 2.0
+        self.label.observe(guard(lambda c: self._on_label(c["new"])), names="value")
+        self.sampler.observe(guard(lambda c: _student_steps(pipe, c["new"], self.steps)), names="value")
         self.source.observe(guard(lambda c: self.show_source(c["new"])), names="value")
         for widget in (self.method, self.dims, self.show_x0): widget.observe(guard(lambda _: self.redraw()), names="value")
         super().__init__([_row(self.label, self.guidance, self.sampler), _row(self.steps, self.num_samples, self.seed, self.sample_button),
-                          self.status, _row(self.step_slider, self.caption), self.source, self.texts,
+                          _row(self.status, self.bar), _row(self.step_slider, self.caption), self.source, self.texts,
                           _row(self.method, self.dims, self.show_x0), self.progress, self.plot])
         self.redraw()
 
+    def _on_label(self, label: str):
+        "No class, no guidance: the w slider shows 1 and is disabled; the w set for a class comes back with a class."
+        unconditional = label == UNCONDITIONAL
+        if unconditional and not self.guidance.disabled: self._class_w = self.guidance.value
+        if unconditional or self.guidance.disabled: self.guidance.value = 1.0 if unconditional else self._class_w
+        self.guidance.disabled = unconditional
+
 # %% ../nbs/10a_explorer_app.ipynb #dfe6956f
-def _sample(self) -> RecordedRun | None:
+def _sample(self) -> SampleResult | None:
     "Record a run with the current controls and show its final step; returns the run (None after an error, shown in `status`)."
     label = None if self.label.value == UNCONDITIONAL else self.label.value
-    self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
+    self.sample_button.disabled, self.step_slider.disabled, self.status.value = True, True, "<i>sampling…</i>"
     start = time.perf_counter()
+    def progress(i, steps):  # after sampler step i: the bar moves, Cancel is honoured, the status says what runs now
+        self.bar.tick(i + 1, steps)
+        now = f"sampling: step {i + 1} of {steps}" if i + 1 < steps else "decoding the texts"
+        self.status.value = f"<i>{now}…</i>"
     try:
-        run = record_run(self.pipe, n=_control(self.num_samples), label=label,
-                         guidance_scale=_control(self.guidance) if label is not None else 1.0, steps=_control(self.steps),
-                         sampler=self.sampler.value, seed=_control(self.seed), decode_every=self.decode_every)
+        run = record_run(self.pipe, n=_control(self.num_samples), label=label, guidance_scale=_control(self.guidance),
+                         steps=_control(self.steps), sampler=self.sampler.value, seed=_control(self.seed),
+                         decode_every=self.decode_every, callback=progress)
         if self.source.value == "z_t": decode_noisy(run, self.pipe)
     except Exception as e:
-        self.status.value = _error(e)
+        shown = "the run on screen is the previous one" if self.run else "nothing sampled yet"
+        self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else _error(e)
         return None
-    finally: self.sample_button.disabled = False
+    finally: self.sample_button.disabled, self.step_slider.disabled = False, self.run is None
     self.run = run
     self.redraw(step=run.num_steps)
     self._message = (f"{run.num_samples} samples × {run.num_steps} steps recorded in {run.seconds:.2f} s "
@@ -190,7 +255,7 @@ def _show_step(self, step: int, move_markers: bool = True):
 def _show_source(self, source: str):
     "Show the texts decoded from `source` ('x0' or 'z_t'); the z_t texts of a run are decoded the first time they are asked for."
     if self.run is None: return
-    if source == "z_t" and self.run.noisy_texts is None:
+    if source == "z_t" and self.run.trajectory.noisy_texts is None:
         self.status.value = f"<i>decoding z_t at {self.run.num_steps} steps × {self.run.num_samples} samples…</i>"
         start = time.perf_counter()
         decode_noisy(self.run, self.pipe)
@@ -215,11 +280,12 @@ def parse_scales(text: str) -> list[float]:
 class ClusterExplorer(W.VBox):
     """Data latents on a map coloured by class (class means, PCA or UMAP); *Sample every class* overlays `per_class` samples of each
     class at several guidance scales from the same seed, and the guidance slider moves between the scales. `lazy=True` waits for
-    `draw()` to fit the map."""
+    `draw()` to fit the map; `threaded`: sampling runs on a thread, with progress and Cancel."""
     def __init__(self, pipe, background: LatentSet | None = None, method: str = "means", dims: int = 2, per_class: int = 6,
-                 scales=(1.0, 2.0, 4.0), steps: int = 25, seed: int = 0, cache_dir=None, lazy: bool = False):
+                 scales=(1.0, 2.0, 4.0), steps: int = 25, seed: int = 0, cache_dir=None, lazy: bool = False,
+                 threaded: bool = False):
         self.pipe, self.cache_dir, self.sweep, self.points, self.drawn = pipe, cache_dir, None, None, False
-        self.background = data_latents(pipe) if background is None else background
+        self.background = data_latents(pipe, cache_dir=cache_dir) if background is None else background
         conditional = bool(getattr(pipe, "label_names", None))
         self.method = W.ToggleButtons(options=MAP_OPTIONS if self.background.labels is not None else MAP_OPTIONS[1:],
                                       value=method if self.background.labels is not None or method != "means" else "pca", description="map")
@@ -227,16 +293,17 @@ class ClusterExplorer(W.VBox):
         self.scales = W.Text(value=", ".join(f"{w:g}" for w in scales) if conditional else "1", description="scales w", disabled=not conditional)
         self.per_class = W.IntSlider(value=per_class, min=1, max=32, description="per class")
         self.steps = W.IntSlider(value=steps, min=1, max=100, description="steps")
-        self.sampler = W.Dropdown(options=[("DPM-Solver++ 2M", "dpmpp2m"), ("DDIM", "ddim"), ("DDPM", "ddpm")], description="sampler")
+        self.sampler = W.Dropdown(options=_sampler_options(pipe), description="sampler")
         self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", layout=W.Layout(width="180px"))
         self.sample_button = W.Button(description="Sample every class" if conditional else "Sample", button_style="primary", icon="play",
                                       layout=W.Layout(width="auto"))
         self.guidance = W.SelectionSlider(options=["–"], description="guidance w", disabled=True)
         self.status, self.progress, self.plot, self.figure = W.HTML(), W.Output(), W.Box(), None
-        self.bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(visibility="hidden"))
+        self.bar = Progress(threaded)
         self.sample_button.add_class("ld4lg-cluster-sample"); self.status.add_class("ld4lg-cluster-status")
         guard = lambda action: _guarded(self.status, action)
-        self.sample_button.on_click(guard(lambda _: self.sample()))
+        self.sample_button.on_click(guard(lambda _: self.bar.start(guard(self.sample))))
+        self.sampler.observe(guard(lambda c: _student_steps(pipe, c["new"], self.steps)), names="value")
         for widget in (self.method, self.dims): widget.observe(guard(lambda _: self.draw()), names="value")
         self._quiet, self._message = False, ""
         self.guidance.observe(guard(lambda c: None if self._quiet or self.sweep is None else self.show_scale(float(c["new"]))), names="value")
@@ -261,14 +328,16 @@ class ClusterExplorer(W.VBox):
             self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
             start = time.perf_counter()
             per_class, steps, seed = _control(self.per_class), _control(self.steps), _control(self.seed)
-            self.bar.max, self.bar.value, self.bar.layout.visibility = len(scales), 0, "visible"
+            done = []  # the scale being sampled: the bar counts sampler steps over all scales
             def on_scale(i, w):  # progress: one pipeline call per scale
-                self.bar.value = i
+                done[:] = [i]
                 self.status.value = f"<i>sampling every class at w = {w:g} ({i + 1} of {len(scales)})…</i>"
             sweep = guidance_sweep(self.pipe, scales, per_class=per_class, steps=steps, sampler=self.sampler.value, seed=seed,
-                                   progress=False, on_scale=on_scale)
+                                   progress=False, on_scale=on_scale,
+                                   callback=lambda i, n: self.bar.tick(done[0] * n + i + 1, len(scales) * n))
         except Exception as e:
-            self.status.value = _error(e)
+            shown = "the samples on screen are the previous ones" if self.sweep else "nothing sampled yet"
+            self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else _error(e)
             return None
         finally: self.sample_button.disabled, self.bar.layout.visibility = False, "hidden"
         self.sweep, self._quiet = sweep, True
@@ -289,9 +358,9 @@ class ExplorerApp(W.VBox):
     "The denoising explorer and the class-cluster explorer in two tabs, with a header naming the model."
     def __init__(self, pipe, background: LatentSet | None = None, cache_dir=None, per_class: int = 60, model_name: str = ""):
         cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-        background = data_latents(pipe, per_class=per_class, progress=False) if background is None else background
-        self.denoising = DenoisingExplorer(pipe, background, cache_dir=cache_dir)
-        self.clusters = ClusterExplorer(pipe, background, cache_dir=cache_dir, lazy=True)
+        if background is None: background = data_latents(pipe, per_class=per_class, progress=False, cache_dir=cache_dir)
+        self.denoising = DenoisingExplorer(pipe, background, cache_dir=cache_dir, threaded=True)
+        self.clusters = ClusterExplorer(pipe, background, cache_dir=cache_dir, lazy=True, threaded=True)
         self.tabs = W.Tab([self.denoising, self.clusters], titles=("Denoising", "Class clusters"))
         self.tabs.observe(_guarded(self.clusters.status, lambda c: self.clusters.draw() if c["new"] == 1 and not self.clusters.drawn else None),
                           names="selected_index")

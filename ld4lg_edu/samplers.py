@@ -176,7 +176,7 @@ def class_ids(labels, n: int, num_classes: int, label_names=None, arg: str = "cl
         integer = isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_))
         if integer and 0 <= label < num_classes: return int(label)
         known = f"; known labels: {', '.join(names)}" if names else f" (the model has {num_classes} classes)"
-        raise ValueError(f"{arg} {label!r} is not a class id in [0, {num_classes - 1}]"
+        raise ValueError(f"{arg} {label!r} is out of range: not a class id in [0, {num_classes - 1}]"
                          + (" nor a known name" if names else "") + known)
     if isinstance(labels, torch.Tensor):
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:

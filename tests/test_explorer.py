@@ -69,11 +69,11 @@ def test_record_run_decodes_each_step_once(pipe):
     full = record_run(counting, n=3, label="food", guidance_scale=2.0, steps=10, seed=4)
     assert counting.samples == 1 and counting.decodes == 0          # the pipeline decoded every step itself
     assert full.texts_at(full.num_steps) == full.texts and full.labels == [2, 2, 2]
-    assert full.step_texts[3] == pipe.decode(full.x0[3])
+    assert full.trajectory.texts[3] == pipe.decode(full.trajectory.x0_pred[3])
     counting = Counting(pipe)
     sparse = record_run(counting, n=3, label="food", guidance_scale=2.0, steps=10, seed=4, decode_every=4)
     assert counting.decodes == 1 and counting.decoded == (10 - 3) * 3   # steps 0, 4, 8 decoded by the pipeline; 7 here, in one batch
-    assert sparse.step_texts == full.step_texts
+    assert sparse.trajectory.texts == full.trajectory.texts
 
 
 def test_record_run_rejects_bad_input(pipe):
@@ -102,7 +102,7 @@ def test_texts_of_z_t_come_out_of_noise(pipe):
     counting = Counting(pipe)
     texts = decode_noisy(run, counting)
     assert counting.decodes == 1 and counting.decoded == 12 * 3 and decode_noisy(run, counting) is texts
-    assert run.texts_at(4, "z_t") == pipe.decode(run.noisy[4]) and run.texts_at(12, "z_t") == run.texts
+    assert run.texts_at(4, "z_t") == pipe.decode(run.trajectory.noisy[4]) and run.texts_at(12, "z_t") == run.texts
     def agreement(step):  # share of words equal to the final text's
         return np.mean([np.mean([a == b for a, b in zip(t.split(), f.split())]) for t, f in zip(run.texts_at(step, "z_t"), run.texts)])
     assert agreement(0) < agreement(11)
@@ -210,9 +210,9 @@ def test_trajectory_figure_frames_follow_the_run(pipe, background, pca):
     fig = trajectory_figure(run, pca, background)
     assert len(fig.data) == 6 + 2 * 3 + 2 and len(fig.frames) == run.num_steps + 1
     for k, frame in enumerate(fig.frames):
-        expected = pca.transform(run.noisy[k]) if k < run.num_steps else pca.transform(run.latents)
+        expected = pca.transform(run.trajectory.noisy[k]) if k < run.num_steps else pca.transform(run.latents)
         np.testing.assert_allclose(xy(frame_trace(fig, frame, "z_t now")), expected, atol=1e-4)
-        np.testing.assert_allclose(xy(frame_trace(fig, frame, "x̂0 now")), pca.transform(run.x0[k]) if k < run.num_steps
+        np.testing.assert_allclose(xy(frame_trace(fig, frame, "x̂0 now")), pca.transform(run.trajectory.x0_pred[k]) if k < run.num_steps
                                    else pca.transform(run.latents), atol=1e-4)
         assert len(frame_trace(fig, frame, "sample 3: z_t").x) == k + 1
     hover = trace(fig, "sample 1: x̂0").hovertext
@@ -221,7 +221,7 @@ def test_trajectory_figure_frames_follow_the_run(pipe, background, pca):
     json.loads(fig.to_json())                                        # serialisable: renders from a saved notebook
     lean = trajectory_figure(run, pca, None, show_x0=False, animate=False, step=2)
     assert [t.name for t in lean.data] == ["sample 1: z_t", "sample 2: z_t", "sample 3: z_t", "z_t now"] and not lean.frames
-    np.testing.assert_allclose(xy(trace(lean, "z_t now")), pca.transform(run.noisy[2]), atol=1e-4)
+    np.testing.assert_allclose(xy(trace(lean, "z_t now")), pca.transform(run.trajectory.noisy[2]), atol=1e-4)
 
 
 def test_trajectory_figure_3d(pipe, background):
@@ -230,7 +230,7 @@ def test_trajectory_figure_3d(pipe, background):
     fig = trajectory_figure(run, pca3, background)
     assert {t.type for t in fig.data} == {"scatter3d"} and fig.layout.scene.zaxis.title.text.startswith("PC3")
     ring = frame_trace(fig, fig.frames[1], "z_t now")
-    np.testing.assert_allclose(np.array([ring.x, ring.y, ring.z]).T, pca3.transform(run.noisy[1]), atol=1e-4)
+    np.testing.assert_allclose(np.array([ring.x, ring.y, ring.z]).T, pca3.transform(run.trajectory.noisy[1]), atol=1e-4)
 
 
 def test_text_timeline_figure(pipe):
@@ -290,7 +290,7 @@ def test_denoising_explorer_sample_and_slider(pipe, background):
         assert f"data-step='{step}'" in ex.texts.value
         shown = re.sub(r"<mark[^>]*>|</mark>", "", ex.texts.value)    # the text without the change marks
         assert all(html.escape(t) in shown for t in run.texts_at(step))
-        np.testing.assert_allclose(xy(trace(ex.figure, "z_t now")), ex._projection().transform(run.noisy[step]), atol=1e-4)
+        np.testing.assert_allclose(xy(trace(ex.figure, "z_t now")), ex._projection().transform(run.trajectory.noisy[step]), atol=1e-4)
         assert len(trace(ex.figure, "sample 4: x̂0").x) == step + 1
     assert counting.samples == 1 and counting.decodes == decodes and ex.run is run   # the slider never samples nor decodes
 
@@ -318,7 +318,7 @@ def test_denoising_explorer_views(pipe, background):
     ex.dims.value = 3
     assert {t.type for t in ex.figure.data} == {"scatter3d"} and ex.step_slider.value == 2
     ring = trace(ex.figure, "z_t now")
-    np.testing.assert_allclose(np.array([ring.x, ring.y, ring.z]).T, ex._projection().transform(ex.run.noisy[2]), atol=1e-4)
+    np.testing.assert_allclose(np.array([ring.x, ring.y, ring.z]).T, ex._projection().transform(ex.run.trajectory.noisy[2]), atol=1e-4)
     ex.show_x0.value = False
     assert not any("x̂0" in t.name for t in ex.figure.data)
     ex.dims.value = 2
@@ -365,9 +365,68 @@ def test_decode_toggle_shows_text_coming_out_of_noise(pipe, background):
     assert all(html.escape(t) in shown for t in ex.run.texts_at(1, "z_t"))
     ex.seed.value = 3
     ex.sample()                                                      # a new run while z_t is chosen: decoded with it
-    assert ex.run.noisy_texts is not None and "data-source='z_t'" in ex.texts.value
+    assert ex.run.trajectory.noisy_texts is not None and "data-source='z_t'" in ex.texts.value
     ex.source.value = "x0"
     assert "data-source='x0'" in ex.texts.value and counting.decodes == decodes + 2
+
+
+def test_data_latents_are_kept_on_disk_for_the_same_encoder_only(tmp_path):
+    class CountingEncoder(FakePipeline):
+        encoded = 0
+        def encode(self, texts): self.encoded += len(texts); return super().encode(texts)
+    first = CountingEncoder()
+    data = data_latents(first, per_class=5, progress=False, cache_dir=tmp_path)
+    assert first.encoded == 30 and len(list(tmp_path.glob("latents-*.npz"))) == 1
+    again = CountingEncoder()                                         # a new session with the same encoder
+    kept = data_latents(again, per_class=5, progress=False, cache_dir=tmp_path)
+    assert again.encoded == 2 and torch.equal(kept.latents, data.latents)   # only the probe rows encoded
+    other = CountingEncoder(seed=1)                                   # another encoder: its probe disagrees, encoded anew
+    fresh = data_latents(other, per_class=5, progress=False, cache_dir=tmp_path)
+    assert other.encoded == 32 and not torch.equal(fresh.latents, data.latents)
+
+
+def test_sample_reports_progress_and_cancel_stops_it(pipe, background):
+    ex = DenoisingExplorer(pipe, background, n=2, steps=5)
+    seen = []
+    ex.status.observe(lambda c: seen.append(c["new"]), names="value")
+    ex.sample()
+    assert [s for s in seen if "step" in s and "of 5" in s] == [f"<i>sampling: step {i} of 5…</i>" for i in range(1, 5)]
+    assert "<i>decoding the texts…</i>" in seen and ex.bar.bar.value == 5 and seen[-1].endswith("replay them.")
+    shown = ex.texts.value
+    ex.bar.cancel.click()                                            # Cancel pressed: the next step stops the run
+    assert ex.sample() is None and ex.status.value == "sampling cancelled; the run on screen is the previous one."
+    assert ex.texts.value == shown and not ex.sample_button.disabled and not ex.step_slider.disabled
+
+
+def test_threaded_sample_can_be_cancelled_while_it_runs(pipe, background):
+    "On a served page Sample runs on a thread, so a click on Cancel is read while it runs."
+    ex = DenoisingExplorer(pipe, background, n=2, steps=100, threaded=True)   # 100 steps: the stand-in sleeps at each
+    ex.sample_button.click()
+    deadline = time.monotonic() + 30
+    while "sampling: step" not in ex.status.value and time.monotonic() < deadline: time.sleep(0.05)
+    assert ex.bar.busy and ex.bar.layout.visibility == "visible" and ex.sample_button.disabled
+    start = time.monotonic()
+    ex.bar.cancel.click()
+    ex.bar.thread.join(30)
+    assert time.monotonic() - start < 2 and not ex.bar.busy and ex.run is None
+    assert ex.status.value == "sampling cancelled; nothing sampled yet." and ex.bar.layout.visibility == "hidden"
+    ex.steps.value = 3
+    ex.sample_button.click()
+    ex.bar.thread.join(30)
+    assert ex.run is not None and ex.run.num_steps == 3 and "recorded in" in ex.status.value
+
+
+def test_distilled_sampler_is_offered_when_the_pipeline_has_students(pipe, background):
+    assert "distilled" not in [v for _, v in DenoisingExplorer(pipe, background).sampler.options]
+    class WithStudents(FakePipeline):
+        students = {2: object(), 8: object()}
+    ex = DenoisingExplorer(WithStudents(), background, steps=25)
+    assert ("distilled (2/8 steps)", "distilled") in ex.sampler.options
+    ex.sampler.value = "distilled"
+    assert ex.steps.value == 2                                       # a step count a student was made for
+    ex.steps.value = 8
+    ex.sampler.value = "ddim"; ex.sampler.value = "distilled"
+    assert ex.steps.value == 8
 
 
 def test_cluster_sampling_reports_progress(pipe, background):

@@ -198,6 +198,27 @@ def test_an_out_of_range_value_from_the_page_is_refused_and_the_app_keeps_workin
     assert kernels and not running(), f"the kernel of a closed page still runs: {running()}"
 
 
+def test_cancel_stops_a_long_run_and_the_app_keeps_working(served, browser):
+    "A long Sample shows its progress; Cancel stops it between steps, the status says so, and the next Sample works."
+    url, _ = served
+    page, _ = _open(browser, url, [])
+    page.focus(".ld4lg-steps .noUi-handle")
+    page.keyboard.press("End")                                          # 100 steps: the stand-in sleeps at each one
+    page.click(".ld4lg-sample")
+    page.wait_for_function("() => document.querySelector('.ld4lg-status').innerText.includes('sampling: step')", timeout=60_000)
+    assert page.is_visible(".ld4lg-cancel")
+    page.click(".ld4lg-cancel")
+    page.wait_for_function("() => document.querySelector('.ld4lg-status').innerText.includes('cancelled')", timeout=60_000)
+    assert "nothing sampled yet" in page.inner_text(".ld4lg-status") and _texts(page) is None   # true to the screen
+    page.wait_for_selector(".ld4lg-cancel", state="hidden", timeout=30_000)
+    page.focus(".ld4lg-steps .noUi-handle")
+    page.keyboard.press("Home")                                         # 1 step: quick
+    page.click(".ld4lg-sample")
+    page.wait_for_function("() => document.querySelector('.ld4lg-status').innerText.includes('recorded in')", timeout=60_000)
+    assert "× 1 steps" in page.inner_text(".ld4lg-status") and len(_texts(page)["texts"]) == 4
+    page.close()
+
+
 def test_static_figure_without_kernel(browser, tmp_path):
     "A trajectory figure written to a self-contained HTML file animates in the browser with no Python behind it."
     sys.path.insert(0, str(TESTS))
