@@ -138,6 +138,7 @@ def read_ag_news_csv(path, label_names: list[str] | None = None) -> list[dict]:
         rows.append({"text": desc.replace("\\", " ").strip(), "label": int(lab) - 1})
     return rows
 
+# %% ../nbs/01_data.ipynb #83316c7b
 def _json_lines(path):
     "`(line number, value)` for each non-blank line of a JSON-lines file."
     for line, text in enumerate(_text(path).split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
