@@ -386,6 +386,7 @@ def _accumulate(sums: dict, logs: dict):
     "Add this step's logged values to `sums`, on the device (no host sync until the log step reads them)."
     for k, v in logs.items(): sums[k] = sums.get(k, 0.0) + (v.detach().float() if isinstance(v, torch.Tensor) else float(v))
 
+# %% ../nbs/01a_training.ipynb #1c340215
 def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_dir: str | Path | None = None,
         resume: bool = False, overwrite: bool = False, ema: EMA | None = None, collate_fn: Callable | None = None,
         callbacks: Iterable[Callable] = (), config_to_save: dict | None = None) -> TrainResult:

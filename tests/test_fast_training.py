@@ -107,7 +107,7 @@ def test_self_conditioning_follows_the_host_coin():
     from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
     from ld4lg_edu.diffusion import DiffusionConfig, diffusion_loss
     from ld4lg_edu.training import _coin_script
-    model = Denoiser(DenoiserConfig.tiny(latent_dim=8, num_classes=3, dropout=0.0))
+    model = Denoiser(DenoiserConfig.preset("tiny", latent_dim=8, num_classes=3, dropout=0.0))
     schedule, config = get_schedule("cosine"), DiffusionConfig()
     latents, labels = torch.randn(4, 8, 8), torch.tensor([0, 1, 2, 0])
     calls = []
@@ -295,3 +295,15 @@ def test_every_train_command_passes_overwrite(command, module, function, monkeyp
         with pytest.raises(Stop):
             cli.main([command, *extra, "--out", str(tmp_path / "run"), *flag])
     assert seen == [False, True]
+
+
+def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path):
+    "A checkpoint written for another recipe (`config_to_save`) is refused by name before any step; nothing is written."
+    x, y = data(32)
+    cfg = TrainConfig(steps=4, batch_size=16, warmup_steps=1, log_every=2, checkpoint_every=2)
+    fit(make_net(), mse, TensorData(x=x, y=y), cfg, out_dir=tmp_path / "run", config_to_save={"width": 16, "lr": 1})
+    steps = []
+    with pytest.raises(ValueError, match=r"different config \(keys \['width'\]\)"):
+        fit(make_net(), mse, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "steps": 8}), out_dir=tmp_path / "run",
+            resume=True, config_to_save={"width": 32, "lr": 1}, callbacks=[lambda s, m, h: steps.append(s)])
+    assert steps == [] and step_folders(tmp_path / "run") == ["step_000002", "step_000004"]
