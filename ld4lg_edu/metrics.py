@@ -250,6 +250,7 @@ class TextClassifier:
         "Predicted integer labels, (N,)."
         return np.asarray(self.model.predict(self.embed(check_texts(texts, min_count=1))))
 
+# %% ../nbs/09_evaluation.ipynb #3bbb25ff
 def _embedder(embed, texts: list[str]) -> tuple[Callable, str]:
     if embed == "auto":
         if minilm_available(): embed = "minilm"
