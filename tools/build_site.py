@@ -4,6 +4,7 @@
     python tools/build_site.py --only 04_noise_schedule 07_samplers   # a few chapters (a quick look)
     python tools/build_site.py --no-render         # the notebook test alone
     python tools/build_site.py --render-only       # render again from the executed copies in _site/executed
+    python tools/build_site.py --nbs DIR --no-render --out OUT   # run the chapters of a copy (`ld4lg course`) into OUT
 
 The execution is the notebook test (it replaces `nbdev_test`'s run): one Jupyter kernel per notebook, two side by
 side, cells flagged with a `tst_flags` flag of settings.ini (`#| slow`, `#| gpu`, `#| notest`) or `#| eval: false`
@@ -397,6 +398,8 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="Sphinx processes")
     p.add_argument("--no-render", action="store_true", help="only execute (the notebook test)")
     p.add_argument("--render-only", action="store_true", help="render from the executed copies of the last run")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for the executed copies, the site and site.json (default: _site/ of the repository)")
     p.add_argument("--keep-outputs", action="store_true",
                    help=f"store the outputs of the cells listed in docs/{KEPT.name} in nbs/ (from the last run)")
     args = p.parse_args(argv)
@@ -404,6 +407,10 @@ def main(argv=None) -> int:
         global NBS
         NBS = args.nbs.resolve()
         if not args.no_render: p.error("--nbs runs another folder's notebooks: pass --no-render as well")
+    if args.out is not None:
+        global OUT, STAMP
+        OUT = args.out.resolve()
+        STAMP = OUT / "site.json"
     notebooks = chapters(args.only)
     if args.keep_outputs:
         for path in keep_outputs(notebooks): print(f"stored the listed outputs in {path.relative_to(ROOT)}")
@@ -423,7 +430,7 @@ def build(notebooks: list[Path], args) -> bool:
     start = time.monotonic()
     if not args.render_only and not execute_all(notebooks, args.workers, args.timeout): return False
     executed_at = time.monotonic()
-    stale = check_kept(notebooks)
+    stale = check_kept(notebooks) if args.nbs is None else []  # a copy's stored outputs are nbs/'s, checked there
     for problem in stale: print("FAIL:", problem)
     if stale or args.no_render: return not stale
     html = render(prepare_sources(notebooks), args.jobs)
