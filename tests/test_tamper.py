@@ -138,6 +138,9 @@ SPECIFIC = {
                                   "outside its folder"),
         "weights named absolutely": (lambda f, m, t: edit_json(f / "denoiser.json", lambda d: d.update(weights=["/etc/passwd"])),
                                      "outside its folder"),
+        "weights named with a folder part": (lambda f, m, t: (
+            (f / "sub").mkdir(), shutil.copy(f / "model.safetensors", f / "sub"),
+            edit_json(f / "denoiser.json", lambda d: d.update(weights=["sub/model.safetensors"]))), "not a plain file name"),
         "weights not a list": (lambda f, m, t: edit_json(f / "denoiser.json", lambda d: d.update(weights="model.safetensors")),
                                "['weights'] must be list[str]"),
         "config field of the wrong type": (lambda f, m, t: edit_json(f / "denoiser.json", lambda d: d["config"].update(width="32")),
@@ -195,6 +198,9 @@ SPECIFIC = {
                                                                      lambda d: d.update(weights=["../autoencoder/autoencoder.safetensors"])),
                                            "outside its folder"),
         "pipeline.json lacking steps": (lambda f, m, t: edit_json(f / "pipeline.json", lambda d: d.pop("steps")), "steps"),
+        "denoiser folder linked from outside": (lambda f, m, t: (shutil.move(f / "denoiser", t / "denoiser"),
+                                                                 (f / "denoiser").symlink_to(t / "denoiser")),
+                                                "outside its folder"),
     },
     "student": {
         "wrong shapes": (lambda f, m, t: wrong_shape(f / "guidance.safetensors"), "does not fit this student's guidance"),
