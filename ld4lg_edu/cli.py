@@ -9,8 +9,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['COURSE_MARKER', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode',
-           'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_sample', 'cmd_distill', 'cmd_explore',
-           'course_source', 'copy_course', 'launch_lab', 'cmd_course', 'build_parser', 'main']
+           'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_train_segments', 'cmd_sample', 'cmd_distill',
+           'cmd_explore', 'course_source', 'copy_course', 'launch_lab', 'cmd_course', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #84f5723f
 def cmd_corpus(args):
@@ -133,6 +133,18 @@ def cmd_build(args):
                                    label_names=names, sampler=args.sampler, steps=args.steps, device="cpu")
     pipe.save_pretrained(args.out, dtype=args.dtype)
     print(f"pipeline written to {args.out}: {pipe}")
+
+# %% ../nbs/11_cli.ipynb #6f75c50b
+def cmd_train_segments(args):
+    "Train a segment-level denoiser over the sentence latents of a corpus (chapter 09c); writes OUT/pipeline."
+    from ld4lg_edu.segments import train_segments
+    shape = {k: v for k, v in dict(width=args.width, depth=args.depth, heads=args.heads).items() if v is not None}
+    pipe = train_segments(args.ae, args.corpus, out_dir=args.out, max_segments=args.max_segments, preset=args.preset,
+                          steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+                          resume=args.resume, compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,
+                          limit=args.limit, denoiser=shape, save_dtype=args.save_dtype, device=args.device)
+    last = pipe.history[-1]
+    print(f"trained {last['step']} steps; final loss {last['loss']:.4f}; pipeline written to {Path(args.out) / 'pipeline'}")
 
 # %% ../nbs/11_cli.ipynb #b8208166
 def cmd_sample(args):
@@ -293,6 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--corpus", default="wordnet")
     c.add_argument("--tokenizer", default=None, help="tokenizer folder, e.g. the LD4LG model's LM (default: the shipped course tokenizer)")
     common(c, compile=False); c.set_defaults(func=cmd_train_ar)
+    c = sub.add_parser("train-segments", help="train a segment-level model of long texts: one sentence latent per sentence")
+    c.add_argument("--ae", default="default", help="sentence autoencoder folder (default: the shipped one)")
+    c.add_argument("--corpus", default="rocstories-local", help="texts of several sentences, e.g. tinystories-local")
+    c.add_argument("--max-segments", type=int, default=6, help="most sentences per text (texts with more are dropped)")
+    c.add_argument("--preset", default="course", choices=["tiny", "course", "paper"], help="denoiser and recipe")
+    for name in ("width", "depth", "heads"):
+        c.add_argument(f"--{name}", type=int, default=None, help=f"denoiser {name} (default: the preset's)")
+    c.add_argument("--warmup-steps", type=int, default=None, help="lr warm-up steps (default: the preset's)")
+    c.add_argument("--limit", type=int, default=None, help="use the first N training texts")
+    c.add_argument("--cuda-graph", action="store_true", help="replay each step as one CUDA graph (one GPU; with --compile)")
+    c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16"])
+    c.add_argument("--device", default=None)
+    common(c); c.set_defaults(func=cmd_train_segments)
     c = sub.add_parser("build", help="assemble autoencoder + denoiser into a pipeline folder")
     c.add_argument("--ae", required=True); c.add_argument("--denoiser", required=True)
     c.add_argument("--corpus", default="wordnet", help="where the class names come from")
