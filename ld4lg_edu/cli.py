@@ -155,10 +155,9 @@ def cmd_sample(args):
     hf_logging.disable_progress_bar()  # stdout carries the texts; keep stderr quiet too
     if args.threads: torch.set_num_threads(args.threads)
     pipe = LatentDiffusionPipeline.from_pretrained(args.model, device=args.device)
-    guidance = args.guidance if args.label is not None else 1.0  # guidance pulls towards a class: none without one
-    result = pipe.sample(args.n, label=args.label, guidance_scale=guidance, steps=args.steps, sampler=args.sampler, seed=args.seed)
+    result = pipe.sample(args.n, label=args.label, guidance_scale=args.guidance, steps=args.steps, sampler=args.sampler, seed=args.seed)
     if args.json:
-        print(json.dumps({"model": str(args.model), "label": args.label, "guidance_scale": guidance, "sampler": args.sampler or pipe.sampler,
+        print(json.dumps({"model": str(args.model), "label": args.label, "guidance_scale": result.settings["guidance_scale"], "sampler": args.sampler or pipe.sampler,
                           "steps": args.steps or pipe.steps, "seed": args.seed, "texts": result.texts}, indent=1))
     else:
         print("\n".join(result.texts))
@@ -328,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default="default", help="'default' (shipped) or a folder written by save_pretrained / `ld4lg build`")
     c.add_argument("--label", default=None, help="class name, e.g. animal (default: unconditional)")
     c.add_argument("--n", type=int, default=8, help="how many texts")
-    c.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale w (1 = none; ignored without --label)")
+    c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w (1 = none; default: 2 with --label, 1 without; needs --label)")
     c.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's, 25)")
     c.add_argument("--sampler", default=None, choices=["dpmpp2m", "ddim", "ddpm", "distilled"],
                    help="'distilled': the pipeline's few-step student for --steps (one pass per step at any w)")
