@@ -195,6 +195,7 @@ def _course_tokenizer(tokenizer, vocab_size, texts, folder: Path, resume: bool):
     if resume and (folder / "tokenizer.json").exists(): return load_tokenizer(folder)
     return train_tokenizer(texts, vocab_size, out_dir=folder)
 
+# %% ../nbs/02_language_model.ipynb #65b8cd00
 def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm", steps: int | None = None,
                        batch_size: int | None = None, lr: float | None = None, warmup_steps: int | None = None,
                        corpus: str | list[str] = "wordnet-glosses", tokenizer: str | Path | None = None,
