@@ -12,6 +12,11 @@ from ld4lg_edu.segments import (FixedSegments, SegmentDiffusionPipeline, encode_
 S = 3
 
 
+def small(**shape) -> DenoiserConfig:
+    "A denoiser config small enough for a CPU test."
+    return DenoiserConfig(**{"width": 32, "depth": 2, "heads": 2, "ff_mult": 2, **shape})
+
+
 @pytest.fixture(scope="module")
 def tiny_ae():
     "A random CPU-sized sentence autoencoder (ℓ × d_ae = 4 × 16)."
@@ -22,7 +27,7 @@ def tiny_ae():
 def pipe(tiny_ae):
     torch.manual_seed(0)
     l, d = tiny_ae.latent_shape
-    denoiser = Denoiser(DenoiserConfig.preset("tiny", num_latents=S * l, latent_dim=d, width=32, depth=2, heads=2))
+    denoiser = Denoiser(small(num_latents=S * l, latent_dim=d))
     with torch.no_grad():  # the output layer starts at zero: give the random model something to say
         denoiser.output_proj.weight.normal_(0, 0.02)
     return SegmentDiffusionPipeline(tiny_ae, denoiser.eval(), S, steps=4, device="cpu")
@@ -107,9 +112,9 @@ def test_decode_checks_shapes(pipe):
 def test_pipeline_refuses_mismatched_parts(tiny_ae):
     l, d = tiny_ae.latent_shape
     with pytest.raises(ValueError, match="pair pieces trained together"):
-        SegmentDiffusionPipeline(tiny_ae, Denoiser(DenoiserConfig.preset("tiny", num_latents=S * l + 1, latent_dim=d)), S)
+        SegmentDiffusionPipeline(tiny_ae, Denoiser(small(num_latents=S * l + 1, latent_dim=d)), S)
     with pytest.raises(ValueError, match="unconditional"):
-        SegmentDiffusionPipeline(tiny_ae, Denoiser(DenoiserConfig.preset("tiny", num_latents=S * l, latent_dim=d, num_classes=2)), S)
+        SegmentDiffusionPipeline(tiny_ae, Denoiser(small(num_latents=S * l, latent_dim=d, num_classes=2)), S)
 
 
 def test_save_load_round_trip_and_bad_folders(pipe, tmp_path):
