@@ -285,7 +285,6 @@ def test_every_train_command_passes_overwrite(command, module, function, monkeyp
     def spy(*args, **kwargs):
         seen.append(kwargs.get("overwrite")); raise Stop
     monkeypatch.setattr(importlib.import_module(f"ld4lg_edu.{module}"), function, spy)
-    monkeypatch.setattr(cli, "_preset", lambda cls, name, **kw: cls())                       # no preset lookups
     monkeypatch.setattr(importlib.import_module("ld4lg_edu.lm"), "load_lm", lambda *a, **k: (None, None))
     monkeypatch.setattr(importlib.import_module("ld4lg_edu.autoencoder"), "LanguageAutoencoder", lambda *a: None)
     monkeypatch.setattr(importlib.import_module("ld4lg_edu.diffusion").LatentDataset, "load",
