@@ -12,11 +12,13 @@ import torch
 from fastcore.basics import patch
 from torch import nn
 
-from .core import asset_path, atomic_directory, check_count, check_folder, get_device, read_meta, seed_everything
+from .core import (asset_path, atomic_directory, check_count, check_folder, get_device, read_meta,
+                            seed_everything)
 from .autoencoder import LanguageAutoencoder, load_autoencoder, save_autoencoder
 from .schedule import NoiseSchedule, get_schedule, schedule_from_config
 from .denoiser import Denoiser, DenoiserConfig
-from .diffusion import DiffusionConfig, LatentDataset, load_denoiser, read_denoiser_info, save_denoiser, train_diffusion
+from .diffusion import (DiffusionConfig, LatentDataset, load_denoiser, read_denoiser_info, save_denoiser,
+                                 train_diffusion)
 from .samplers import SAMPLERS, sample_latents
 from .data import Corpus, load_corpus
 
@@ -26,7 +28,8 @@ __all__ = ['SEGMENTS_FORMAT', 'SEGMENTS_VERSION', 'SEGMENTS_META', 'split_senten
            'SegmentSampleResult', 'SegmentDiffusionPipeline', 'measure_token_norm', 'train_segments']
 
 # %% ../nbs/09c_segments.ipynb #7e0d8510
-_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "etc", "no", "e.g", "i.e", "a.m", "p.m"}
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "etc", "no", "e.g", "i.e", "a.m",
+                  "p.m"}
 _BOUNDARY = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
 
 def split_sentences(text: str) -> list[str]:
@@ -76,7 +79,8 @@ def encode_segments(autoencoder: LanguageAutoencoder, stories: list[list[str]], 
     check_count("max_segments", max_segments, " (sentences a story may have)")
     for i, story in enumerate(stories):
         if isinstance(story, str) or not isinstance(story, (list, tuple)) or not story:
-            raise ValueError(f"stories[{i}] must be a non-empty list of sentences (see segment_texts), got {story!r:.60}")
+            raise ValueError(f"stories[{i}] must be a non-empty list of sentences (see segment_texts), "
+                             f"got {story!r:.60}")
         if len(story) > max_segments:
             raise ValueError(f"stories[{i}] has {len(story)} sentences, more than max_segments={max_segments}; "
                              "drop it (segment_texts does) or raise max_segments")
@@ -157,14 +161,15 @@ class SegmentDiffusionPipeline:
         num_latents, latent_dim = autoencoder.latent_shape
         c = denoiser.config
         if (c.num_latents, c.latent_dim) != (max_segments * num_latents, latent_dim):
-            raise ValueError(f"the denoiser reads ({c.num_latents}, {c.latent_dim}) latents, but {max_segments} segments of "
-                             f"the autoencoder's ({num_latents}, {latent_dim}) need ({max_segments * num_latents}, "
-                             f"{latent_dim}); pair pieces trained together")
+            raise ValueError(f"the denoiser reads ({c.num_latents}, {c.latent_dim}) latents, but {max_segments} "
+                             f"segments of the autoencoder's ({num_latents}, {latent_dim}) need "
+                             f"({max_segments * num_latents}, {latent_dim}); pair pieces trained together")
         if c.num_classes or c.cond_dim: raise ValueError("a segment pipeline is unconditional: build its denoiser with "
                                                          "num_classes=0 and cond_dim=None")
         if token_norm is None:
-            if not autoencoder.config.normalize: raise ValueError("this autoencoder does not normalise its latents; pass "
-                                                                  "token_norm (see measure_token_norm)")
+            if not autoencoder.config.normalize:
+                raise ValueError("this autoencoder does not normalise its latents; pass token_norm "
+                                 "(see measure_token_norm)")
             token_norm = math.sqrt(latent_dim)
         if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
         self.autoencoder, self.denoiser, self.max_segments = autoencoder, denoiser, max_segments
@@ -185,7 +190,8 @@ class SegmentDiffusionPipeline:
 
     def __repr__(self):
         S, l, d = self.latent_shape
-        return f"SegmentDiffusionPipeline(S×ℓ×d_ae={S}×{l}×{d}, sampler={self.sampler!r}, steps={self.steps}, device={self.device})"
+        return (f"SegmentDiffusionPipeline(S×ℓ×d_ae={S}×{l}×{d}, sampler={self.sampler!r}, steps={self.steps}, "
+                f"device={self.device})")
 
 def measure_token_norm(latents: torch.Tensor, mask: torch.Tensor) -> float:
     "Mean vector norm of the real segments of `latents` (N, S, ℓ, d_ae) under `mask` (N, S)."
@@ -193,7 +199,8 @@ def measure_token_norm(latents: torch.Tensor, mask: torch.Tensor) -> float:
 
 # %% ../nbs/09c_segments.ipynb #dc9a2f26
 @patch
-def encode(self: SegmentDiffusionPipeline, texts: list[str], batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def encode(self: SegmentDiffusionPipeline, texts: list[str], batch_size: int = 256
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     "Latents (B, S, ℓ, d_ae) and mask (B, S) of `texts`; a text of more than S sentences is an error naming it."
     stories, _ = segment_texts(texts, self.max_segments, too_long="error")
     return encode_segments(self.autoencoder, stories, self.max_segments, batch_size)
@@ -207,14 +214,16 @@ def decode_sentences(self: SegmentDiffusionPipeline, latents: torch.Tensor, mask
         raise ValueError(f"latents must have shape (B, S, ℓ, d_ae) = (B, {', '.join(map(str, self.latent_shape))}), "
                          f"got {tuple(getattr(latents, 'shape', ()))}")
     mask = segment_mask(latents, self.token_norm) if mask is None else mask.bool().cpu()
-    if mask.shape != latents.shape[:2]: raise ValueError(f"mask must be (B, S) = {tuple(latents.shape[:2])}, got {tuple(mask.shape)}")
+    if mask.shape != latents.shape[:2]:
+        raise ValueError(f"mask must be (B, S) = {tuple(latents.shape[:2])}, got {tuple(mask.shape)}")
     texts = self.autoencoder.decode(latents.cpu()[mask], **decode_kwargs) if mask.any() else []
     counts, out, i = mask.sum(1).tolist(), [], 0
     for c in counts: out.append(texts[i:i + c]); i += c
     return out
 
 @patch
-def decode(self: SegmentDiffusionPipeline, latents: torch.Tensor, mask: torch.Tensor | None = None, **decode_kwargs) -> list[str]:
+def decode(self: SegmentDiffusionPipeline, latents: torch.Tensor, mask: torch.Tensor | None = None,
+           **decode_kwargs) -> list[str]:
     "One text per story in `latents` (B, S, ℓ, d_ae): its decoded sentences joined by spaces."
     return [" ".join(s) for s in self.decode_sentences(latents, mask, **decode_kwargs)]
 
@@ -237,10 +246,12 @@ def _segment_counts(segments, n: int, max_segments: int) -> torch.Tensor | None:
 
 @patch
 def sample(self: SegmentDiffusionPipeline, n: int, segments=None, steps: int | None = None, sampler: str | None = None,
-           seed: int | None = None, batch_size: int = 256, progress: bool = False, **decode_kwargs) -> SegmentSampleResult:
+           seed: int | None = None, batch_size: int = 256, progress: bool = False,
+           **decode_kwargs) -> SegmentSampleResult:
     """Generate `n` stories. `segments`: None lets the model choose each story's length (its learned stop), an int or
     n ints fix it (`FixedSegments`). The whole S × ℓ sequence is denoised at once; then each sentence is decoded."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
     steps, sampler = self.steps if steps is None else check_count("steps", steps), sampler or self.sampler
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
     check_count("batch_size", batch_size)
@@ -271,7 +282,8 @@ def save_pretrained(self: SegmentDiffusionPipeline, directory: str | Path, dtype
     if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()) and not (directory / SEGMENTS_META).exists():
-        raise FileExistsError(f"{directory} holds files but no {SEGMENTS_META}; save the pipeline to a new or empty folder")
+        raise FileExistsError(f"{directory} holds files but no {SEGMENTS_META}; save the pipeline to a new or empty "
+                              "folder")
     with atomic_directory(directory) as tmp:
         try:
             for net in (self.autoencoder, self.denoiser): net.to(getattr(torch, dtype))
@@ -297,13 +309,15 @@ def from_pretrained(cls: SegmentDiffusionPipeline, directory: str | Path, device
     autoencoder = load_autoencoder(directory / "autoencoder", device=device).eval()
     denoiser = load_denoiser(directory / "denoiser", device=device)
     schedule = schedule_from_config(read_denoiser_info(directory / "denoiser")["schedule"])
-    try: return cls(autoencoder, denoiser, meta["max_segments"], schedule, meta["token_norm"], meta["sampler"], meta["steps"], device)
+    try: return cls(autoencoder, denoiser, meta["max_segments"], schedule, meta["token_norm"], meta["sampler"],
+                    meta["steps"], device)
     except ValueError as e: raise ValueError(f"{directory}: {e}; {fix}") from None
 
 # %% ../nbs/09c_segments.ipynb #dbbac82b
 def _presets(preset: str, shape: dict, train: dict):
     "(DenoiserConfig, DiffusionConfig) of `preset` ('tiny', 'course' or 'paper') at `shape`, with `train` overrides."
-    if preset not in ("tiny", "course", "paper"): raise ValueError(f"unknown preset {preset!r}; choose tiny, course or paper")
+    if preset not in ("tiny", "course", "paper"):
+        raise ValueError(f"unknown preset {preset!r}; choose tiny, course or paper")
     named = lambda cls, **kw: cls.preset(preset, **kw) if hasattr(cls, "preset") else getattr(cls, preset)(**kw)
     denoiser, diffusion = named(DenoiserConfig, **shape), named(DiffusionConfig)
     diffusion.train = replace(diffusion.train, **{k: v for k, v in train.items() if v is not None})
@@ -314,8 +328,9 @@ def _sentence_autoencoder(autoencoder, device) -> LanguageAutoencoder:
     path = asset_path("default_model") / "autoencoder" if str(autoencoder) == "default" else Path(autoencoder)
     return load_autoencoder(path, device=device)
 
-def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default", corpus: str | Corpus | list[str] = "rocstories-local",
-                   out_dir: str | Path | None = None, max_segments: int = 6, preset: str = "course", steps: int | None = None,
+def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default",
+                   corpus: str | Corpus | list[str] = "rocstories-local", out_dir: str | Path | None = None,
+                   max_segments: int = 6, preset: str = "course", steps: int | None = None,
                    batch_size: int | None = None, lr: float | None = None, warmup_steps: int | None = None,
                    resume: bool = False, compile: bool = False, cuda_graph: bool = False, seed: int = 0,
                    limit: int | None = None, denoiser: dict | None = None, save_dtype: str = "float32", device=None,
@@ -323,20 +338,24 @@ def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default", co
     """Train a segment denoiser over the sentence latents of `corpus`'s train split (or of a list of texts) and return
     the pipeline, written to `out_dir/pipeline` when `out_dir` is given (the latents are kept in
     `out_dir/latents.safetensors`, the run's checkpoints in `out_dir/diffusion`). `autoencoder`: 'default' (the
-    shipped one), a folder, or a model; `denoiser`: overrides of the preset's `DenoiserConfig` fields (width, depth, ...).
+    shipped one), a folder, or a model; `denoiser`: overrides of the preset's `DenoiserConfig` fields (width, depth,
+    ...).
     Texts of more than `max_segments` sentences are dropped."""
-    if save_dtype not in ("float32", "bfloat16"): raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
+    if save_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
     check_count("max_segments", max_segments, " (sentences a story may have)")
     _presets(preset, {}, {})  # an unknown preset fails before any work
     out = None if out_dir is None else Path(out_dir)
     if out is not None and (out / "diffusion").exists() and not resume:
-        raise FileExistsError(f"{out} already holds a segment run; pass resume=True (--resume) or choose another folder")
+        raise FileExistsError(f"{out} already holds a segment run; pass resume=True (--resume) or choose another "
+                              "folder")
     ae = _sentence_autoencoder(autoencoder, device).eval()
     cache = None if out is None else out / "latents.safetensors"
     if cache is not None and cache.exists():
         flat = LatentDataset.load(cache).latents
     else:
-        texts = corpus if isinstance(corpus, list) else (load_corpus(corpus) if isinstance(corpus, str) else corpus).texts("train")
+        if isinstance(corpus, str): corpus = load_corpus(corpus)
+        texts = corpus if isinstance(corpus, list) else corpus.texts("train")
         stories, _ = segment_texts(texts[:limit], max_segments)
         latents, mask = encode_segments(ae, stories, max_segments)
         flat = flatten_segments(latents)
@@ -344,8 +363,9 @@ def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default", co
     latents = unflatten_segments(flat, max_segments)
     mask = segment_norms(latents) > 0
     shape = {**(denoiser or {}), "num_latents": flat.shape[1], "latent_dim": flat.shape[2]}
-    denoiser_config, diffusion_config = _presets(preset, shape, dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                                                 warmup_steps=warmup_steps, compile=compile, cuda_graph=cuda_graph))
+    train = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup_steps=warmup_steps, compile=compile,
+                 cuda_graph=cuda_graph)
+    denoiser_config, diffusion_config = _presets(preset, shape, train)
     run = train_diffusion(LatentDataset(flat), denoiser_config, diffusion_config,
                           out_dir=None if out is None else out / "diffusion", resume=resume, callbacks=callbacks)
     pipe = SegmentDiffusionPipeline(ae, run.ema_denoiser, max_segments, diffusion_config.make_schedule(),

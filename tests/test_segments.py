@@ -1,4 +1,4 @@
-"Behaviour of chapter 09c: sentences, segment latents, the learned stop, fixed segment counts, the pipeline, its folder, the CLI."
+"Chapter 09c: sentences, segment latents, the learned stop, fixed segment counts, the pipeline, its folder, the CLI."
 import json, warnings
 
 import pytest
@@ -6,8 +6,8 @@ import torch
 
 from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
 from ld4lg_edu.pipeline import tiny_pipeline
-from ld4lg_edu.segments import (FixedSegments, SegmentDiffusionPipeline, encode_segments, flatten_segments, segment_mask,
-                                segment_texts, split_sentences, train_segments, unflatten_segments)
+from ld4lg_edu.segments import (FixedSegments, SegmentDiffusionPipeline, encode_segments, flatten_segments,
+                                segment_mask, segment_texts, split_sentences, train_segments, unflatten_segments)
 
 S = 3
 
@@ -34,10 +34,12 @@ def pipe(tiny_ae):
 
 
 def test_split_sentences():
-    assert split_sentences("Sam ran home. It rained!  Was he wet? Yes.") == ["Sam ran home.", "It rained!", "Was he wet?", "Yes."]
+    assert split_sentences("Sam ran home. It rained!  Was he wet? Yes.") == [
+        "Sam ran home.", "It rained!", "Was he wet?", "Yes."]
     assert split_sentences('Dr. Ng said "Go." So J. R. went.') == ['Dr. Ng said "Go."', "So J. R. went."]
     assert split_sentences("pi is 3.14 or so. 7 cats sat.") == ["pi is 3.14 or so.", "7 cats sat."]
-    assert split_sentences("lower case. after a period stays one sentence.") == ["lower case. after a period stays one sentence."]
+    one = "lower case. after a period stays one sentence."
+    assert split_sentences(one) == [one]
     assert split_sentences(" \n ") == []
     assert split_sentences("A. B. ran.") == ["A. B. ran."]                                  # initials, not ends
     with pytest.raises(TypeError, match="must be a str"): split_sentences(None)
@@ -63,7 +65,8 @@ def test_encode_segments_shapes_and_padding(tiny_ae):
     assert latents[~mask].abs().sum() == 0
     assert torch.allclose(latents[0, 1], tiny_ae.encode(["It slept."])[0], atol=1e-5)
     assert torch.equal(unflatten_segments(flatten_segments(latents), S), latents)
-    with pytest.raises(ValueError, match="more than max_segments"): encode_segments(tiny_ae, [["a.", "b.", "c.", "d."]], S)
+    with pytest.raises(ValueError, match="more than max_segments"):
+        encode_segments(tiny_ae, [["a.", "b.", "c.", "d."]], S)
     with pytest.raises(ValueError, match="non-empty list"): encode_segments(tiny_ae, [[]], S)
     with pytest.raises(ValueError, match=r"\(N, S, ℓ, d_ae\)"): flatten_segments(latents[0])
 
@@ -121,26 +124,32 @@ def test_save_load_round_trip_and_bad_folders(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "p")
     loaded = SegmentDiffusionPipeline.from_pretrained(tmp_path / "p")
     assert (loaded.max_segments, loaded.token_norm, loaded.steps) == (pipe.max_segments, pipe.token_norm, pipe.steps)
-    assert loaded.sample(2, segments=2, seed=3, max_length=8).texts == pipe.sample(2, segments=2, seed=3, max_length=8).texts
+    again = dict(segments=2, seed=3, max_length=8)
+    assert loaded.sample(2, **again).texts == pipe.sample(2, **again).texts
     pipe.save_pretrained(tmp_path / "p")                                            # over an earlier save
     (tmp_path / "other").mkdir(); (tmp_path / "other" / "x.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="no segments.json"): pipe.save_pretrained(tmp_path / "other")
-    with pytest.raises(FileNotFoundError, match="no segment pipeline"): SegmentDiffusionPipeline.from_pretrained(tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="no segment pipeline"):
+        SegmentDiffusionPipeline.from_pretrained(tmp_path / "none")
     meta = json.loads((tmp_path / "p" / "segments.json").read_text())
     (tmp_path / "p" / "segments.json").write_text(json.dumps({**meta, "max_segments": 5}))
-    with pytest.raises(ValueError, match="pair pieces trained together"): SegmentDiffusionPipeline.from_pretrained(tmp_path / "p")
+    with pytest.raises(ValueError, match="pair pieces trained together"):
+        SegmentDiffusionPipeline.from_pretrained(tmp_path / "p")
     (tmp_path / "p" / "segments.json").write_text(json.dumps({**meta, "max_segments": "3"}))
     with pytest.raises(ValueError, match="max_segments"): SegmentDiffusionPipeline.from_pretrained(tmp_path / "p")
 
 
 def test_train_segments_learns_and_writes(tiny_ae, tmp_path):
     texts = ["Sam had a ball. He threw it.", "Kim ran. She won the race. Everyone cheered."] * 8
-    pipe = train_segments(tiny_ae, texts, out_dir=tmp_path / "run", max_segments=S, preset="tiny", steps=40, batch_size=8,
+    pipe = train_segments(tiny_ae, texts, out_dir=tmp_path / "run", max_segments=S, preset="tiny", steps=40,
+                          batch_size=8,
                           denoiser=dict(width=32, depth=2, heads=2), device="cpu")
     assert pipe.history[-1]["loss"] < pipe.history[0]["loss"]
-    assert (tmp_path / "run" / "pipeline" / "segments.json").exists() and (tmp_path / "run" / "latents.safetensors").exists()
+    assert (tmp_path / "run" / "pipeline" / "segments.json").exists()
+    assert (tmp_path / "run" / "latents.safetensors").exists()
     assert pipe.latent_shape == (S, *tiny_ae.latent_shape)
-    with pytest.raises(FileExistsError, match="resume"): train_segments(tiny_ae, texts, out_dir=tmp_path / "run", preset="tiny")
+    with pytest.raises(FileExistsError, match="resume"):
+        train_segments(tiny_ae, texts, out_dir=tmp_path / "run", preset="tiny")
     with pytest.raises(ValueError, match="unknown preset"): train_segments(tiny_ae, texts, preset="huge")
 
 

@@ -1,10 +1,10 @@
-"""The device half of chapter 09c's experiment (tools/gpu_job_segments.sh runs it): sample and reconstruct with the trained
-models and write the texts; tools/segments_results.py scores them on a CPU into nbs/results/segments_*.json.
+"""The device half of chapter 09c's experiment (tools/gpu_job_segments.sh runs it): sample and reconstruct with the
+trained models and write the texts; tools/segments_results.py scores them on a CPU into nbs/results/segments_*.json.
 
     python tools/segments_experiment.py seg RUN_DIR --corpus rocstories-local --out seg.json      # a segment pipeline
-    python tools/segments_experiment.py single PIPE_DIR --ae AE_DIR --out single.json             # a one-latent pipeline
-    python tools/segments_experiment.py curve AE_DIR --out curve.json                             # BLEU vs length, one latent
-    python tools/segments_experiment.py ppl AR_DIR --samples a.json b.json --out ppl.json          # AR samples + perplexity
+    python tools/segments_experiment.py single PIPE_DIR --out single.json       # a one-latent pipeline
+    python tools/segments_experiment.py curve AE_DIR --out curve.json            # BLEU vs length, one latent
+    python tools/segments_experiment.py ppl AR_DIR --samples a.json --out ppl.json  # AR samples + perplexity
 """
 from __future__ import annotations
 import argparse, json, os, time
@@ -39,7 +39,8 @@ def run_seg(args):
         out["samples"][f"seed={seed}"] = pipe.sample(args.n, seed=seed, batch_size=1024).sentences
         sync(); out["seconds"][f"seed={seed}"] = time.perf_counter() - t
     if args.fixed:
-        out["fixed"] = {str(k): pipe.sample(args.fixed_n, segments=k, seed=0, batch_size=1024).sentences for k in args.fixed}
+        out["fixed"] = {str(k): pipe.sample(args.fixed_n, segments=k, seed=0, batch_size=1024).sentences
+                        for k in args.fixed}
     refs = [t for t in test_texts(args.corpus, args.limit) if len(split_sentences(t)) <= pipe.max_segments]
     out["reconstruction"] = {"references": refs, "hypotheses": pipe.reconstruct(refs, batch_size=1024)}
     out["history"] = json.loads((Path(args.path) / "diffusion" / "ema_denoiser" / "denoiser.json").read_text())["extra"]
@@ -72,12 +73,12 @@ def run_curve(args):
         refs = [" ".join(s[:k]) for s in stories]
         tokens = [len(ids) for ids in ae.tokenizer(refs)["input_ids"]]
         rows[k] = {"references": refs, "hypotheses": ae.reconstruct(refs, batch_size=1024), "tokens": tokens}
-    write(args.out, {"autoencoder": args.name, "max_length": ae.config.max_length, "latent_shape": list(ae.latent_shape),
-                     "prefixes": rows})
+    write(args.out, {"autoencoder": args.name, "max_length": ae.config.max_length,
+                     "latent_shape": list(ae.latent_shape), "prefixes": rows})
 
 
 def run_ppl(args):
-    "The AR baseline's own samples and the perplexity, under it, of every story in the sample files and of the references."
+    "The AR baseline's own samples, and the perplexity under it of the stories in the sample files and the references."
     from ld4lg_edu.baseline import ARBaseline
     from ld4lg_edu.metrics import load_causal_lm, token_nll
     import numpy as np

@@ -24,7 +24,8 @@ def bleu(refs, hyps) -> dict:
 
 def reconstruct_cpu(path: Path, corpus: str = "rocstories-local", sentences=(5, 5), limit: int | None = None) -> dict:
     """Held-out texts of `corpus` (its test split; those with `sentences` = (min, max) sentences, the first `limit`)
-    through one latent per sentence of the shipped autoencoder; the texts are kept in `path` (read back when present)."""
+    through one latent per sentence of the shipped autoencoder; the texts are kept in `path` (read back when
+    present)."""
     if path.exists(): return json.loads(path.read_text())
     from ld4lg_edu.data import load_corpus
     from ld4lg_edu.segments import encode_segments, segment_texts, split_sentences, _sentence_autoencoder
@@ -48,7 +49,8 @@ def curves(folders) -> dict:
             d = json.loads(f.read_text())
             out[d["autoencoder"]] = [{"sentences": int(k), "tokens": sum(r["tokens"]) / len(r["tokens"]),
                                       "truncated": sum(t > d["max_length"] for t in r["tokens"]) / len(r["tokens"]),
-                                      **bleu(r["references"], r["hypotheses"])} for k, r in sorted(d["prefixes"].items())]
+                                      **bleu(r["references"], r["hypotheses"])}
+                                     for k, r in sorted(d["prefixes"].items())]
     return out
 
 
@@ -74,7 +76,8 @@ def mauve_rows(folders, ppl: dict) -> list[dict]:
     for folder in folders:
         for f in sorted(Path(folder).glob("segments_*.json")):
             d = json.loads(f.read_text())
-            if "samples" not in d or d.get("corpus", "rocstories-local") != "rocstories-local" or d.get("model") == "ar": continue
+            if "samples" not in d or d.get("model") == "ar": continue
+            if d.get("corpus", "rocstories-local") != "rocstories-local": continue
             for key, stories in d["samples"].items():
                 texts = [" ".join(s) if isinstance(s, list) else s for s in stories]
                 row = {"model": d["model"], "seed": int(key.split("=")[1]),
@@ -90,15 +93,16 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--device-out", nargs="+", required=True, help="folders unpacked from segments_results.tgz")
     p.add_argument("--reconstruct", default=None, help="JSON file of the CPU reconstruction (written when absent)")
-    p.add_argument("--tiny-reconstruct", default=None, help="the same for 100 TinyStories test paragraphs of 2-8 sentences")
+    p.add_argument("--tiny-reconstruct", default=None,
+                   help="the same for 100 TinyStories test paragraphs of 2-8 sentences")
     p.add_argument("--out-dir", default="nbs/results")
     args = p.parse_args()
     out = Path(args.out_dir)
     single = json.loads((out / "corpora_models.json").read_text())["reconstruction"]["rocstories-local"]
     texts = reconstruct_cpu(Path(args.reconstruct)) if args.reconstruct else None
     rec = None if texts is None else bleu(texts["references"], texts["hypotheses"])
-    length = {"description": "Reconstruction BLEU of the first k sentences of the five-sentence stories of rocstories-local's "
-                             "test split, each prefix through one latent (sacrebleu corpus BLEU)",
+    length = {"description": "Reconstruction BLEU of the first k sentences of the five-sentence stories of "
+                             "rocstories-local's test split, each prefix through one latent (sacrebleu corpus BLEU)",
               "labels": {"sentence_ae": "one latent, shipped autoencoder (32 x 64, LM reads 64 tokens)",
                          "story_ae": "one latent, story autoencoder (32 x 64, 96 tokens)"},
               "curves": curves(args.device_out),
@@ -109,7 +113,8 @@ def main():
     for folder in args.device_out:
         f = Path(folder) / "segments_ppl.json"
         if f.exists(): ppl[Path(folder).name] = json.loads(f.read_text())
-    tiny = reconstruct_cpu(Path(args.tiny_reconstruct), "tinystories-local", (2, 8), 100) if args.tiny_reconstruct else None
+    tiny = None if not args.tiny_reconstruct else reconstruct_cpu(Path(args.tiny_reconstruct), "tinystories-local",
+                                                                   (2, 8), 100)
     evaluation = {"reconstruction": {"segments_shipped_ae": rec, "single_latent_rocstories_ae": single,
                                      "segments_shipped_ae_tinystories": None if tiny is None else
                                      {**bleu(tiny["references"], tiny["hypotheses"]),
