@@ -54,7 +54,7 @@ def bench_row(preset: str, precision: str, compiled: bool, batch_size: int, step
               device: torch.device, self_cond_prob: float) -> dict:
     "Time `steps` training steps of one configuration; returns the measured numbers."
     torch.manual_seed(0)
-    cfg = DenoiserConfig.paper() if preset == "paper" else DenoiserConfig.tiny()
+    cfg = DenoiserConfig.preset("paper") if preset == "paper" else DenoiserConfig.preset("tiny")
     model = Denoiser(cfg).to(device).train()
     params = count_parameters(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")

@@ -31,7 +31,7 @@ def gpu_table(n: int, device: str = "cuda", step_counts=(10, 25, 250)):
     from ld4lg_edu.pipeline import LatentDiffusionPipeline
     pipe = load_default(device=device)
     torch.manual_seed(0)
-    big = Denoiser(DenoiserConfig.paper(num_classes=len(pipe.label_names))).to(device).eval()
+    big = Denoiser(DenoiserConfig.preset("paper", num_classes=len(pipe.label_names))).to(device).eval()
     paper = LatentDiffusionPipeline(pipe.autoencoder, big, pipe.schedule, label_names=pipe.label_names, device=device)
     rows, lengths = [], []
     for name, p in (("LD4LG shipped 8x256", pipe), ("LD4LG paper-size 12x768", paper)):

@@ -122,7 +122,7 @@ def denoiser_rows(args, device, peak):
     rows = []
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
     for arch in args.archs:
-        config = DenoiserConfig.paper(num_classes=6, **ARCHS[arch])
+        config = DenoiserConfig.preset("paper", num_classes=6, **ARCHS[arch])
         for batch in args.batch_sizes:
             for compiled in modes:
                 torch.manual_seed(0)

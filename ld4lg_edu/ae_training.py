@@ -22,11 +22,13 @@ __all__ = ['reconstruction_metrics', 'autoencoder_loss', 'TokenCollator', 'token
 
 # %% ../nbs/03a_autoencoder_training.ipynb #0be84dd5
 def reconstruction_metrics(references: list[str], hypotheses: list[str]) -> dict[str, float]:
-    "Corpus BLEU (sacrebleu), mean ROUGE-L F and exact-match rate of `hypotheses` against `references`, all in [0, 100]."
+    """Corpus BLEU (sacrebleu), mean ROUGE-L F and exact-match rate of `hypotheses` against `references`, all in [0,
+    100]."""
     import sacrebleu
     from rouge_score import rouge_scorer
     if len(references) != len(hypotheses):
-        raise ValueError(f"got {len(references)} references but {len(hypotheses)} hypotheses; pass one hypothesis per reference")
+        raise ValueError(f"got {len(references)} references but {len(hypotheses)} hypotheses; pass one hypothesis per "
+                         f"reference")
     if not references: raise ValueError("no references given; metrics of an empty set are undefined")
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     rouge = sum(scorer.score(r, h)["rougeL"].fmeasure for r, h in zip(references, hypotheses)) / len(references)
@@ -46,20 +48,25 @@ class TokenCollator:
         return {"input_ids": ids, "attention_mask": mask}
 
 def token_data(ids: list[list[int]], pad_token_id: int) -> TensorData:
-    "Token-id lists as padded `input_ids`, `attention_mask` (N, L) that `fit` batches on the device, cut to each batch's longest row."
+    """Token-id lists as padded `input_ids`, `attention_mask` (N, L) that `fit` batches on the device, cut to each
+    batch's longest row."""
     input_ids, mask = pad_sequences(ids, pad_token_id)
-    return TensorData(lengths=mask.sum(1), padded=("input_ids", "attention_mask"), input_ids=input_ids, attention_mask=mask)
+    return TensorData(lengths=mask.sum(1), padded=("input_ids", "attention_mask"), input_ids=input_ids,
+                      attention_mask=mask)
 
 def tokenize_texts(ae: LanguageAutoencoder, texts: list[str]) -> list[list[int]]:
     "Token ids of `texts` truncated to the autoencoder's `max_length` (warns with the number truncated)."
     if not texts: raise ValueError("no training texts given")
     blank = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if blank: raise ValueError(f"texts at positions {blank[:5]} are empty or blank; clean the corpus first (see data.drop_empty)")
+    if blank:
+        raise ValueError(f"texts at positions {blank[:5]} are empty or blank; clean the corpus first (see "
+                         f"data.drop_empty)")
     limit = ae.config.max_length
     ids = ae.tokenizer(list(texts))["input_ids"]
     long = [i for i, s in enumerate(ids) if len(s) > limit]
     if long:
-        warnings.warn(f"{len(long)} of {len(texts)} training text(s) are longer than max_length={limit} tokens and were truncated")
+        warnings.warn(f"{len(long)} of {len(texts)} training text(s) are longer than max_length={limit} tokens and "
+                      f"were truncated")
         cut = ae.tokenizer([texts[i] for i in long], truncation=True, max_length=limit)["input_ids"]
         for i, s in zip(long, cut): ids[i] = s
     return ids
@@ -87,7 +94,8 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
                       num_samples: int = 3, log_every: int | None = None, checkpoint_every: int | None = None,
                       limit: int | None = None, seed: int = 0, device=None, compile: bool = False,
                       overwrite: bool = False):
-    "Train f_φ, g_ψ of `autoencoder` (or of a new one from a preset name) on `data` (texts or a corpus name) or a feature `cache`; returns `(autoencoder, fit result)`."
+    """Train f_φ, g_ψ of `autoencoder` (or of a new one from a preset name) on `data` (texts or a corpus name) or a
+    feature `cache`; returns `(autoencoder, fit result)`."""
     from ld4lg_edu.data import load_corpus
     from ld4lg_edu.training import TrainConfig, fit
     seed_everything(seed)
@@ -95,7 +103,8 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
         config = AutoencoderConfig.preset(autoencoder, **({"lm": lm} if lm else {}))
         model, tokenizer = load_lm(config.lm, device=device, freeze=config.freeze_lm)
         autoencoder = LanguageAutoencoder(model, tokenizer, config)
-    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps).items() if v is not None}
+    given = dict(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps)
+    overrides = {k: v for k, v in given.items() if v is not None}
     ae = autoencoder
     ae.config = replace(ae.config, **overrides)
     cfg = ae.config
@@ -110,12 +119,16 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
         dataset, collate = token_data(tokenize_texts(ae, texts), ae.tokenizer.pad_token_id), None
     train = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                         warmup_steps=cfg.warmup_steps, decay="linear", grad_clip=1.0, seed=seed, compile=compile,
-                        log_every=log_every or max(1, cfg.steps // 20), checkpoint_every=checkpoint_every or max(1, cfg.steps // 5))
+                        log_every=log_every or max(1, cfg.steps // 20),
+                        checkpoint_every=checkpoint_every or max(1, cfg.steps // 5))
     samples = ReconstructionSamples(sample_texts if sample_texts is not None else texts[:num_samples])
-    architecture = {k: v for k, v in asdict(cfg).items() if k not in _RECIPE}  # changing the recipe may resume; the shape may not
-    result = fit(ae, autoencoder_loss, dataset, train, out_dir=None if out_dir is None else Path(out_dir) / "checkpoints",
+    # changing the recipe may resume; the shape may not
+    architecture = {k: v for k, v in asdict(cfg).items() if k not in _RECIPE}
+    checkpoints = None if out_dir is None else Path(out_dir) / "checkpoints"
+    result = fit(ae, autoencoder_loss, dataset, train, out_dir=checkpoints,
                  resume=resume, overwrite=overwrite, collate_fn=collate, callbacks=[samples] if samples.texts else [],
-                 config_to_save={"autoencoder": architecture, "data": data if isinstance(data, str) else f"{len(texts)} texts"})
+                 config_to_save={"autoencoder": architecture,
+                                 "data": data if isinstance(data, str) else f"{len(texts)} texts"})
     result.samples = samples.log
     if out_dir is not None and is_main_process(): save_autoencoder(ae, out_dir)
     return ae, result
@@ -126,7 +139,9 @@ def cache_features(ae: LanguageAutoencoder, texts: list[str], path: str | Path, 
                    dtype: torch.dtype = torch.bfloat16) -> Path:
     "Run the frozen encoder over `texts` once and store features + token ids in a safetensors file at `path`."
     from safetensors.torch import save_file
-    if not ae.config.freeze_lm: raise ValueError("features can only be cached for a frozen LM (freeze_lm=True): a trained encoder changes them every step")
+    if not ae.config.freeze_lm:
+        raise ValueError("features can only be cached for a frozen LM (freeze_lm=True): a trained encoder changes them "
+                         "every step")
     ids = tokenize_texts(ae, texts)
     features, lengths = [], []
     for i in tqdm(range(0, len(ids), batch_size), desc="caching features", disable=len(ids) <= 4 * batch_size):
@@ -137,8 +152,10 @@ def cache_features(ae: LanguageAutoencoder, texts: list[str], path: str | Path, 
         features.append(h[real].to(dtype).cpu()); lengths += real.sum(1).tolist()
     offsets = torch.tensor([0] + lengths).cumsum(0)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"features": torch.cat(features), "input_ids": torch.tensor([t for s in ids for t in s]), "offsets": offsets},
-              str(path), metadata={"d_model": str(ae.d_model), "lm": ae.config.lm, "max_length": str(ae.config.max_length)})
+    flat_ids = torch.tensor([t for s in ids for t in s])
+    tensors = {"features": torch.cat(features), "input_ids": flat_ids, "offsets": offsets}
+    metadata = {"d_model": str(ae.d_model), "lm": ae.config.lm, "max_length": str(ae.config.max_length)}
+    save_file(tensors, str(path), metadata=metadata)
     return path
 
 class FeatureCache(torch.utils.data.Dataset):
@@ -148,8 +165,10 @@ class FeatureCache(torch.utils.data.Dataset):
         self.path, self._file = str(path), None
         with safe_open(self.path, "pt") as f: self.metadata, self.offsets = f.metadata(), f.get_tensor("offsets")
         if ae is not None and int(self.metadata["d_model"]) != ae.d_model:
-            raise ValueError(f"cache {path} holds features of width {self.metadata['d_model']} (LM {self.metadata['lm']!r}), "
-                             f"the autoencoder's LM has d_model={ae.d_model}; rebuild the cache with cache_features(ae, ...)")
+            raise ValueError(f"cache {path} holds features of width {self.metadata['d_model']} (LM "
+                             f"{self.metadata['lm']!r}), "
+                             f"the autoencoder's LM has d_model={ae.d_model}; rebuild the cache with "
+                             "cache_features(ae, ...)")
 
     def __len__(self): return len(self.offsets) - 1
 
@@ -188,9 +207,11 @@ class FeatureCollator:
         return {"features": features, "input_ids": ids, "attention_mask": mask}
 
 # %% ../nbs/03a_autoencoder_training.ipynb #86ac445c
-def ae_sweep(lm, tokenizer, train_texts: list[str], eval_texts: list[str], num_latents=(4, 8, 16, 32), latent_dims=(8, 16, 32, 64),
+def ae_sweep(lm, tokenizer, train_texts: list[str], eval_texts: list[str], num_latents=(4, 8, 16, 32),
+             latent_dims=(8, 16, 32, 64),
              base: AutoencoderConfig | None = None, out_path: str | Path | None = None, **train_kwargs) -> list[dict]:
-    "Train one autoencoder per ℓ in `num_latents` (at base d_ae) and per d_ae in `latent_dims` (at base ℓ); rows of metrics."
+    """Train one autoencoder per ℓ in `num_latents` (at base d_ae) and per d_ae in `latent_dims` (at base ℓ); rows of
+    metrics."""
     base = base or AutoencoderConfig.preset("course")
     settings = [(n, base.latent_dim) for n in num_latents] + [(base.num_latents, d) for d in latent_dims]
     rows = []
@@ -199,7 +220,8 @@ def ae_sweep(lm, tokenizer, train_texts: list[str], eval_texts: list[str], num_l
         ae, result = train_autoencoder(ae, train_texts, sample_texts=[], **train_kwargs)
         ae.eval()
         rows.append({"num_latents": n, "latent_dim": d, "steps": result.step, "train_loss": result.history[-1]["loss"],
-                     "trainable_parameters": count_parameters(ae), **reconstruction_metrics(eval_texts, ae.reconstruct(eval_texts))})
+                     "trainable_parameters": count_parameters(ae),
+                     **reconstruction_metrics(eval_texts, ae.reconstruct(eval_texts))})
         if out_path is not None:  # written after every setting: a killed sweep keeps what it measured
             Path(out_path).parent.mkdir(parents=True, exist_ok=True)
             Path(out_path).write_text(json.dumps({"lm": ae.config.lm, "base": asdict(base), "rows": rows}, indent=1))

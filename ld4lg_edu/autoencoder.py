@@ -13,12 +13,13 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (atomic_directory, autocast, check_count, check_folder, config_from_dict, confined_file, count_parameters,
-                            read_meta, read_tensors)
-from .lm import course_lm_path, decoder_loss, encoder_features, frozen, generate_from_hidden, lm_dims, lm_labels, load_lm
+from .core import (PresetConfig, Presets, atomic_directory, autocast, check_count, check_folder,
+                            config_from_dict, confined_file, count_parameters, read_meta, read_tensors)
+from .lm import (course_lm_path, decoder_loss, encoder_features, frozen, generate_from_hidden, lm_dims, lm_labels,
+                          load_lm)
 
 # %% auto #0
-__all__ = ['AE_PRESETS', 'AE_WEIGHTS', 'AE_CONFIG', 'AE_FORMAT', 'AE_VERSION', 'Attention', 'FeedForward', 'PerceiverLayer',
+__all__ = ['AE_WEIGHTS', 'AE_CONFIG', 'AE_FORMAT', 'AE_VERSION', 'Attention', 'FeedForward', 'PerceiverLayer',
            'PerceiverCompression', 'TransformerLayer', 'Reconstruction', 'AutoencoderConfig', 'LanguageAutoencoder',
            'check_latents', 'save_autoencoder', 'load_autoencoder']
 
@@ -126,7 +127,8 @@ class TransformerLayer(nn.Module):
 
 class Reconstruction(nn.Module):
     "g_ψ: latents x (B, ℓ, d_ae) → decoder features ĥ (B, ℓ, d_model)."
-    def __init__(self, latent_dim: int, dim: int, d_model: int, num_latents: int, layers: int, heads: int, ff_mult: int = 4):
+    def __init__(self, latent_dim: int, dim: int, d_model: int, num_latents: int, layers: int, heads: int,
+                 ff_mult: int = 4):
         super().__init__()
         self.project_in = nn.Linear(latent_dim, dim)
         self.positions = nn.Parameter(0.02 * torch.randn(num_latents, dim))
@@ -142,7 +144,7 @@ class Reconstruction(nn.Module):
 
 # %% ../nbs/03_autoencoder.ipynb #fc145b98
 @dataclass
-class AutoencoderConfig:
+class AutoencoderConfig(PresetConfig):
     "Shape of the autoencoder (f_φ, g_ψ) and the recipe it is trained with."
     num_latents: int = 32           # ℓ
     latent_dim: int = 64            # d_ae
@@ -152,7 +154,7 @@ class AutoencoderConfig:
     max_length: int = 64            # tokens per text (longer texts are truncated, with a warning)
     lm: str = "default"             # hub name or local folder of the encoder-decoder
     freeze_lm: bool = True
-    train_decoder: bool = False     # train the LM's decoder (not its shared embeddings) with f_φ, g_ψ; the encoder stays frozen
+    train_decoder: bool = False     # train the LM's decoder (not its shared embeddings) with f_φ, g_ψ; encoder frozen
     latent_noise: float = 0.0       # training only: x + σε with σ ~ U(0, latent_noise) per text
     feature_mask: float = 0.0       # training only: share of encoder token features hidden from f_φ
     dim: int | None = None          # width of f_φ and g_ψ; None = the LM's d_model
@@ -166,7 +168,8 @@ class AutoencoderConfig:
 
     def __post_init__(self):
         for name in ("num_latents", "latent_dim", "compression_layers", "reconstruction_layers", "max_length"):
-            if int(getattr(self, name)) < 1: raise ValueError(f"AutoencoderConfig.{name} must be >= 1, got {getattr(self, name)}")
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"AutoencoderConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.latent_noise >= 0: raise ValueError(f"latent_noise must be >= 0 (0 = off), got {self.latent_noise}")
         if not 0 <= self.feature_mask < 1: raise ValueError(f"feature_mask must lie in [0, 1), got {self.feature_mask}")
 
@@ -174,20 +177,14 @@ class AutoencoderConfig:
     def from_dict(cls, d: dict) -> "AutoencoderConfig":
         return config_from_dict(cls, d)
 
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "AutoencoderConfig":
-        "A named preset (`'paper'`, `'paper-t5'`, `'course'`, `'tiny'`) with optional field overrides."
-        if name not in AE_PRESETS: raise ValueError(f"unknown autoencoder preset {name!r}; choose one of {sorted(AE_PRESETS)}")
-        return cls.from_dict({**AE_PRESETS[name], **overrides})
-
-AE_PRESETS = {
-    "paper": dict(lm="facebook/bart-base"),
-    "paper-t5": dict(lm="google/flan-t5-base", normalize=False),
-    "course": dict(num_latents=16, latent_dim=32, compression_layers=2, reconstruction_layers=2, dim=128, heads=2,
-                   steps=10_000, lr=3e-4, warmup_steps=500),
-    "tiny": dict(num_latents=4, latent_dim=16, compression_layers=1, reconstruction_layers=1, max_length=32,
-                 batch_size=8, steps=200, lr=1e-3, warmup_steps=20),
-}
+    PRESETS = Presets("AutoencoderConfig", {  # AutoencoderConfig.preset(name, **overrides)
+        "paper": dict(lm="facebook/bart-base"),
+        "paper-t5": dict(lm="google/flan-t5-base", normalize=False),
+        "course": dict(num_latents=16, latent_dim=32, compression_layers=2, reconstruction_layers=2, dim=128, heads=2,
+                       steps=10_000, lr=3e-4, warmup_steps=500),
+        "tiny": dict(num_latents=4, latent_dim=16, compression_layers=1, reconstruction_layers=1, max_length=32,
+                     batch_size=8, steps=200, lr=1e-3, warmup_steps=20),
+    })
 
 # %% ../nbs/03_autoencoder.ipynb #16636833
 def _lm_reference(lm, fallback: str) -> str:
@@ -204,16 +201,22 @@ class LanguageAutoencoder(nn.Module):
         dims = lm_dims(lm)
         max_positions = getattr(lm.config, "max_position_embeddings", None)
         if max_positions and config.max_length > max_positions:
-            raise ValueError(f"max_length={config.max_length} exceeds the LM's {max_positions} positions; lower AutoencoderConfig.max_length")
+            raise ValueError(f"max_length={config.max_length} exceeds the LM's {max_positions} positions; lower "
+                             f"AutoencoderConfig.max_length")
         self.config = replace(config, lm=_lm_reference(lm, config.lm))
-        self.lm, self.tokenizer, self.d_model, self.truncated = lm, tokenizer, dims["d_model"], 0
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.d_model = dims["d_model"]
+        self.truncated = 0  # texts cut to max_length so far
         if config.freeze_lm: frozen(lm)
-        if config.train_decoder:  # the shared token embeddings feed the encoder too: they stay frozen, so features stay valid
+        # the shared token embeddings feed the encoder too: they stay frozen, so features stay valid
+        if config.train_decoder:
             for name, p in lm.get_decoder().named_parameters(): p.requires_grad_(not name.startswith("embed_tokens"))
         dim = config.dim or dims["d_model"]
         heads = config.heads or max(1, dim // 64)
-        self.compression = PerceiverCompression(dims["d_model"], dim, config.num_latents, config.latent_dim, config.compression_layers,
-                                                heads, config.max_length, config.ff_mult, config.normalize)
+        self.compression = PerceiverCompression(dims["d_model"], dim, config.num_latents, config.latent_dim,
+                                                config.compression_layers, heads, config.max_length, config.ff_mult,
+                                                config.normalize)
         self.reconstruction = Reconstruction(config.latent_dim, dim, dims["d_model"], config.num_latents,
                                              config.reconstruction_layers, heads, config.ff_mult)
 
@@ -235,12 +238,14 @@ def tokenize(self: LanguageAutoencoder, texts: list[str]) -> dict[str, torch.Ten
     "Validate and tokenise `texts` into `input_ids`, `attention_mask` (B, L ≤ max_length) on the autoencoder's device."
     if isinstance(texts, str): raise TypeError("texts must be a list of strings; wrap a single text as [text]")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if bad: raise ValueError(f"texts at positions {bad[:5]} are empty, blank or not strings; remove them before encoding")
+    if bad:
+        raise ValueError(f"texts at positions {bad[:5]} are empty, blank or not strings; remove them before encoding")
     limit = self.config.max_length
     too_long = sum(len(ids) > limit for ids in self.tokenizer(list(texts))["input_ids"])
     if too_long:
         self.truncated += too_long
-        warnings.warn(f"{too_long} of {len(texts)} text(s) are longer than max_length={limit} tokens and were truncated; "
+        warnings.warn(f"{too_long} of {len(texts)} text(s) are longer than max_length={limit} tokens and were "
+                      f"truncated; "
                       "raise AutoencoderConfig.max_length or shorten them")
     batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
     return {"input_ids": batch["input_ids"].to(self.device), "attention_mask": batch["attention_mask"].to(self.device)}
@@ -254,7 +259,8 @@ def features(self: LanguageAutoencoder, input_ids: torch.Tensor, attention_mask:
 
 @patch
 def hide_tokens(self: LanguageAutoencoder, mask: torch.Tensor) -> torch.Tensor:
-    "Feature masking: hide each token from f_φ with probability `feature_mask` (the first always stays). `mask`: (B, L)."
+    """Feature masking: hide each token from f_φ with probability `feature_mask` (the first always stays). `mask`: (B,
+    L)."""
     if not self.config.feature_mask: return mask
     keep = torch.rand(mask.shape, device=mask.device) >= self.config.feature_mask
     keep[:, 0] = True
@@ -269,12 +275,14 @@ def add_latent_noise(self: LanguageAutoencoder, latents: torch.Tensor) -> torch.
 
 @patch
 def forward(self: LanguageAutoencoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    "Token cross-entropy of the batch's texts decoded from g_ψ(f_φ(E(w))). `batch`: `input_ids`, `attention_mask` (B, L) [+ `features` (B, L, d_model)]."
+    """Token cross-entropy of the batch's texts decoded from g_ψ(f_φ(E(w))). `batch`: `input_ids`, `attention_mask` (B,
+    L) [+ `features` (B, L, d_model)]."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
     features = batch.get("features")
     if features is None: features = self.features(ids, mask)
     elif features.shape[-1] != self.d_model:
-        raise ValueError(f"cached features have width {features.shape[-1]}, the LM's d_model is {self.d_model}; rebuild the cache with this LM")
+        raise ValueError(f"cached features have width {features.shape[-1]}, the LM's d_model is {self.d_model}; "
+                         f"rebuild the cache with this LM")
     seen = self.hide_tokens(mask) if self.training else mask
     latents = self.compression(features.to(self.compression.latents.dtype), seen)
     if self.training: latents = self.add_latent_noise(latents)
@@ -298,19 +306,24 @@ def encode(self: LanguageAutoencoder, texts: list[str], batch_size: int = 64) ->
 def check_latents(latents, latent_shape: tuple[int, int]) -> torch.Tensor:
     "Raise a ValueError unless `latents` is a floating-point tensor of shape (B, ℓ, d_ae) = (B, *latent_shape)."
     expected = f"(B, ℓ, d_ae) = (B, {latent_shape[0]}, {latent_shape[1]})"
-    if not isinstance(latents, torch.Tensor): raise ValueError(f"latents must be a torch.Tensor of shape {expected}, got {type(latents).__name__}")
+    if not isinstance(latents, torch.Tensor):
+        raise ValueError(f"latents must be a torch.Tensor of shape {expected}, got {type(latents).__name__}")
     if latents.ndim != 3 or tuple(latents.shape[1:]) != tuple(latent_shape):
-        raise ValueError(f"latents must have shape {expected}, got {tuple(latents.shape)}; add a batch dimension with latents[None] if needed")
+        raise ValueError(f"latents must have shape {expected}, got {tuple(latents.shape)}; add a batch dimension with "
+                         f"latents[None] if needed")
     if not latents.is_floating_point():
-        raise ValueError(f"latents of shape {expected} must be floating point, got dtype {latents.dtype}; use latents.float()")
+        raise ValueError(f"latents of shape {expected} must be floating point, got dtype {latents.dtype}; use "
+                         f"latents.float()")
     if not torch.isfinite(latents).all():
-        bad = (~torch.isfinite(latents)).flatten(1).any(1).nonzero().flatten().tolist()
-        raise ValueError(f"latents at rows {bad[:5]} hold NaN or inf: there is no text to decode; check what produced them")
+        bad = (~torch.isfinite(latents)).flatten(1).any(1).nonzero().flatten().tolist()  # (B, ℓ·d_ae) -> rows
+        raise ValueError(f"latents at rows {bad[:5]} hold NaN or inf: there is no text to decode; check what produced "
+                         f"them")
     return latents
 
 @patch
 @torch.no_grad()
-def decode(self: LanguageAutoencoder, latents: torch.Tensor, num_beams: int = 4, repetition_penalty: float = 1.2, no_repeat_ngram_size: int = 3,
+def decode(self: LanguageAutoencoder, latents: torch.Tensor, num_beams: int = 4, repetition_penalty: float = 1.2,
+           no_repeat_ngram_size: int = 3,
             max_length: int | None = None, batch_size: int = 64, **generate_kwargs) -> list[str]:
     "Texts decoded by beam search from latents x (B, ℓ, d_ae); extra kwargs go to `generate`."
     check_latents(latents, self.latent_shape)
@@ -319,8 +332,9 @@ def decode(self: LanguageAutoencoder, latents: torch.Tensor, num_beams: int = 4,
     for i in range(0, len(latents), batch_size):
         chunk = latents[i:i + batch_size].to(self.device, self.compression.latents.dtype)
         with autocast(self.device):
-            ids = generate_from_hidden(self.lm, self.reconstruction(chunk), num_beams=num_beams, repetition_penalty=repetition_penalty,
-                                       no_repeat_ngram_size=no_repeat_ngram_size, max_length=max_length or self.config.max_length, **generate_kwargs)
+            ids = generate_from_hidden(self.lm, self.reconstruction(chunk), num_beams=num_beams,
+                                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                                       max_length=max_length or self.config.max_length, **generate_kwargs)
         texts += [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return texts
 
@@ -355,7 +369,10 @@ def save_autoencoder(ae: LanguageAutoencoder, out_dir: str | Path, save_lm: bool
         (tmp / AE_CONFIG).write_text(json.dumps(meta, indent=1))
     return out_dir
 
-LanguageAutoencoder.save = save_autoencoder
+@patch
+def save_pretrained(self: LanguageAutoencoder, path: str | Path, save_lm: bool | None = None) -> Path:
+    "Write this autoencoder to the folder `path` (`save_autoencoder`); `LanguageAutoencoder.from_pretrained` reads it."
+    return save_autoencoder(self, path, save_lm)
 
 # %% ../nbs/03_autoencoder.ipynb #857674a2
 _AE_FIELDS = {"config": AutoencoderConfig, "lm_dims": {"d_model": int, "vocab_size": int}, "lm_saved_alongside": bool}
@@ -393,11 +410,14 @@ def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> 
     elif tokenizer is None: raise ValueError("pass tokenizer= together with an lm model (or pass lm as a name/path)")
     have, want = lm_dims(lm), meta["lm_dims"]
     if (have["d_model"], have["vocab_size"]) != (want["d_model"], want["vocab_size"]):
-        raise ValueError(f"the autoencoder in {path} was trained on an LM with d_model={want['d_model']}, vocab_size={want['vocab_size']} "
-                         f"({config.lm!r}), but the LM given has d_model={have['d_model']}, vocab_size={have['vocab_size']}; "
+        raise ValueError(f"the autoencoder in {path} was trained on an LM with d_model={want['d_model']}, "
+                         f"vocab_size={want['vocab_size']} "
+                         f"({config.lm!r}), but the LM given has d_model={have['d_model']}, "
+                         f"vocab_size={have['vocab_size']}; "
                          "pass the LM it was trained with")
     ae = LanguageAutoencoder(lm, tokenizer, config)
-    expected = {f"{n}.{k}": tuple(v.shape) for n in ("compression", "reconstruction") for k, v in getattr(ae, n).state_dict().items()}
+    expected = {f"{n}.{k}": tuple(v.shape) for n in ("compression", "reconstruction")
+                for k, v in getattr(ae, n).state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
     if found != expected:
         bad = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
@@ -406,3 +426,9 @@ def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> 
     for name in ("compression", "reconstruction"):
         getattr(ae, name).load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")})
     return ae.to(lm.device if device is None else device)
+
+@patch(cls_method=True)
+def from_pretrained(cls: LanguageAutoencoder, path: str | Path, lm=None, tokenizer=None,
+                    device=None) -> LanguageAutoencoder:
+    "The autoencoder saved in the folder `path` (`load_autoencoder`, with every check it makes)."
+    return load_autoencoder(path, lm, tokenizer, device)

@@ -13,7 +13,8 @@ from torch import nn
 
 from fastcore.basics import patch
 
-from .core import atomic_directory, check_folder, confined_file, get_device, read_json, read_meta, read_tensors
+from .core import (Presets, atomic_directory, check_folder, confined_file, get_device, read_json, read_meta,
+                            read_tensors)
 from .data import load_corpus, load_tokenizer
 from .training import TrainConfig, fit
 
@@ -22,32 +23,37 @@ __all__ = ['AR_PRESETS', 'AR_META', 'AR_FORMAT', 'AR_VERSION', 'ar_model_config'
            'ar_loss', 'nucleus_filter', 'ARBaseline', 'train_ar_baseline']
 
 # %% ../nbs/09a_ar_baseline.ipynb #8a68a2e5
-AR_PRESETS = {
+AR_PRESETS = Presets("the AR baseline", {
     "tiny": {"model": dict(n_layer=2, n_embd=64, n_head=2, n_positions=32),
-             "train": dict(steps=500, batch_size=16, lr=3e-3, warmup_steps=50, decay="cosine", log_every=100, checkpoint_every=500)},
+             "train": dict(steps=500, batch_size=16, lr=3e-3, warmup_steps=50, decay="cosine", log_every=100,
+                           checkpoint_every=500)},
     "course": {"model": dict(n_layer=6, n_embd=384, n_head=6, n_positions=128),
-               "train": dict(steps=3000, batch_size=64, lr=5e-4, warmup_steps=200, decay="cosine", log_every=100, checkpoint_every=500)},
-}
+               "train": dict(steps=3000, batch_size=64, lr=5e-4, warmup_steps=200, decay="cosine", log_every=100,
+                             checkpoint_every=500)},
+})
 
 def ar_model_config(preset: str | dict = "tiny", tokenizer=None, **overrides):
     "A `GPT2Config` for the course tokenizer from a preset name in `AR_PRESETS` (or a dict of GPT2Config fields)."
     from transformers import GPT2Config
-    if isinstance(preset, str):
-        if preset not in AR_PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(AR_PRESETS)} or pass a dict of GPT2Config fields")
-        preset = AR_PRESETS[preset]["model"]
+    if isinstance(preset, str): preset = AR_PRESETS[preset]["model"]  # an unknown name: an error listing the presets
     tokenizer = tokenizer or load_tokenizer()
-    return GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    return GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                      eos_token_id=tokenizer.eos_token_id,
                       pad_token_id=tokenizer.pad_token_id, **{**preset, **overrides})
 
 # %% ../nbs/09a_ar_baseline.ipynb #bc1dfe6e
 def prefix_ids(tokenizer, label_names: Sequence[str] | None, label=None) -> list[int]:
-    "`<s>` followed by the tokens of `'{name}:'` for `label` (an index into `label_names` or a name); just `<s>` when `label` is None."
+    """`<s>` followed by the tokens of `'{name}:'` for `label` (an index into `label_names` or a name); just `<s>` when
+    `label` is None."""
     if label is None: return [tokenizer.bos_token_id]
     if not label_names: raise ValueError("this model was trained without labels; call it with label=None")
     if isinstance(label, str):
-        if label not in label_names: raise ValueError(f"unknown label {label!r}; known labels: {', '.join(label_names)}")
+        if label not in label_names:
+            raise ValueError(f"unknown label {label!r}; known labels: {', '.join(label_names)}")
         label = label_names.index(label)
-    if not 0 <= int(label) < len(label_names): raise ValueError(f"label {label} is out of range; use 0..{len(label_names) - 1} or a name from {list(label_names)}")
+    if not 0 <= int(label) < len(label_names):
+        raise ValueError(f"label {label} is out of range; use 0..{len(label_names) - 1} or a name from "
+                         f"{list(label_names)}")
     return [tokenizer.bos_token_id] + tokenizer(f"{label_names[int(label)]}:", add_special_tokens=False)["input_ids"]
 
 def encode_example(tokenizer, text: str, label=None, label_names=None, max_length: int = 64) -> list[int]:
@@ -92,12 +98,14 @@ def _cache_of(out):
 class ARBaseline:
     "A GPT-2-style causal LM over the course tokenizer, class-conditional through a `label:` text prefix."
     def __init__(self, model: nn.Module, tokenizer, label_names: Sequence[str] | None = None, meta: dict | None = None):
-        self.model, self.tokenizer = model.eval(), tokenizer
+        self.model = model.eval()
+        self.tokenizer = tokenizer
         self.label_names = list(label_names) if label_names is not None else None
         self.meta = dict(meta or {})
 
     @classmethod
-    def build(cls, preset: str | dict = "tiny", label_names: Sequence[str] | None = None, tokenizer=None, **overrides) -> "ARBaseline":
+    def build(cls, preset: str | dict = "tiny", label_names: Sequence[str] | None = None, tokenizer=None,
+              **overrides) -> "ARBaseline":
         "A freshly initialised baseline of `preset` (see `AR_PRESETS`)."
         from transformers import GPT2LMHeadModel
         tokenizer = tokenizer or load_tokenizer()
@@ -122,11 +130,14 @@ class ARBaseline:
         return None, ids
 
     @torch.no_grad()
-    def sample(self, n: int, label=None, seed: int | None = None, top_p: float = 0.95, max_new_tokens: int | None = None,
+    def sample(self, n: int, label=None, seed: int | None = None, top_p: float = 0.95,
+               max_new_tokens: int | None = None,
                temperature: float = 1.0, batch_size: int = 64, return_labels: bool = False):
-        "`n` texts by nucleus sampling; `label` (index or name) fixes the class, None lets the model choose it. With `return_labels`, also the class of each text."
+        """`n` texts by nucleus sampling; `label` (index or name) fixes the class, None lets the model choose it. With
+        `return_labels`, also the class of each text."""
         if n < 1: raise ValueError(f"n must be >= 1, got {n}")
-        if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}; use a small top_p for near-greedy output")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}; use a small top_p for near-greedy output")
         head = prefix_ids(self.tokenizer, self.label_names, label)
         room = self.max_length - len(head)
         max_new_tokens = min(max_new_tokens or room, room)
@@ -142,7 +153,7 @@ class ARBaseline:
             for _ in range(max_new_tokens):
                 logits = nucleus_filter(out.logits[:, -1].float() / temperature, top_p)               # (b, V)
                 token = torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(1)            # (b,)
-                token = token.masked_fill(done, eos)                                                # finished rows idle on </s>
+                token = token.masked_fill(done, eos)                                      # finished rows idle on </s>
                 new.append(token); done |= token == eos
                 if done.all(): break
                 out = self.model(input_ids=token[:, None], use_cache=True, **{kw: _cache_of(out)})
@@ -161,7 +172,7 @@ _AR_WEIGHTS = re.compile(r"^model.*\.safetensors(\.index\.json)?$")  # an earlie
 _AR_OPTIONAL = {"preset": str, "corpus": str, "steps": int, "train_config": dict, "history": list}
 
 @patch
-def save(self: ARBaseline, path: str | Path) -> Path:
+def save_pretrained(self: ARBaseline, path: str | Path) -> Path:
     """Write model (safetensors), tokenizer and `ar_baseline.json` to `path`, whole (`atomic_directory`): an earlier
     save is replaced only once the new one is complete; other entries (the run's `checkpoints/`, your files) stay."""
     path = Path(path)
@@ -184,14 +195,16 @@ def _weight_files(path: Path, fix: str) -> list[Path]:
     return [confined_file(path, name, index) for name in sorted(set(shards.values()), key=str)]
 
 @patch(cls_method=True)
-def load(cls: ARBaseline, path: str | Path, device=None) -> "ARBaseline":
-    """Load a folder written by `save` (or by `train_ar_baseline`), checked first: kind and version (untagged folders of
+def from_pretrained(cls: ARBaseline, path: str | Path, device=None) -> "ARBaseline":
+    """Load a folder written by `save_pretrained` (or by `train_ar_baseline`), checked first: kind and version
+    (untagged folders of
     earlier releases read as version 0), fields, no links out or pickle files, weights that read, are finite and are
     exactly the model's (a missing tensor is an error, never a random initialisation), a tokenizer that fits."""
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-    path, fix = Path(path), "train it again (train_ar_baseline) or save it again (ARBaseline.save)"
+    path, fix = Path(path), "train it again (train_ar_baseline) or save it again (ARBaseline.save_pretrained)"
     if not (path / AR_META).exists():
-        raise FileNotFoundError(f"{path} holds no AR baseline ({path / AR_META} is missing); train one with train_ar_baseline")
+        raise FileNotFoundError(f"{path} holds no AR baseline ({path / AR_META} is missing); train one with "
+                                f"train_ar_baseline")
     meta = read_meta(check_folder(path, fix) / AR_META, AR_FORMAT, AR_VERSION, {"label_names": list[str] | None},
                      _AR_OPTIONAL, untagged=True, fix=fix)
     names = meta.pop("label_names")
@@ -232,8 +245,10 @@ def train_ar_baseline(corpus_name: str = "wordnet", preset: str = "tiny", out_di
                       lr: float | None = None, valid_size: int = 256, corpus_kwargs: dict | None = None,
                       callbacks: Sequence[Callable] = (), tokenizer: str | Path | None = None,
                       overwrite: bool = False) -> ARBaseline:
-    "Train the autoregressive baseline of `preset` on the train split of `corpus_name`; saved to `out_dir` (checkpoints in `out_dir/checkpoints`). `tokenizer`: a folder (default: the course tokenizer) — use the LD4LG model's, for a like-for-like comparison."
-    if preset not in AR_PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(AR_PRESETS)}")
+    """Train the autoregressive baseline of `preset` on the train split of `corpus_name`; saved to `out_dir`
+    (checkpoints in `out_dir/checkpoints`). `tokenizer`: a folder (default: the course tokenizer) — use the LD4LG
+    model's, for a like-for-like comparison."""
+    recipe = AR_PRESETS[preset]  # an unknown name fails here, before any work
     corpus = load_corpus(corpus_name, **(corpus_kwargs or {}))
     baseline = ARBaseline.build(preset, corpus.label_names, tokenizer=load_tokenizer(tokenizer))
     def encode_split(split):
@@ -242,8 +257,8 @@ def train_ar_baseline(corpus_name: str = "wordnet", preset: str = "tiny", out_di
     train = encode_split("train")
     valid = encode_split("valid")[:valid_size]
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr).items() if v is not None}
-    config = TrainConfig(**{**AR_PRESETS[preset]["train"], **overrides, "seed": seed})
-    recipe = {"corpus": corpus_name, "preset": preset, "model": AR_PRESETS[preset]["model"],
+    config = TrainConfig(**{**recipe["train"], **overrides, "seed": seed})
+    recipe = {"corpus": corpus_name, "preset": preset, "model": recipe["model"],
               "vocab_size": len(baseline.tokenizer), "label_names": corpus.label_names}
     pad = baseline.tokenizer.pad_token_id
     result = fit(baseline.model, ar_loss, train, config, out_dir=Path(out_dir) / "checkpoints" if out_dir else None,
@@ -251,5 +266,5 @@ def train_ar_baseline(corpus_name: str = "wordnet", preset: str = "tiny", out_di
                  callbacks=[*([_valid_callback(valid, pad)] if valid else []), *callbacks])
     baseline.model.eval()
     baseline.meta.update(corpus=corpus_name, steps=result.step, train_config=config.to_dict(), history=result.history)
-    if out_dir is not None: baseline.save(out_dir)
+    if out_dir is not None: baseline.save_pretrained(out_dir)
     return baseline

@@ -17,10 +17,10 @@ import torch
 
 # %% auto #0
 __all__ = ['PICKLE_SUFFIXES', 'ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs',
-           'seed_everything', 'check_count', 'count_parameters', 'config_from_dict', 'flatten_state', 'unflatten_state',
-           'rng_state', 'set_rng_state', 'atomic_directory', 'atomic_file', 'read_utf8', 'read_json', 'read_meta',
-           'confined_file', 'check_folder', 'read_tensors', 'save_checkpoint', 'list_checkpoints', 'latest_checkpoint',
-           'load_checkpoint', 'asset_path']
+           'seed_everything', 'check_count', 'count_parameters', 'config_from_dict', 'Presets', 'PresetConfig',
+           'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state', 'atomic_directory', 'atomic_file',
+           'read_utf8', 'read_json', 'read_meta', 'confined_file', 'check_folder', 'read_tensors', 'save_checkpoint',
+           'list_checkpoints', 'latest_checkpoint', 'load_checkpoint', 'asset_path']
 
 # %% ../nbs/00_core.ipynb #8e394901
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -29,7 +29,8 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available here; pass device='cpu' or 'auto'.")
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available here; pass device='cpu' or "
+                         f"'auto'.")
     return device
 
 # %% ../nbs/00_core.ipynb #17edca9c
@@ -50,7 +51,8 @@ def autocast(device: str | torch.device, enabled: bool = True):
 _TRUSTED = [False]
 
 def value_checks() -> bool:
-    "Whether data-dependent argument checks (which sync a GPU) should run here: not inside `trusted_inputs()` or under compile."
+    """Whether data-dependent argument checks (which sync a GPU) should run here: not inside `trusted_inputs()` or
+    under compile."""
     return not _TRUSTED[-1] and not torch.compiler.is_compiling()
 
 @contextmanager
@@ -63,13 +65,15 @@ def trusted_inputs(trusted: bool = True):
 # %% ../nbs/00_core.ipynb #9174e7ac
 def seed_everything(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     "Seed `random`, NumPy and torch (all devices); return a `torch.Generator` on `device` seeded with `seed`."
-    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:  # NumPy takes 32 bits: larger seeds would collide
+    # NumPy takes 32 bits: larger seeds would collide
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
 
 def check_count(name: str, value, hint: str = "") -> int:
-    "`value` if it is an int >= 1 (a batch size, a step count), else a ValueError naming `name` (`hint`: what it means)."
+    """`value` if it is an int >= 1 (a batch size, a step count), else a ValueError naming `name` (`hint`: what it
+    means)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1{hint}, got {value!r}")
     return int(value)
@@ -86,6 +90,35 @@ def config_from_dict(cls, d: dict):
     unknown = set(d) - known
     if unknown: raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; known keys: {sorted(known)}")
     return cls(**d)
+
+# %% ../nbs/00_core.ipynb #0ac031e8
+class Presets(dict):
+    "Named presets `{name: settings}` of `what`; looking up a name that is not there is an error listing the choices."
+    def __init__(self, what: str, presets: dict[str, dict]):
+        super().__init__(presets)
+        self.what = what
+
+    def __missing__(self, name):
+        raise ValueError(f"unknown preset {name!r} of {self.what}; choose one of {', '.join(sorted(self))}")
+
+def _merged(base: dict, overrides: dict) -> dict:
+    "`base` updated by `overrides`; where both hold a dict under one key, the two dicts are merged."
+    both = {k: {**base[k], **v} for k, v in overrides.items() if isinstance(v, dict) and isinstance(base.get(k), dict)}
+    return {**base, **overrides, **both}
+
+class PresetConfig:
+    "Mixin for a config dataclass with named presets in the class attribute `PRESETS` (a `Presets`)."
+    PRESETS: Presets = Presets("config", {})
+
+    @classmethod
+    def presets(cls) -> list[str]:
+        "The names of the presets."
+        return sorted(cls.PRESETS)
+
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        "The preset `name` with field `overrides` on top (a dict override is merged into the preset's dict)."
+        return config_from_dict(cls, _merged(cls.PRESETS[name], overrides))
 
 # %% ../nbs/00_core.ipynb #3251e223
 def flatten_state(tree, prefix: str = "") -> tuple[dict[str, torch.Tensor], object]:
@@ -113,7 +146,8 @@ def unflatten_state(tensors: dict[str, torch.Tensor], skeleton):
 # %% ../nbs/00_core.ipynb #7fc3251a
 def rng_state() -> dict:
     "The RNG states of Python, NumPy and torch (CPU and, when present, CUDA) as a tree for `flatten_state`."
-    state = {"python": random.getstate(), "numpy": [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()], "torch": torch.get_rng_state()}
+    numpy_state = [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()]
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available(): state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -394,5 +428,6 @@ def asset_path(name: str) -> Path:
     "Path of a file shipped in `ld4lg_edu/assets/`; a clear error when it is missing."
     path = ASSETS / name
     if not path.exists():
-        raise FileNotFoundError(f"shipped asset {name!r} not found at {path}; reinstall ld4lg-edu or rebuild it (see tools/).")
+        raise FileNotFoundError(f"shipped asset {name!r} not found at {path}; reinstall ld4lg-edu or rebuild it (see "
+                                f"tools/).")
     return path

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .autoencoder import Attention, FeedForward
-from .core import config_from_dict, value_checks
+from .core import PresetConfig, Presets, config_from_dict, value_checks
 from .schedule import log_snr_from_alpha
 
 # %% auto #0
@@ -21,8 +21,9 @@ __all__ = ['DenoiserConfig', 'sinusoidal_embedding', 'AdaLN', 'NoAdaLN', 'Denois
 
 # %% ../nbs/05_denoiser.ipynb #fc8701f4
 @dataclass
-class DenoiserConfig:
-    "Shape of a `Denoiser`. `num_latents` is ℓ, `latent_dim` is d_ae; `num_classes=0` means unconditional, `cond_dim=None` no cross-attention."
+class DenoiserConfig(PresetConfig):
+    """Shape of a `Denoiser`. `num_latents` is ℓ, `latent_dim` is d_ae; `num_classes=0` means unconditional,
+    `cond_dim=None` no cross-attention."""
     num_latents: int = 32        # ℓ, latent tokens per text
     latent_dim: int = 64         # d_ae, size of one latent token
     width: int = 768             # transformer hidden size
@@ -42,11 +43,15 @@ class DenoiserConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"DenoiserConfig.{name} must be a positive int, got {getattr(self, name)!r}")
         if self.width % self.heads:
-            raise ValueError(f"width={self.width} must be divisible by heads={self.heads}; pick e.g. heads={math.gcd(self.width, 64)}")
-        if self.num_classes < 0: raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {self.num_classes}")
-        if self.cond_dim is not None and self.cond_dim < 1: raise ValueError(f"cond_dim must be None or positive, got {self.cond_dim}")
+            raise ValueError(f"width={self.width} must be divisible by heads={self.heads}; pick e.g. "
+                             f"heads={math.gcd(self.width, 64)}")
+        if self.num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0 (0 = unconditional), got {self.num_classes}")
+        if self.cond_dim is not None and self.cond_dim < 1:
+            raise ValueError(f"cond_dim must be None or positive, got {self.cond_dim}")
         if self.num_skips is not None and not 0 <= 2 * self.num_skips <= self.depth:
-            raise ValueError(f"num_skips={self.num_skips} needs 2*num_skips <= depth={self.depth}; use at most {self.depth // 2} or None")
+            raise ValueError(f"num_skips={self.num_skips} needs 2*num_skips <= depth={self.depth}; use at most "
+                             f"{self.depth // 2} or None")
         if not 0.0 <= self.dropout < 1.0: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
@@ -61,28 +66,22 @@ class DenoiserConfig:
     def from_dict(cls, d: dict) -> "DenoiserConfig":
         return config_from_dict(cls, d)
 
-    @classmethod
-    def paper(cls, **overrides) -> "DenoiserConfig":
-        "LD4LG scale: 12 blocks of width 768, 12 heads, ℓ=32, d_ae=64, dropout 0.1, 3 long skips (official launch script)."
-        return cls(**{**dict(num_latents=32, latent_dim=64, width=768, depth=12, heads=12, ff_mult=4,
-                             num_skips=3, dropout=0.1), **overrides})
-
-    @classmethod
-    def course(cls, **overrides) -> "DenoiserConfig":
-        "The shipped model's denoiser: the paper's design at width 256, 8 blocks, 4 heads (10.4M parameters)."
-        return cls.paper(**{**dict(width=256, depth=8, heads=4), **overrides})
-
-    @classmethod
-    def tiny(cls, **overrides) -> "DenoiserConfig":
-        "A denoiser that trains in seconds on a laptop CPU."
-        return cls(**{**dict(num_latents=8, latent_dim=16, width=64, depth=4, heads=4, ff_mult=2, dropout=0.0), **overrides})
+    PRESETS = Presets("DenoiserConfig", {  # DenoiserConfig.preset(name, **overrides)
+        # LD4LG scale: 12 blocks of width 768, 12 heads, ℓ=32, d_ae=64, dropout 0.1, 3 long skips (official script)
+        "paper": dict(num_latents=32, latent_dim=64, width=768, depth=12, heads=12, ff_mult=4, num_skips=3,
+                      dropout=0.1),
+        # the shipped model's denoiser: the paper's design at width 256, 8 blocks, 4 heads (10.4M parameters)
+        "course": dict(num_latents=32, latent_dim=64, width=256, depth=8, heads=4, ff_mult=4, num_skips=3, dropout=0.1),
+        # a denoiser that trains in seconds on a laptop CPU
+        "tiny": dict(num_latents=8, latent_dim=16, width=64, depth=4, heads=4, ff_mult=2, dropout=0.0),
+    })
 
 # %% ../nbs/05_denoiser.ipynb #e1921320
 def sinusoidal_embedding(x: torch.Tensor, dim: int, min_freq: float = 1 / 16, max_freq: float = 16.0) -> torch.Tensor:
     "Sines and cosines of `x: (B,)` at `dim // 2` geometric frequencies in [min_freq, max_freq] -> (B, dim)."
     if dim % 2: raise ValueError(f"sinusoidal_embedding needs an even dim, got {dim}")
     freqs = torch.exp(torch.linspace(math.log(min_freq), math.log(max_freq), dim // 2, device=x.device))
-    angles = x.float()[:, None] * freqs[None]
+    angles = x.float()[:, None] * freqs[None]  # (B, 1) * (1, dim // 2) -> (B, dim // 2)
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 # %% ../nbs/05_denoiser.ipynb #bf4fd233
@@ -90,8 +89,8 @@ def _modulate(h: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torc
     return h * (1 + scale) + shift
 
 class AdaLN(nn.Linear):
-    """AdaLN (DiT): from `time_vec: (B, width)`, a scale γ and a shift β for each of a block's `norms` LayerNorm outputs,
-    as maps h ↦ h·(1 + γ) + β (h: (B, ℓ, width)). Zero-initialised: every map starts as the identity."""
+    """AdaLN (DiT): from `time_vec: (B, width)`, a scale γ and a shift β for each of a block's `norms` LayerNorm
+    outputs, as maps h ↦ h·(1 + γ) + β (h: (B, ℓ, width)). Zero-initialised: every map starts as the identity."""
     def __init__(self, width: int, norms: int = 2):
         super().__init__(width, 2 * norms * width)
         self.norms = norms
@@ -125,7 +124,8 @@ class DenoiserBlock(nn.Module):
         self.modulation = AdaLN(w) if config.adaln else NoAdaLN()
 
     def forward(self, x, time_vec, context=None, context_mask=None):
-        "`x: (B, ℓ, width)`, `time_vec: (B, width)`, `context: (B, S+1, width)`, `context_mask: (B, S+1)` -> (B, ℓ, width)."
+        """`x: (B, ℓ, width)`, `time_vec: (B, width)`, `context: (B, S+1, width)`, `context_mask: (B, S+1)` -> (B, ℓ,
+        width)."""
         modulate_attn, modulate_ff = self.modulation(time_vec)
         x = x + self.drop(self.attn(modulate_attn(self.norm_attn(x))))
         if self.cross is not None: x = x + self.drop(self.cross(self.norm_cross(x), context, context_mask))

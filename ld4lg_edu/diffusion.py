@@ -4,16 +4,18 @@
 
 # %% ../nbs/06_diffusion.ipynb #745586bc
 from __future__ import annotations
-import copy, json, math, os, secrets
+import copy, json, math, secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
-from .core import atomic_file, check_folder, config_from_dict, confined_file, read_meta, read_tensors
+from .core import (PresetConfig, Presets, atomic_file, check_folder, config_from_dict, confined_file, read_meta,
+                            read_tensors)
 from .denoiser import Denoiser, DenoiserConfig
 from .schedule import NoiseSchedule, get_schedule, q_sample, schedule_from_config, v_target, x0_from_v
 from .training import EMA, TensorData, TrainConfig, fit, host_coin
@@ -26,12 +28,13 @@ __all__ = ['DENOISER_FORMAT', 'DENOISER_VERSION', 'v_loss', 'loss_weight', 'drop
 # %% ../nbs/06_diffusion.ipynb #24410e5d
 def v_loss(v_pred: torch.Tensor, v: torch.Tensor, kind: str = "l2") -> torch.Tensor:
     "Per-sample loss (B,): the mean over (ℓ, d_ae) of (v̂ - v)² ('l2') or |v̂ - v| ('l1'). `v_pred`, `v`: (B, ℓ, d_ae)."
-    if v_pred.shape != v.shape: raise ValueError(f"v_pred {tuple(v_pred.shape)} and v {tuple(v.shape)} must have the same shape (B, ℓ, d_ae)")
+    if v_pred.shape != v.shape:
+        raise ValueError(f"v_pred {tuple(v_pred.shape)} and v {tuple(v.shape)} must have the same shape (B, ℓ, d_ae)")
     diff = v_pred.float() - v.float()
     if kind == "l2": per_entry = diff.pow(2)
     elif kind == "l1": per_entry = diff.abs()
     else: raise ValueError(f"unknown loss kind {kind!r}; use 'l2' or 'l1'")
-    return per_entry.flatten(1).mean(1)
+    return per_entry.flatten(1).mean(1)  # (B, ℓ·d_ae) -> (B,)
 
 def loss_weight(log_snr: torch.Tensor, kind: str = "none", gamma: float = 5.0) -> torch.Tensor:
     "Weight ω(λ_t) per sample for `log_snr: (B,)`: 'none' (all ones) or 'min_snr' = min(SNR, γ) / (SNR + 1)."
@@ -54,12 +57,13 @@ def drop_cond(cond_mask: torch.Tensor, p: float) -> torch.Tensor:
     if not 0.0 <= p <= 1.0: raise ValueError(f"condition drop probability must be in [0, 1], got {p}")
     if p == 0: return cond_mask
     keep = torch.rand(cond_mask.shape[0], device=cond_mask.device) >= p
-    return cond_mask & keep[:, None]
+    return cond_mask & keep[:, None]  # keep: (B, 1), over the S positions
 
 # %% ../nbs/06_diffusion.ipynb #621c96b8
 @dataclass
-class DiffusionConfig:
-    "Recipe of stage 2: the noise schedule, the loss, self-conditioning, label dropout, EMA, and the optimiser run (`train`)."
+class DiffusionConfig(PresetConfig):
+    """Recipe of stage 2: the noise schedule, the loss, self-conditioning, label dropout, EMA, and the optimiser run
+    (`train`)."""
     train: TrainConfig = field(default_factory=TrainConfig)
     schedule: dict = field(default_factory=lambda: {"name": "cosine", "scale": 1.0})  # NoiseSchedule.to_config()
     loss: str = "l2"                 # 'l2' | 'l1'
@@ -76,9 +80,11 @@ class DiffusionConfig:
         if isinstance(self.schedule, NoiseSchedule): self.schedule = self.schedule.to_config()
         self.schedule = schedule_from_config(self.schedule).to_config()  # normalised; fails early on a bad schedule
         if self.loss not in ("l2", "l1"): raise ValueError(f"unknown loss kind {self.loss!r}; use 'l2' or 'l1'")
-        if self.time_weighting not in ("none", "min_snr"): raise ValueError(f"unknown time weighting {self.time_weighting!r}; use 'none' or 'min_snr'")
+        if self.time_weighting not in ("none", "min_snr"):
+            raise ValueError(f"unknown time weighting {self.time_weighting!r}; use 'none' or 'min_snr'")
         for name in ("self_cond_prob", "label_drop_prob", "cond_drop_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0: raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0: raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     def make_schedule(self) -> NoiseSchedule: return schedule_from_config(self.schedule)
@@ -88,28 +94,17 @@ class DiffusionConfig:
     def from_dict(cls, d: dict) -> "DiffusionConfig":
         return config_from_dict(cls, d)
 
-    @classmethod
-    def _preset(cls, train: dict, overrides: dict) -> "DiffusionConfig":
-        train = {**train, **overrides.pop("train", {})}
-        return cls(train=TrainConfig(**train), **overrides)
-
-    @classmethod
-    def paper(cls, **overrides) -> "DiffusionConfig":
-        "LD4LG's ROCStories v-prediction run (official launch script; see the note below). `train=dict(...)` overrides TrainConfig fields."
-        return cls._preset(dict(steps=250_000, batch_size=128, lr=2e-4, weight_decay=1e-6, warmup_steps=1000, decay="cosine",
-                                grad_clip=1.0, log_every=100, checkpoint_every=5000), overrides)
-
-    @classmethod
-    def course(cls, **overrides) -> "DiffusionConfig":
-        "The shipped model's recipe: the paper's optimiser and schedule, 60,000 steps of 256 at lr 3e-4 (6 min on an H200)."
-        return cls._preset(dict(steps=60000, batch_size=256, lr=3e-4, weight_decay=1e-6, warmup_steps=1000, decay="cosine",
-                                grad_clip=1.0, log_every=100, checkpoint_every=1000), overrides)
-
-    @classmethod
-    def tiny(cls, **overrides) -> "DiffusionConfig":
-        "A few hundred large steps: trains a tiny denoiser on toy latents in seconds on a CPU."
-        return cls._preset(dict(steps=300, batch_size=64, lr=2e-3, weight_decay=0.0, warmup_steps=20, decay="cosine",
-                                grad_clip=1.0, log_every=10, checkpoint_every=100), {"ema_decay": 0.999, **overrides})
+    PRESETS = Presets("DiffusionConfig", {  # DiffusionConfig.preset(name, train=dict(...) merged into the recipe's)
+        # LD4LG's ROCStories v-prediction run (official launch script; see the note below)
+        "paper": dict(train=dict(steps=250_000, batch_size=128, lr=2e-4, weight_decay=1e-6, warmup_steps=1000,
+                                 decay="cosine", grad_clip=1.0, log_every=100, checkpoint_every=5000)),
+        # the shipped model's recipe: the paper's optimiser and schedule, 60,000 steps of 256 at lr 3e-4 (6 min, H200)
+        "course": dict(train=dict(steps=60000, batch_size=256, lr=3e-4, weight_decay=1e-6, warmup_steps=1000,
+                                  decay="cosine", grad_clip=1.0, log_every=100, checkpoint_every=1000)),
+        # a few hundred large steps: trains a tiny denoiser on toy latents in seconds on a CPU
+        "tiny": dict(train=dict(steps=300, batch_size=64, lr=2e-3, weight_decay=0.0, warmup_steps=20, decay="cosine",
+                                grad_clip=1.0, log_every=10, checkpoint_every=100), ema_decay=0.999),
+    })
 
 # %% ../nbs/06_diffusion.ipynb #4c1a2ecd
 def unwrap(model: nn.Module) -> nn.Module:
@@ -123,7 +118,8 @@ def diffusion_loss(model: nn.Module, latents: torch.Tensor, schedule: NoiseSched
                    class_labels: torch.Tensor | None = None, cond: torch.Tensor | None = None,
                    cond_mask: torch.Tensor | None = None) -> dict:
     """One stochastic estimate of the v-prediction loss. `latents: (B, ℓ, d_ae)` clean x; `class_labels: (B,)` long;
-    `cond: (B, S, d_c)`, `cond_mask: (B, S)` bool. Returns {'loss': scalar tensor, 'self_cond': 0./1. (branch taken)}."""
+    `cond: (B, S, d_c)`, `cond_mask: (B, S)` bool. Returns {'loss': scalar tensor, 'self_cond': 0./1. (branch
+    taken)}."""
     core, B = unwrap(model), latents.shape[0]
     t = torch.rand(B, device=latents.device)
     alpha = schedule.alpha(t)
@@ -149,17 +145,21 @@ def diffusion_loss(model: nn.Module, latents: torch.Tensor, schedule: NoiseSched
 
 # %% ../nbs/06_diffusion.ipynb #73504d2b
 class LatentDataset(TensorData):
-    "Cached latents `latents: (N, ℓ, d_ae)` with optional `labels: (N,)`, `cond: (N, S, d_c)`, `cond_mask: (N, S)` bool."
+    """Cached latents `latents: (N, ℓ, d_ae)` with optional `labels: (N,)`, `cond: (N, S, d_c)`, `cond_mask: (N, S)`
+    bool."""
     KEYS = ("latents", "labels", "cond", "cond_mask")
 
     def __init__(self, latents: torch.Tensor, labels: torch.Tensor | None = None, cond: torch.Tensor | None = None,
                  cond_mask: torch.Tensor | None = None):
         if not isinstance(latents, torch.Tensor) or latents.ndim != 3:
-            raise ValueError(f"latents must be a tensor of shape (N, ℓ, d_ae), got {getattr(latents, 'shape', type(latents).__name__)}")
+            raise ValueError(f"latents must be a tensor of shape (N, ℓ, d_ae), got "
+                             f"{getattr(latents, 'shape', type(latents).__name__)}")
         N = latents.shape[0]
         if labels is not None and (labels.shape != (N,) or labels.is_floating_point()):
-            raise ValueError(f"labels must be an integer tensor of shape (N,) = ({N},), got {labels.dtype} {tuple(labels.shape)}")
-        if labels is not None and (labels < 0).any(): raise ValueError("labels must be >= 0 (the null class is added by the denoiser)")
+            raise ValueError(f"labels must be an integer tensor of shape (N,) = ({N},), got {labels.dtype} "
+                             f"{tuple(labels.shape)}")
+        if labels is not None and (labels < 0).any():
+            raise ValueError("labels must be >= 0 (the null class is added by the denoiser)")
         if cond is not None and (cond.ndim != 3 or cond.shape[0] != N):
             raise ValueError(f"cond must have shape (N, S, d_c) with N = {N}, got {tuple(cond.shape)}")
         if cond_mask is not None and (cond is None or cond_mask.shape != cond.shape[:2]):
@@ -188,7 +188,8 @@ class LatentDataset(TensorData):
     @classmethod
     def load(cls, path: str | Path) -> "LatentDataset":
         "Read a file written by `save` (or by the autoencoder chapter): needs 'latents', the other keys are optional."
-        if not Path(path).exists(): raise FileNotFoundError(f"no latent file at {path}; encode the corpus with the autoencoder first")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no latent file at {path}; encode the corpus with the autoencoder first")
         tensors = read_tensors(path, fix="encode the corpus again (ld4lg encode)")
         if "latents" not in tensors: raise ValueError(f"{path} has no 'latents' tensor (keys: {sorted(tensors)})")
         extra = set(tensors) - set(cls.KEYS)
@@ -199,7 +200,8 @@ class LatentDataset(TensorData):
 DENOISER_FORMAT, DENOISER_VERSION = "ld4lg_edu.denoiser", 1
 
 def _config_diff(a: dict, b: dict) -> list[str]:
-    return [f"{k}: saved {a.get(k)!r} vs expected {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [f"{k}: saved {a.get(k)!r} vs expected {b.get(k)!r}" for k in differ]
 
 def _shards(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, torch.Tensor]]:
     "Split `state` into consecutive groups of at most `max_bytes` (a tensor larger than that gets a group of its own)."
@@ -210,24 +212,27 @@ def _shards(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, to
         groups[-1][k] = v; size += nbytes
     return groups
 
-def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedule | dict | None = None, extra: dict | None = None,
-                  max_shard_mb: float = 15.0) -> Path:
-    """Write `model` to `directory/` as `model.safetensors` (or `model-0000i-of-0000n.safetensors` shards of ≤ `max_shard_mb`)
-    + `denoiser.json`, which names the weight files. Saving over an earlier save is atomic: new weights get new file names,
-    `denoiser.json` is replaced in one rename, then the other weight files go; a crash leaves the earlier save loadable as it was."""
+def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedule | dict | None = None,
+                  extra: dict | None = None, max_shard_mb: float = 15.0) -> Path:
+    """Write `model` to `directory/` as `model.safetensors` (or `model-0000i-of-0000n.safetensors` shards of
+    ≤ `max_shard_mb`) + `denoiser.json`, which names the weight files. Saving over an earlier save is atomic: new
+    weights get new file names, `denoiser.json` is replaced in one rename (`atomic_file`), then the other weight files
+    go; a crash leaves the earlier save loadable as it was."""
     from safetensors.torch import save_file
     model = unwrap(model)
     if not isinstance(model, Denoiser): raise TypeError(f"save_denoiser needs a Denoiser, got {type(model).__name__}")
     directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
     schedule = schedule.to_config() if isinstance(schedule, NoiseSchedule) else schedule
-    shards = _shards({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, int(max_shard_mb * 2**20))
-    stem = "model" if not any(directory.glob("model*.safetensors")) else f"model-{secrets.token_hex(4)}"  # never overwrite
-    names = [f"{stem}.safetensors"] if len(shards) == 1 else [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    shards = _shards(state, int(max_shard_mb * 2**20))
+    # never overwrite: a save over an earlier one writes new names
+    stem = "model" if not any(directory.glob("model*.safetensors")) else f"model-{secrets.token_hex(4)}"
+    n = len(shards)
+    names = [f"{stem}.safetensors"] if n == 1 else [f"{stem}-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
     for name, shard in zip(names, shards): save_file(shard, str(directory / name))
-    meta = {"format": DENOISER_FORMAT, "version": DENOISER_VERSION, "config": model.config.to_dict(), "schedule": schedule,
-            "weights": names, "extra": extra or {}}
-    (directory / "denoiser.json.tmp").write_text(json.dumps(meta, indent=1))
-    os.replace(directory / "denoiser.json.tmp", directory / "denoiser.json")  # the commit point
+    meta = {"format": DENOISER_FORMAT, "version": DENOISER_VERSION, "config": model.config.to_dict(),
+            "schedule": schedule, "weights": names, "extra": extra or {}}
+    with atomic_file(directory / "denoiser.json") as tmp: tmp.write_text(json.dumps(meta, indent=1))  # the commit point
     for old in directory.glob("model*.safetensors"):  # the earlier save's weights, and orphans of a killed one
         if old.name not in names: old.unlink()
     return directory
@@ -239,11 +244,14 @@ def read_denoiser_info(directory: str | Path) -> dict:
     """The `denoiser.json` of a saved denoiser ({'config', 'schedule', 'weights', 'extra', ...}), checked: its format
     and version (untagged files of earlier releases read as version 0), and each field's type."""
     path = Path(directory) / "denoiser.json"
-    if not path.exists(): raise FileNotFoundError(f"{directory} holds no saved denoiser ({path.name} missing); write one with save_denoiser")
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} holds no saved denoiser ({path.name} missing); write one with "
+                                f"save_denoiser")
     return read_meta(path, DENOISER_FORMAT, DENOISER_VERSION, _DENOISER_FIELDS, _DENOISER_OPTIONAL, untagged=True,
                      fix="save the denoiser again (save_denoiser)")
 
-def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None = None, device: str | torch.device = "cpu") -> Denoiser:
+def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None = None,
+                  device: str | torch.device = "cpu") -> Denoiser:
     "Rebuild the denoiser saved in `directory` (in eval mode); `expected_config` makes a config mismatch an error."
     directory, fix = Path(directory), "save the denoiser again (save_denoiser)"
     info = read_denoiser_info(check_folder(directory, fix) if directory.is_dir() else directory)
@@ -257,13 +265,30 @@ def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None 
     names = info.get("weights", ["model.safetensors"])
     files = [confined_file(directory, name, directory / "denoiser.json") for name in names]
     missing = [str(f) for f in files if not f.exists()]
-    if missing: raise FileNotFoundError(f"weights listed in {directory}/denoiser.json are missing: {', '.join(missing)}")
+    if missing:
+        raise FileNotFoundError(f"weights listed in {directory}/denoiser.json are missing: {', '.join(missing)}")
     state, wanted = {k: v for f in files for k, v in read_tensors(f, fix=fix).items()}, model.state_dict()
-    problems = ([f"missing {k}" for k in wanted if k not in state] + [f"unexpected {k}" for k in state if k not in wanted]
-                + [f"{k}: saved {tuple(v.shape)} vs config {tuple(wanted[k].shape)}" for k, v in state.items() if k in wanted and v.shape != wanted[k].shape])
-    if problems: raise ValueError(f"weights in {directory} do not fit its denoiser.json: {problems[:5]}; the folder is corrupt or mixed up")
+    problems = ([f"missing {k}" for k in wanted if k not in state]
+                + [f"unexpected {k}" for k in state if k not in wanted]
+                + [f"{k}: saved {tuple(v.shape)} vs config {tuple(wanted[k].shape)}" for k, v in state.items()
+                   if k in wanted and v.shape != wanted[k].shape])
+    if problems:
+        raise ValueError(f"weights in {directory} do not fit its denoiser.json: {problems[:5]}; the folder is corrupt "
+                         f"or mixed up")
     model.load_state_dict(state)
     return model.to(device).eval()
+
+@patch
+def save_pretrained(self: Denoiser, path: str | Path, schedule: NoiseSchedule | dict | None = None,
+                    extra: dict | None = None, max_shard_mb: float = 15.0) -> Path:
+    "Write this denoiser to the folder `path` (`save_denoiser`); `Denoiser.from_pretrained` reads it."
+    return save_denoiser(self, path, schedule, extra, max_shard_mb)
+
+@patch(cls_method=True)
+def from_pretrained(cls: Denoiser, path: str | Path, expected_config: DenoiserConfig | None = None,
+                    device: str | torch.device = "cpu") -> Denoiser:
+    "The denoiser saved in the folder `path` (`load_denoiser`, with every check it makes), in eval mode."
+    return load_denoiser(path, expected_config, device)
 
 # %% ../nbs/06_diffusion.ipynb #f57e3e21
 class DiffusionRun(NamedTuple):
@@ -278,25 +303,34 @@ def as_latent_dataset(latents) -> LatentDataset:
     if isinstance(latents, (str, Path)): return LatentDataset.load(latents)
     if isinstance(latents, torch.Tensor): return LatentDataset(latents)
     if isinstance(latents, dict): return LatentDataset(**latents)
-    raise TypeError(f"latents must be a path, a tensor, a dict of tensors or a LatentDataset, got {type(latents).__name__}")
+    raise TypeError(f"latents must be a path, a tensor, a dict of tensors or a LatentDataset, got "
+                    f"{type(latents).__name__}")
 
 def _check_data(data: LatentDataset, config: DenoiserConfig):
     if (data.num_latents, data.latent_dim) != (config.num_latents, config.latent_dim):
-        raise ValueError(f"latents are (N, {data.num_latents}, {data.latent_dim}) but the denoiser expects (N, {config.num_latents}, "
-                         f"{config.latent_dim}); set DenoiserConfig(num_latents={data.num_latents}, latent_dim={data.latent_dim})")
+        raise ValueError(f"latents are (N, {data.num_latents}, {data.latent_dim}) but the denoiser expects (N, "
+                         f"{config.num_latents}, "
+                         f"{config.latent_dim}); set DenoiserConfig(num_latents={data.num_latents}, "
+                         f"latent_dim={data.latent_dim})")
     if config.num_classes and data.labels is None:
-        raise ValueError(f"the denoiser is class-conditional (num_classes={config.num_classes}) but the latents have no labels")
+        raise ValueError(f"the denoiser is class-conditional (num_classes={config.num_classes}) but the latents have "
+                         f"no labels")
     if data.labels is not None and not config.num_classes:
-        raise ValueError(f"the latents carry labels ({data.num_classes} classes) but num_classes=0; set num_classes={data.num_classes} or drop the labels")
+        raise ValueError(f"the latents carry labels ({data.num_classes} classes) but num_classes=0; set "
+                         f"num_classes={data.num_classes} or drop the labels")
     if data.labels is not None and data.num_classes > config.num_classes:
-        raise ValueError(f"labels go up to {data.num_classes - 1} but num_classes={config.num_classes}; set num_classes={data.num_classes}")
-    if (data.cond is not None) != (config.cond_dim is not None) or (data.cond is not None and data.cond.shape[2] != config.cond_dim):
-        raise ValueError(f"cond in the data ({None if data.cond is None else data.cond.shape[2]}-d) does not match cond_dim={config.cond_dim}")
+        raise ValueError(f"labels go up to {data.num_classes - 1} but num_classes={config.num_classes}; set "
+                         f"num_classes={data.num_classes}")
+    cond_dim = None if data.cond is None else data.cond.shape[2]
+    if cond_dim != config.cond_dim:
+        raise ValueError(f"cond in the data ({None if data.cond is None else data.cond.shape[2]}-d) does not match "
+                         f"cond_dim={config.cond_dim}")
 
 def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: DiffusionConfig,
                     out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = (),
                     overwrite: bool = False) -> DiffusionRun:
-    "Train a `Denoiser` on cached `latents` (path, tensor (N, ℓ, d_ae), dict or `LatentDataset`) with `diffusion_config`."
+    """Train a `Denoiser` on cached `latents` (path, tensor (N, ℓ, d_ae), dict or `LatentDataset`) with
+    `diffusion_config`."""
     from ld4lg_edu.training import process_state
     data, schedule = as_latent_dataset(latents), diffusion_config.make_schedule()
     _check_data(data, denoiser_config)
@@ -305,8 +339,10 @@ def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: 
     ema = EMA(model, decay=diffusion_config.ema_decay, power=diffusion_config.ema_power)
     loss_fn = lambda m, batch: diffusion_loss(m, batch["latents"], schedule, diffusion_config,
                                               batch.get("labels"), batch.get("cond"), batch.get("cond_mask"))
-    saved = {"denoiser": denoiser_config.to_dict(), "diffusion": {**diffusion_config.to_dict(), "train": diffusion_config.train.recipe()}}
-    result = fit(model, loss_fn, data, diffusion_config.train, out_dir=out_dir, resume=resume, overwrite=overwrite, ema=ema,
+    recipe = {**diffusion_config.to_dict(), "train": diffusion_config.train.recipe()}
+    saved = {"denoiser": denoiser_config.to_dict(), "diffusion": recipe}
+    result = fit(model, loss_fn, data, diffusion_config.train, out_dir=out_dir, resume=resume, overwrite=overwrite,
+                 ema=ema,
                  callbacks=callbacks, config_to_save=saved)
     ema_model = copy.deepcopy(model)
     ema.copy_to(ema_model)

@@ -36,7 +36,8 @@ def lexical_validity(texts, reference) -> float:
 # %% ../nbs/03b_diffusable_latents.ipynb #9598163c
 def interpolate(a: torch.Tensor, b: torch.Tensor, weights) -> torch.Tensor:
     "(1-τ) a + τ b for each τ in `weights`. `a`, `b`: (B, ℓ, d_ae) → (len(weights), B, ℓ, d_ae)."
-    if a.shape != b.shape: raise ValueError(f"a {tuple(a.shape)} and b {tuple(b.shape)} must have the same shape (B, ℓ, d_ae)")
+    if a.shape != b.shape:
+        raise ValueError(f"a {tuple(a.shape)} and b {tuple(b.shape)} must have the same shape (B, ℓ, d_ae)")
     tau = torch.as_tensor(list(weights), dtype=a.dtype, device=a.device).view(-1, 1, 1, 1)
     return (1 - tau) * a[None] + tau * b[None]
 
@@ -45,7 +46,8 @@ def interpolation_validity(ae: LanguageAutoencoder, texts_a: list[str], texts_b:
                            weights=(0.0, 0.25, 0.5), score=None, **decode_kwargs) -> list[dict]:
     """Decode x(τ) between the latents of `texts_a[i]` and `texts_b[i]`: per τ, the lexical validity of the texts and,
     if given, `score(texts)` (e.g. a language model's perplexity). Returns one row per τ."""
-    if len(texts_a) != len(texts_b) or not texts_a: raise ValueError("pass two equally long, non-empty lists of texts (pairs)")
+    if len(texts_a) != len(texts_b) or not texts_a:
+        raise ValueError("pass two equally long, non-empty lists of texts (pairs)")
     vocab = reference if isinstance(reference, (set, frozenset)) else vocabulary(reference)
     path = interpolate(ae.encode(texts_a), ae.encode(texts_b), weights)  # (T, B, ℓ, d_ae)
     rows = []

@@ -24,7 +24,8 @@ def _check_times(t) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a tensor or a number in [0, 1], got {type(t).__name__}")
     if t.numel() and value_checks() and not (torch.isfinite(t).all() and t.min() >= 0 and t.max() <= 1):
-        raise ValueError(f"t must lie in [0, 1] (0 = data, 1 = noise); got values in [{t.min().item():.4g}, {t.max().item():.4g}]. "
+        raise ValueError(f"t must lie in [0, 1] (0 = data, 1 = noise); got values in [{t.min().item():.4g}, "
+                         f"{t.max().item():.4g}]. "
                          "Integer DDPM timesteps k in 0..T-1 map to t = (k + 1) / T.")
     return t
 
@@ -71,7 +72,9 @@ class NoiseSchedule:
 
     def __eq__(self, other): return isinstance(other, NoiseSchedule) and self.to_config() == other.to_config()
     def __hash__(self): return hash(tuple(sorted(self.to_config().items())))
-    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_config().items() if k != 'name')})"
+    def __repr__(self):
+        params = ', '.join(f'{k}={v!r}' for k, v in self.to_config().items() if k != 'name')
+        return f"{type(self).__name__}({params})"
 
 # %% ../nbs/04_noise_schedule.ipynb #f3300d5f
 class CosineSchedule(NoiseSchedule):
@@ -114,16 +117,20 @@ class SigmoidSchedule(NoiseSchedule):
     def _params(self): return {"start": self.start, "end": self.end, "tau": self.tau}
     def _raw_log_snr(self, t):
         s_t = torch.sigmoid((self.start + t * (self.end - self.start)) / self.tau)
-        s_end, s_start = (torch.sigmoid(torch.tensor(v / self.tau, dtype=torch.float64)) for v in (self.end, self.start))
+        s_end, s_start = (torch.sigmoid(torch.tensor(v / self.tau, dtype=torch.float64))
+                          for v in (self.end, self.start))
         return (s_end - s_t).clamp(min=0).log() - (s_t - s_start).clamp(min=0).log()
 
 # %% ../nbs/04_noise_schedule.ipynb #da54106b
 SCHEDULES = {"cosine": CosineSchedule, "linear": LinearSchedule, "sigmoid": SigmoidSchedule}
 
 def get_schedule(name: str | NoiseSchedule = "cosine", **kwargs) -> NoiseSchedule:
-    "The schedule called `name` ('cosine', 'linear' or 'sigmoid'), built with `kwargs` (e.g. `scale=`); a schedule object passes through."
+    """The schedule called `name` ('cosine', 'linear' or 'sigmoid'), built with `kwargs` (e.g. `scale=`); a schedule
+    object passes through."""
     if isinstance(name, NoiseSchedule):
-        if kwargs: raise ValueError("got a schedule object and keyword arguments; build the schedule with those arguments instead")
+        if kwargs:
+            raise ValueError("got a schedule object and keyword arguments; build the schedule with those arguments "
+                             "instead")
         return name
     if name not in SCHEDULES:
         raise ValueError(f"unknown noise schedule {name!r}; choose one of {sorted(SCHEDULES)}")
@@ -149,7 +156,8 @@ def _alpha_like(alpha, like: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"alpha must be a scalar or of shape (B,) with B = {like.shape[0] if like.ndim else '?'} "
                          f"to match a tensor of shape {tuple(like.shape)}; got shape {tuple(alpha.shape)}")
     if value_checks() and not torch.all((alpha >= 0) & (alpha <= 1)):
-        raise ValueError("alpha must lie in [0, 1] (it is the signal variance α_t); use schedule.alpha(t) to get it from times")
+        raise ValueError("alpha must lie in [0, 1] (it is the signal variance α_t); use schedule.alpha(t) to get it "
+                         "from times")
     return alpha.view(-1, *([1] * (like.ndim - 1))) if alpha.ndim == 1 else alpha
 
 def _signal_noise(alpha, like):
@@ -158,9 +166,11 @@ def _signal_noise(alpha, like):
     return alpha.sqrt(), (1 - alpha).clamp(min=0).sqrt()
 
 def q_sample(latents: torch.Tensor, alpha, noise: torch.Tensor) -> torch.Tensor:
-    "z_t = √α x + √(1-α) ε. `latents`, `noise`: (B, ℓ, d_ae) (any (B, ...)); `alpha`: (B,) or scalar. Returns `noisy` like `latents`."
+    """z_t = √α x + √(1-α) ε. `latents`, `noise`: (B, ℓ, d_ae) (any (B, ...)); `alpha`: (B,) or scalar. Returns `noisy`
+    like `latents`."""
     if noise.shape != latents.shape:
-        raise ValueError(f"noise must have the shape of latents {tuple(latents.shape)}, got {tuple(noise.shape)}; use torch.randn_like(latents)")
+        raise ValueError(f"noise must have the shape of latents {tuple(latents.shape)}, got {tuple(noise.shape)}; use "
+                         f"torch.randn_like(latents)")
     signal, noise_std = _signal_noise(alpha, latents)
     return signal * latents + noise_std * noise
 

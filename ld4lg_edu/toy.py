@@ -47,7 +47,8 @@ class GaussianMixture:
 
 # %% ../nbs/04a_toy_mixture.ipynb #f1bef72f
 def _component_logits(mix: GaussianMixture, noisy64, alpha64):
-    "log w_k + log N(z; a μ_k, (a² s_k² + b²) I) for every component: (..., K); also the per-component means E[x|z,k]: (..., K, D)."
+    """log w_k + log N(z; a μ_k, (a² s_k² + b²) I) for every component: (..., K); also the per-component means
+    E[x|z,k]: (..., K, D)."""
     a = alpha64.sqrt()[..., None]                          # (B, 1.., 1) -> adds a K axis
     var = alpha64[..., None] * mix.stds ** 2 + (1 - alpha64[..., None])  # (B, 1.., K)
     diff = noisy64[..., None, :] - a[..., None] * mix.means  # (B, .., K, D)
@@ -55,8 +56,10 @@ def _component_logits(mix: GaussianMixture, noisy64, alpha64):
     gain = a * mix.stds ** 2 / var                           # (B, 1.., K)
     return logits, mix.means + gain[..., None] * diff
 
-def posterior_mean(mix: GaussianMixture, noisy: torch.Tensor, alpha, class_labels: torch.Tensor | None = None) -> torch.Tensor:
-    "E[x | z_t] (or E[x | z_t, k] for rows with a class label k < K; label K = no class). `noisy`: (B, ..., D); `alpha`: (B,) or scalar; `class_labels`: (B,) long."
+def posterior_mean(mix: GaussianMixture, noisy: torch.Tensor, alpha,
+                   class_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """E[x | z_t] (or E[x | z_t, k] for rows with a class label k < K; label K = no class). `noisy`: (B, ..., D);
+    `alpha`: (B,) or scalar; `class_labels`: (B,) long."""
     alpha64 = torch.as_tensor(alpha, dtype=torch.float64, device=noisy.device)
     alpha64 = alpha64.reshape(-1, *([1] * (noisy.ndim - 2))) if alpha64.ndim == 1 else alpha64
     mix64 = GaussianMixture(mix.weights.to(noisy.device), mix.means.to(noisy.device), mix.stds.to(noisy.device))
@@ -75,22 +78,28 @@ class MixtureDenoiser(nn.Module):
     "The exact v-predicting denoiser of a `GaussianMixture` (each row of the last dim is one point of the mixture)."
     def __init__(self, mixture: GaussianMixture, class_conditional: bool = False):
         super().__init__()
-        self.mixture, self.self_condition = mixture, False
+        self.mixture = mixture
+        self.self_condition = False
         self.num_classes = mixture.num_components if class_conditional else 0
         self.null_class = self.num_classes
 
-    def forward(self, noisy: torch.Tensor, alpha: torch.Tensor, self_cond=None, class_labels=None, cond=None, cond_mask=None) -> torch.Tensor:
-        "v̂ for `noisy`: (B, ℓ, D) at `alpha`: (B,); `class_labels`: (B,) long in [0, K] (K = no class). `self_cond`, `cond` are ignored."
+    def forward(self, noisy: torch.Tensor, alpha: torch.Tensor, self_cond=None, class_labels=None, cond=None,
+                cond_mask=None) -> torch.Tensor:
+        """v̂ for `noisy`: (B, ℓ, D) at `alpha`: (B,); `class_labels`: (B,) long in [0, K] (K = no class). `self_cond`,
+        `cond` are ignored."""
         if noisy.shape[-1] != self.mixture.dim:
-            raise ValueError(f"the mixture lives in D={self.mixture.dim} dimensions but noisy has last dim {noisy.shape[-1]}")
+            raise ValueError(f"the mixture lives in D={self.mixture.dim} dimensions but noisy has last dim "
+                             f"{noisy.shape[-1]}")
         if class_labels is not None and self.num_classes == 0:
-            raise ValueError("this MixtureDenoiser is unconditional; build it with class_conditional=True to pass class_labels")
+            raise ValueError("this MixtureDenoiser is unconditional; build it with class_conditional=True to pass "
+                             "class_labels")
         x0 = posterior_mean(self.mixture, noisy, alpha, class_labels)
         return v_from_x0(noisy, x0, alpha)
 
 # %% ../nbs/04a_toy_mixture.ipynb #49f06c9c
 def mode_stats(mix: GaussianMixture, samples: torch.Tensor) -> dict:
-    "Assign `samples`: (n, D) to their most likely component; per component: `weight` (K,), `mean` (K, D), `var` (K,) (per-dim average)."
+    """Assign `samples`: (n, D) to their most likely component; per component: `weight` (K,), `mean` (K, D), `var` (K,)
+    (per-dim average)."""
     samples = samples.reshape(-1, mix.dim).to(torch.float64)
     logits, _ = _component_logits(mix, samples, torch.ones(samples.shape[0], dtype=torch.float64))
     assign = logits.argmax(-1)
@@ -117,7 +126,8 @@ def wasserstein_1d(mix: GaussianMixture, samples: torch.Tensor, grid_size: int =
 
 # %% ../nbs/04a_toy_mixture.ipynb #1d43c749
 def transport_1d(source: GaussianMixture, target: GaussianMixture, x: torch.Tensor, iters: int = 60) -> torch.Tensor:
-    "The increasing map F_target⁻¹(F_source(x)) between two 1-D mixtures, applied to `x` (any shape); float64 bisection."
+    """The increasing map F_target⁻¹(F_source(x)) between two 1-D mixtures, applied to `x` (any shape); float64
+    bisection."""
     u = mixture_cdf(source, x).clamp(1e-15, 1 - 1e-15)
     spread = (target.means[:, 0].abs() + 40 * target.stds).max().item()
     lo, hi = torch.full_like(u, -spread), torch.full_like(u, spread)

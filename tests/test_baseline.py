@@ -143,14 +143,14 @@ def test_train_save_load_resume(tmp_path):
     meta = json.loads((out / "ar_baseline.json").read_text())
     assert meta["corpus"] == "wordnet" and meta["preset"] == "tiny"
     assert all("valid_loss" in row for row in meta["history"])
-    loaded = ARBaseline.load(out)
+    loaded = ARBaseline.from_pretrained(out)
     assert loaded.sample(3, label="food", seed=0, max_new_tokens=6) == ar.sample(3, label="food", seed=0, max_new_tokens=6)
     resumed = train_ar_baseline("wordnet", "tiny", out_dir=out, steps=6, batch_size=8, valid_size=16, resume=True)
     assert resumed.meta["steps"] == 6 and [r["step"] for r in resumed.meta["history"]][0] == 4
     with pytest.raises(ValueError, match="different config"):
         train_ar_baseline("wordnet", "course", out_dir=out, steps=8, batch_size=8, resume=True)
     with pytest.raises(FileNotFoundError, match="no AR baseline"):
-        ARBaseline.load(tmp_path)
+        ARBaseline.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="unknown preset"):
         train_ar_baseline("wordnet", "huge")
 

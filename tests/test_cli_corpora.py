@@ -39,7 +39,7 @@ def test_train_ar_uses_the_given_tokenizer(tok_dir, tmp_path, capsys):
     code, _, err = run_cli(["train-ar", "--preset", "tiny", "--corpus", "wordnet", "--tokenizer", str(tok_dir),
                             "--steps", "2", "--out", str(tmp_path / "ar")], capsys)
     assert code == 0, err
-    ar = ARBaseline.load(tmp_path / "ar", device="cpu")
+    ar = ARBaseline.from_pretrained(tmp_path / "ar", device="cpu")
     assert len(ar.tokenizer) == 400 and ar.model.config.vocab_size == 400
 
 

@@ -11,7 +11,7 @@ from ld4lg_edu.schedule import log_snr_from_alpha
 
 def _model(seed=0, **overrides):
     torch.manual_seed(seed)
-    cfg = DenoiserConfig.tiny(**overrides)
+    cfg = DenoiserConfig.preset("tiny", **overrides)
     return Denoiser(cfg).eval(), cfg
 
 
@@ -28,14 +28,14 @@ def _wake(model):
 
 
 def test_config_json_round_trip_and_presets():
-    cfg = DenoiserConfig.paper(num_classes=4, cond_dim=768, adaln=True)
+    cfg = DenoiserConfig.preset("paper", num_classes=4, cond_dim=768, adaln=True)
     assert DenoiserConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    p = DenoiserConfig.paper()
+    p = DenoiserConfig.preset("paper")
     assert (p.depth, p.width, p.heads, p.num_latents, p.latent_dim) == (12, 768, 12, 32, 64)
     with pytest.raises(ValueError, match="unknown DenoiserConfig keys"):
         DenoiserConfig.from_dict({**cfg.to_dict(), "bogus": 1})
     with pytest.raises(ValueError, match="divisible by heads"):
-        DenoiserConfig.tiny(width=30, heads=4)
+        DenoiserConfig.preset("tiny", width=30, heads=4)
 
 
 @pytest.mark.parametrize("overrides", [{}, dict(num_classes=3), dict(cond_dim=5), dict(adaln=True, self_condition=False),
@@ -127,7 +127,7 @@ def test_cross_attention_mask_respected():
 
 def test_gradient_reaches_every_parameter():
     torch.manual_seed(0)
-    model = Denoiser(DenoiserConfig.tiny(num_classes=3, cond_dim=6, adaln=True, dropout=0.1))
+    model = Denoiser(DenoiserConfig.preset("tiny", num_classes=3, cond_dim=6, adaln=True, dropout=0.1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     noisy, alpha = _inputs(model.config)
     kwargs = dict(class_labels=torch.tensor([0, 1, 2, 3]), cond=torch.randn(4, 3, 6))

@@ -46,7 +46,7 @@ def test_v_loss_is_snr_weighted_x_loss():
 
 
 def test_config_round_trip_and_presets():
-    cfg = DiffusionConfig.paper(train=dict(steps=7), time_weighting="min_snr")
+    cfg = DiffusionConfig.preset("paper", train=dict(steps=7), time_weighting="min_snr")
     assert DiffusionConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert (cfg.train.steps, cfg.train.lr, cfg.train.decay, cfg.train.grad_clip, cfg.ema_decay) == (7, 2e-4, "cosine", 1.0, 0.9999)
     assert (cfg.self_cond_prob, cfg.label_drop_prob) == (0.5, 0.1)
@@ -68,7 +68,7 @@ def test_label_dropout_rate_is_p():
 
 def test_training_loss_uses_label_dropout_and_self_conditioning_half_the_time():
     torch.manual_seed(0)
-    spy, schedule, cfg = Spy(), get_schedule("cosine"), DiffusionConfig.tiny()
+    spy, schedule, cfg = Spy(), get_schedule("cosine"), DiffusionConfig.preset("tiny")
     steps, B = 1500, 16
     for _ in range(steps):
         out = diffusion_loss(spy, torch.randn(B, 2, 3), schedule, cfg, class_labels=torch.randint(0, 3, (B,)))
@@ -90,14 +90,14 @@ def test_no_self_conditioning_when_model_lacks_it():
     torch.manual_seed(0)
     spy = Spy(num_classes=0, self_condition=False)
     for _ in range(50):
-        diffusion_loss(spy, torch.randn(4, 2, 3), get_schedule("cosine"), DiffusionConfig.tiny())
+        diffusion_loss(spy, torch.randn(4, 2, 3), get_schedule("cosine"), DiffusionConfig.preset("tiny"))
     assert all(c["grad"] and c["self_cond"] is None for c in spy.calls)
 
 
 def test_tiny_denoiser_overfits_a_few_latents():
     data = LatentDataset(_toy(n=4).latents.repeat(8, 1, 1))  # 4 distinct latents; batches of 32 average over many t
-    cfg = DiffusionConfig.tiny(train=dict(steps=240, batch_size=32, lr=5e-3, log_every=20, checkpoint_every=1000))
-    run = train_diffusion(data, DenoiserConfig.tiny(), cfg)
+    cfg = DiffusionConfig.preset("tiny", train=dict(steps=240, batch_size=32, lr=5e-3, log_every=20, checkpoint_every=1000))
+    run = train_diffusion(data, DenoiserConfig.preset("tiny"), cfg)
     first, last = run.history[0]["loss"], run.history[-1]["loss"]
     assert last < 0.4 * first, (first, last)
     assert any(not torch.equal(p, q) for p, q in zip(run.denoiser.parameters(), run.ema_denoiser.parameters()))
@@ -112,8 +112,8 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
         return cb
 
     data = _toy(n=96, labels=True)
-    den = DenoiserConfig.tiny(num_classes=2, dropout=0.1)
-    cfg = DiffusionConfig.tiny(train=dict(steps=24, batch_size=16, log_every=4, checkpoint_every=8))
+    den = DenoiserConfig.preset("tiny", num_classes=2, dropout=0.1)
+    cfg = DiffusionConfig.preset("tiny", train=dict(steps=24, batch_size=16, log_every=4, checkpoint_every=8))
     straight = train_diffusion(data, den, cfg, out_dir=tmp_path / "a")
     with pytest.raises(Killed):
         train_diffusion(data, den, cfg, out_dir=tmp_path / "b", callbacks=[kill_at(12)])  # last checkpoint: step 8
@@ -124,19 +124,19 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
         assert torch.equal(p, q)
     assert straight.history == resumed.history
     with pytest.raises(ValueError, match="different config"):
-        train_diffusion(data, den, DiffusionConfig.tiny(train=dict(steps=24, batch_size=16, log_every=4, checkpoint_every=8),
+        train_diffusion(data, den, DiffusionConfig.preset("tiny", train=dict(steps=24, batch_size=16, log_every=4, checkpoint_every=8),
                                                         label_drop_prob=0.2), out_dir=tmp_path / "b", resume=True)
 
 
 def test_save_load_denoiser_and_refuse_mismatch(tmp_path):
-    run = train_diffusion(_toy(n=32, labels=True), DenoiserConfig.tiny(num_classes=2),
-                          DiffusionConfig.tiny(train=dict(steps=5, batch_size=16, log_every=5)), out_dir=tmp_path)
-    loaded = load_denoiser(tmp_path / "ema_denoiser", expected_config=DenoiserConfig.tiny(num_classes=2))
+    run = train_diffusion(_toy(n=32, labels=True), DenoiserConfig.preset("tiny", num_classes=2),
+                          DiffusionConfig.preset("tiny", train=dict(steps=5, batch_size=16, log_every=5)), out_dir=tmp_path)
+    loaded = load_denoiser(tmp_path / "ema_denoiser", expected_config=DenoiserConfig.preset("tiny", num_classes=2))
     for (name, p), q in zip(run.ema_denoiser.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(p, q), name
     assert read_denoiser_info(tmp_path / "denoiser")["schedule"] == {"name": "cosine", "scale": 1.0}
     with pytest.raises(ValueError, match="num_classes: saved 2 vs expected 3"):
-        load_denoiser(tmp_path / "ema_denoiser", expected_config=DenoiserConfig.tiny(num_classes=3))
+        load_denoiser(tmp_path / "ema_denoiser", expected_config=DenoiserConfig.preset("tiny", num_classes=3))
     save_denoiser(run.denoiser, tmp_path / "copy")
     info = read_denoiser_info(tmp_path / "copy")
     info["config"]["depth"] = 2
@@ -152,13 +152,13 @@ def test_latent_file_round_trip_and_shape_checks(tmp_path):
     data.save(tmp_path / "lat.safetensors")
     back = LatentDataset.load(tmp_path / "lat.safetensors")
     assert torch.equal(back.latents, data.latents) and torch.equal(back.labels, data.labels)
-    cfg = DiffusionConfig.tiny(train=dict(steps=1, batch_size=4))
+    cfg = DiffusionConfig.preset("tiny", train=dict(steps=1, batch_size=4))
     with pytest.raises(ValueError, match="set DenoiserConfig\\(num_latents=8, latent_dim=16\\)"):
-        train_diffusion(tmp_path / "lat.safetensors", DenoiserConfig.tiny(num_classes=2, latent_dim=32), cfg)
+        train_diffusion(tmp_path / "lat.safetensors", DenoiserConfig.preset("tiny", num_classes=2, latent_dim=32), cfg)
     with pytest.raises(ValueError, match="set num_classes=2"):
-        train_diffusion(tmp_path / "lat.safetensors", DenoiserConfig.tiny(), cfg)
+        train_diffusion(tmp_path / "lat.safetensors", DenoiserConfig.preset("tiny"), cfg)
     with pytest.raises(ValueError, match="no labels"):
-        train_diffusion(_toy(n=10).latents, DenoiserConfig.tiny(num_classes=2), cfg)
+        train_diffusion(_toy(n=10).latents, DenoiserConfig.preset("tiny", num_classes=2), cfg)
 
 
 def test_cross_attention_conditioning_trains():
@@ -166,7 +166,7 @@ def test_cross_attention_conditioning_trains():
     n = 32
     cond, mask = torch.randn(n, 5, 6), torch.rand(n, 5) > 0.3
     data = LatentDataset(torch.randn(n, 8, 16), cond=cond, cond_mask=mask)
-    run = train_diffusion(data, DenoiserConfig.tiny(cond_dim=6), DiffusionConfig.tiny(train=dict(steps=6, batch_size=8, log_every=3)))
+    run = train_diffusion(data, DenoiserConfig.preset("tiny", cond_dim=6), DiffusionConfig.preset("tiny", train=dict(steps=6, batch_size=8, log_every=3)))
     assert len(run.history) == 2 and all(torch.isfinite(torch.tensor(h["loss"])) for h in run.history)
     assert run.denoiser.cond_proj.weight.abs().sum() > 0
 
@@ -175,7 +175,7 @@ def test_saving_over_a_denoiser_is_atomic(tmp_path, monkeypatch):
     "A save killed half-way leaves the earlier save loadable, bit for bit; a finished one replaces it and removes its files."
     import safetensors.torch
     from ld4lg_edu.denoiser import Denoiser
-    torch.manual_seed(0); a = Denoiser(DenoiserConfig.tiny()); b = Denoiser(DenoiserConfig.tiny())
+    torch.manual_seed(0); a = Denoiser(DenoiserConfig.preset("tiny")); b = Denoiser(DenoiserConfig.preset("tiny"))
     save_denoiser(a, tmp_path / "d", max_shard_mb=0.05)
     first = sorted(p.name for p in (tmp_path / "d").iterdir())
     real, calls = safetensors.torch.save_file, []
@@ -199,7 +199,7 @@ def test_saving_over_a_denoiser_is_atomic(tmp_path, monkeypatch):
 
 def test_loader_refuses_unknown_formats_and_weights_outside_the_folder(tmp_path):
     from ld4lg_edu.denoiser import Denoiser
-    save_denoiser(Denoiser(DenoiserConfig.tiny()), tmp_path / "d")
+    save_denoiser(Denoiser(DenoiserConfig.preset("tiny")), tmp_path / "d")
     info = read_denoiser_info(tmp_path / "d")
     for change, message in (({"version": 99}, "up to version 1"), ({"format": "evil"}, "format 'evil'"),
                             ({"weights": ["../../outside/x.safetensors"]}, "outside its folder")):
@@ -226,7 +226,7 @@ def test_a_pipeline_refuses_repeated_class_names():
 
 def test_a_truncated_weights_file_is_named(tmp_path):
     from ld4lg_edu.denoiser import Denoiser
-    save_denoiser(Denoiser(DenoiserConfig.tiny()), tmp_path / "d")
+    save_denoiser(Denoiser(DenoiserConfig.preset("tiny")), tmp_path / "d")
     f = tmp_path / "d" / "model.safetensors"
     f.write_bytes(f.read_bytes()[:100])
     with pytest.raises(ValueError, match="model.safetensors is not a readable safetensors file"):

@@ -20,7 +20,7 @@ for w in (1.0, 2.0, 3.0):
         res = {name: pipe.sample(200, label=name, guidance_scale=w, steps=25, seed=seed).texts for name in pipe.label_names}
         samples["ld4lg"][f"w={w},seed={seed}"] = res
         print("ld4lg", w, seed, round(time.time() - t, 1), "s", res["animal"][:3], flush=True)
-ar = ARBaseline.load("/tmp/runs/ar")
+ar = ARBaseline.from_pretrained("/tmp/runs/ar")
 for seed in (0, 1):
     samples["ar"][f"seed={seed}"] = {name: ar.sample(200, label=name, seed=seed) for name in pipe.label_names}
     print("ar", seed, samples["ar"][f"seed={seed}"]["animal"][:3], flush=True)

@@ -47,7 +47,7 @@ def main(argv=None):
                     result["timing"][f"ld4lg,w={w},seed={seed}"] = time.time() - start
                     print(corpus, "ld4lg", w, seed, next(iter(run.values()))[:2], flush=True)
         if "ar" in args.which:
-            ar = ARBaseline.load(Path(args.runs) / corpus / "ar")
+            ar = ARBaseline.from_pretrained(Path(args.runs) / corpus / "ar")
             names = ar.label_names
             for seed in args.seeds:
                 start = time.time()
