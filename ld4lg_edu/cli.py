@@ -91,8 +91,8 @@ def cmd_train_diffusion(args):
     data = LatentDataset.load(args.latents)
     shape = dict(num_latents=data.num_latents, latent_dim=data.latent_dim, num_classes=data.num_classes)
     shape.update({k: v for k, v in dict(width=args.width, depth=args.depth, heads=args.heads, dropout=args.dropout).items() if v is not None})
-    denoiser_config = _preset(DenoiserConfig, args.preset, **shape)
-    diffusion_config = _preset(DiffusionConfig, args.preset)
+    denoiser_config = DenoiserConfig.preset(args.preset, **shape)
+    diffusion_config = DiffusionConfig.preset(args.preset)
     diffusion_config.train = _train_overrides(diffusion_config.train, args)
     run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, resume=args.resume,
                           overwrite=args.overwrite)
@@ -113,12 +113,6 @@ def _train_overrides(train, args):
     given = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr).items() if v is not None}
     return replace(train, **given, compile=args.compile, compile_mode=args.compile_mode,
                    cuda_graph=args.cuda_graph)
-
-def _preset(cls, name: str, **overrides):
-    "`cls.<name>(**overrides)` for a config class with preset classmethods (tiny, course, paper)."
-    presets = [n for n in ("tiny", "course", "paper") if hasattr(cls, n)]
-    if name not in presets: raise ValueError(f"unknown {cls.__name__} preset {name!r}; choose one of {presets}")
-    return getattr(cls, name)(**overrides)
 
 def cmd_build(args):
     "Assemble a trained autoencoder and denoiser into a pipeline folder (optionally stored in bf16)."

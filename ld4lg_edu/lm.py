@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import ASSETS, get_device, count_parameters, seed_everything
+from .core import ASSETS, Presets, get_device, count_parameters, seed_everything
 
 # %% auto #0
 __all__ = ['COURSE_LM_NAMES', 'COURSE_LM_PRESETS', 'course_lm_path', 'resolve_lm', 'frozen', 'load_lm', 'lm_dims',
@@ -145,20 +145,19 @@ class DenoisingCollator:
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": lm_labels(clean, clean_mask)}
 
 # %% ../nbs/02_language_model.ipynb #d2f59eef
-COURSE_LM_PRESETS = {  # model shape + the training recipe that goes with it
+COURSE_LM_PRESETS = Presets("the course LM", {  # model shape + the training recipe that goes with it
     "tiny": dict(d_model=64, layers=1, heads=2, ffn_dim=256, max_positions=128, dropout=0.0,
                  steps=200, batch_size=32, lr=1e-3, warmup_steps=20),
     "course": dict(d_model=192, layers=3, heads=4, ffn_dim=768, max_positions=128, dropout=0.1,
                    steps=10_000, batch_size=256, lr=5e-4, warmup_steps=500),
     "course-l": dict(d_model=256, layers=4, heads=4, ffn_dim=1024, max_positions=128, dropout=0.1,
                      steps=10_000, batch_size=256, lr=5e-4, warmup_steps=500),
-}
+})
 
 def course_lm_config(preset: str = "course", vocab_size: int = 8192):
     "A `BartConfig` for a course LM preset (`'tiny'`, `'course'`, `'course-l'`; special tokens as in the course tokenizer)."
     from transformers import BartConfig
-    if preset not in COURSE_LM_PRESETS: raise ValueError(f"unknown course LM preset {preset!r}; choose one of {sorted(COURSE_LM_PRESETS)}")
-    p = COURSE_LM_PRESETS[preset]
+    p = COURSE_LM_PRESETS[preset]  # an unknown name: an error listing the presets
     return BartConfig(vocab_size=vocab_size, d_model=p["d_model"], encoder_layers=p["layers"], decoder_layers=p["layers"],
                       encoder_attention_heads=p["heads"], decoder_attention_heads=p["heads"],
                       encoder_ffn_dim=p["ffn_dim"], decoder_ffn_dim=p["ffn_dim"], max_position_embeddings=p["max_positions"],

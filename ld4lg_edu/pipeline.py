@@ -203,7 +203,7 @@ def tiny_pipeline(label_names: list[str] | None = ("animal", "plant"), seed: int
     lm = frozen(BartForConditionalGeneration(course_lm_config("tiny", vocab_size=len(tokenizer))))
     ae = LanguageAutoencoder(lm, tokenizer, AutoencoderConfig.preset("tiny", lm="tiny-random")).eval()
     names = list(label_names) if label_names else None
-    denoiser = Denoiser(DenoiserConfig.tiny(num_latents=ae.latent_shape[0], latent_dim=ae.latent_shape[1],
+    denoiser = Denoiser(DenoiserConfig.preset("tiny", num_latents=ae.latent_shape[0], latent_dim=ae.latent_shape[1],
                                             num_classes=len(names) if names else 0, **denoiser_overrides))
     with torch.no_grad():  # the output layer starts at zero; give the random model something to say
         for p in denoiser.parameters(): p.add_(0.02 * torch.randn_like(p)) if p.abs().sum() == 0 else None

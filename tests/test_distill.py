@@ -21,7 +21,7 @@ MIX = GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]], [0.3, 0.2])
 def tiny_teacher(num_classes=2, self_condition=True, seed=0):
     "A small random denoiser whose output is not zero (the output layer starts at zero)."
     torch.manual_seed(seed)
-    net = Denoiser(DenoiserConfig.tiny(num_latents=2, latent_dim=2, width=32, depth=2, heads=2, num_classes=num_classes,
+    net = Denoiser(DenoiserConfig.preset("tiny", num_latents=2, latent_dim=2, width=32, depth=2, heads=2, num_classes=num_classes,
                                        self_condition=self_condition))
     with torch.no_grad():
         for p in net.parameters(): p.add_(0.05 * torch.randn_like(p))

@@ -55,24 +55,46 @@ def pristine(tmp_path_factory, tok):
     from ld4lg_edu.pipeline import tiny_pipeline
     root = tmp_path_factory.mktemp("pristine")
     torch.manual_seed(0)
-    save_denoiser(Denoiser(DenoiserConfig.tiny(num_classes=2)), root / "denoiser")
-    save_autoencoder(tiny_autoencoder(tok), root / "autoencoder", save_lm=True)
-    tiny_baseline(tok).save(root / "baseline")
+    Denoiser(DenoiserConfig.preset("tiny", num_classes=2)).save_pretrained(root / "denoiser")
+    tiny_autoencoder(tok).save_pretrained(root / "autoencoder", save_lm=True)
+    tiny_baseline(tok).save_pretrained(root / "baseline")
     tiny_pipeline(NAMES).save_pretrained(root / "pipeline")
     save_student(tiny_student(), root / "student")
     return root
 
 
+def test_save_pretrained_and_from_pretrained_round_trip(tmp_path, tok):
+    "Each artifact's methods write a folder that its functions read back, and the other way round: one implementation."
+    torch.manual_seed(0)
+    den = Denoiser(DenoiserConfig.preset("tiny", num_classes=2)).eval()
+    with torch.no_grad(): den.output_proj.weight.normal_()              # not the zeros it starts from
+    den.save_pretrained(tmp_path / "d")
+    loaded = load_denoiser(tmp_path / "d")
+    assert all(torch.equal(a, b) for a, b in zip(den.state_dict().values(), loaded.state_dict().values()))
+    save_denoiser(den, tmp_path / "d2")
+    assert torch.equal(Denoiser.from_pretrained(tmp_path / "d2").output_proj.weight, den.output_proj.weight)
+    ae = tiny_autoencoder(tok)
+    ae.save_pretrained(tmp_path / "ae", save_lm=True)
+    back = LanguageAutoencoder.from_pretrained(tmp_path / "ae")
+    assert all(torch.equal(a, b) for a, b in zip(ae.state_dict().values(), back.state_dict().values()))
+    assert torch.equal(load_autoencoder(tmp_path / "ae").encode(["a dog"]), ae.encode(["a dog"]))
+    ar = tiny_baseline(tok)
+    ar.save_pretrained(tmp_path / "ar")
+    again = ARBaseline.from_pretrained(tmp_path / "ar")
+    assert all(torch.equal(a, b) for a, b in zip(ar.model.state_dict().values(), again.model.state_dict().values()))
+
+
 def tiny_student(seed=0):
     torch.manual_seed(seed)
-    student = DistilledStudent(Denoiser(DenoiserConfig.tiny(num_classes=2)), steps=4, guidance_range=(1.0, 3.0))
+    student = DistilledStudent(Denoiser(DenoiserConfig.preset("tiny", num_classes=2)), steps=4, guidance_range=(1.0, 3.0))
     with torch.no_grad(): student.guidance.mlp[-1].weight.normal_()     # not the zeros it starts from
     return student.eval()
 
 
 def load(kind, path):
     from ld4lg_edu.pipeline import LatentDiffusionPipeline
-    return {"denoiser": load_denoiser, "autoencoder": load_autoencoder, "baseline": ARBaseline.load,
+    return {"denoiser": Denoiser.from_pretrained, "autoencoder": LanguageAutoencoder.from_pretrained,
+            "baseline": ARBaseline.from_pretrained,
             "pipeline": LatentDiffusionPipeline.from_pretrained, "student": load_student}[kind](path)
 
 
@@ -297,7 +319,7 @@ CHILD = textwrap.dedent("""
         model = tiny_baseline(tok, seed=1)
         if stage == "mid-write":  # the model written, the tokenizer not yet
             model.tokenizer.save_pretrained = stall
-        model.save(folder)
+        model.save_pretrained(folder)
     print("finished", flush=True)
 """)
 
@@ -311,7 +333,7 @@ def weights_of(kind, model):
 def test_a_save_killed_midway_leaves_the_old_folder(tmp_path, tok, kind, stage):
     old = tiny_autoencoder(tok, seed=0) if kind == "autoencoder" else tiny_baseline(tok, seed=0)
     folder = tmp_path / "model"
-    (save_autoencoder(old, folder, save_lm=True) if kind == "autoencoder" else old.save(folder))
+    (save_autoencoder(old, folder, save_lm=True) if kind == "autoencoder" else old.save_pretrained(folder))
     (folder / "checkpoints").mkdir(); (folder / "checkpoints" / "state.json").write_text("{}")  # a run's checkpoints
     script = tmp_path / "child.py"; script.write_text(CHILD.format(tests=str(ROOT / "tests")))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -329,7 +351,7 @@ def test_a_save_killed_midway_leaves_the_old_folder(tmp_path, tok, kind, stage):
         assert torch.equal(a, b), name                                      # the old model, whole
     assert (folder / "checkpoints" / "state.json").exists()
     new = tiny_autoencoder(tok, seed=2) if kind == "autoencoder" else tiny_baseline(tok, seed=2)
-    (save_autoencoder(new, folder, save_lm=True) if kind == "autoencoder" else new.save(folder))
+    (save_autoencoder(new, folder, save_lm=True) if kind == "autoencoder" else new.save_pretrained(folder))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["child.py", "model"]  # the next save swept it away
     assert (folder / "checkpoints" / "state.json").exists()                    # and kept the run's checkpoints
     for (name, a), b in zip(weights_of(kind, new).items(), weights_of(kind, load(kind, folder)).values()):
