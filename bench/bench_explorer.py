@@ -3,12 +3,15 @@
 Kernel side: one Sample click of the denoising explorer (record the run with n samples, project it,
 build the figure widget, show the texts) and one move of the timestep slider, for each pipeline:
 the stand-in of tests/fake_pipeline.py, the tiny random pipeline, and the shipped default when present.
-With --browser: in Chromium against `launch_explorer`, page-ready time after the server is ready (several loads),
-the Sample click (click -> texts and status updated) and the x̂0/z_t toggle.
+With --start: where a kernel's start goes (import, model load, data latents, first map, widget build), in a fresh
+process each time, with an empty cache folder and then with the one the first start filled.
+With --browser: in Chromium against `launch_explorer`, page-ready time after the server is ready (several loads), split
+into the page's HTML (with the preheated kernel's widget state), the widgets on screen and the figure drawn; then the
+Sample click (click -> texts and status updated) and the x̂0/z_t toggle.
 
-    python bench/bench_explorer.py [--threads 1 2] [--repeats 5] [--browser [--model default] [--loads 3]]
+    python bench/bench_explorer.py [--threads 1 2] [--repeats 5] [--start] [--browser [--model default] [--loads 3]]
 """
-import argparse, json, os, statistics, sys, time
+import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,15 +47,39 @@ def kernel_side(threads, repeats, n, steps):
     return rows
 
 
-def browser_side(repeats, model, loads=3):
+START = """
+import json, sys, time
+t = [time.perf_counter()]
+import torch; torch.set_num_threads(1)
+from ld4lg_edu.explorer import data_latents, default_cache_dir
+from ld4lg_edu.explorer_app import ExplorerApp, load_explorer_pipeline
+t.append(time.perf_counter())
+pipe = load_explorer_pipeline(sys.argv[1]); t.append(time.perf_counter())
+try: background = data_latents(pipe, per_class=60, progress=False, cache_dir=default_cache_dir())
+except TypeError: background = data_latents(pipe, per_class=60, progress=False)   # a version that keeps no latents on disk
+t.append(time.perf_counter())
+app = ExplorerApp(pipe, background); t.append(time.perf_counter())
+print(json.dumps([b - a for a, b in zip(t, t[1:])]))
+"""
+
+
+def kernel_start(model, cache):
+    "Seconds of each part of what a kernel does before its page can be served, in a fresh process: import, load, latents, app."
+    env = {**os.environ, "LD4LG_CACHE": str(cache), "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    out = subprocess.run([sys.executable, "-c", START, model], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def browser_side(repeats, model, loads=3, refill_after=5.0):
     """In Chromium against `launch_explorer`: seconds from the server being ready (a kernel preheated with the model) to a page
     being usable, for `loads` page loads; then Sample clicks (click -> texts and status updated) and the x̂0/z_t toggle."""
     from playwright.sync_api import sync_playwright
     from ld4lg_edu.explorer_app import launch_explorer
     start = time.perf_counter()
-    server = launch_explorer(port=None, model=model, wait=False, env={"PYTHONPATH": str(ROOT / "tests")})
+    server = launch_explorer(port=None, model=model, wait=False, refill_after=refill_after,
+                             env={"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])})
     up = time.perf_counter() - start
-    ready, clicks, toggles = [], [], []
+    ready, clicks, toggles, parts = [], [], [], []
     table = "() => { const t = document.querySelector('.ld4lg-texts table'); return t ? t.innerText : ''; }"
     try:
         with sync_playwright() as p:
@@ -65,8 +92,15 @@ def browser_side(repeats, model, loads=3):
                 start = time.perf_counter()
                 page.goto(server.url, timeout=300_000)
                 page.wait_for_selector(".ld4lg-sample", timeout=300_000)
+                widgets = time.perf_counter() - start
                 page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=300_000)
                 ready.append(time.perf_counter() - start)
+                nav = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0]; "
+                                    "const js = performance.getEntriesByType('resource').filter(r => r.name.includes('.js')); "
+                                    "return [n.responseStart / 1000, n.responseEnd / 1000, n.domContentLoadedEventEnd / 1000, "
+                                    "n.transferSize, Math.max(0, ...js.map(r => r.responseEnd)) / 1000]; }")
+                parts.append(dict(first_byte=nav[0], html=nav[1], dom=nav[2], html_kb=nav[3] / 1024, scripts=nav[4],
+                                  widgets=widgets))
                 if load < loads - 1: page.close()
             for i in range(repeats + 1):
                 page.fill(".ld4lg-seed input", str(100 + i)); page.press(".ld4lg-seed input", "Tab")  # a new seed: new texts
@@ -82,29 +116,47 @@ def browser_side(repeats, model, loads=3):
                 toggles.append(time.perf_counter() - start)
             browser.close()
     finally: server.stop()
-    return up, ready, clicks, toggles
+    return up, ready, clicks, toggles, parts
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, nargs="*", default=[1, 2], help="torch threads of the kernel-side rows (none: skip them)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--browser", action="store_true")
+    ap.add_argument("--start", action="store_true", help="time a kernel's start (fresh process), cold and warm cache")
     ap.add_argument("--model", default="fake_pipeline:make_fake_pipeline", help="model for the browser run ('default': the shipped one)")
     ap.add_argument("--loads", type=int, default=3, help="page loads timed in the browser run")
+    ap.add_argument("--refill-after", type=float, default=5.0, help="seconds after a page took the preheated kernel that the next starts")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; n={args.n} samples, {args.steps} steps, median of {args.repeats}")
-    print(f"| pipeline | torch threads | Sample click (s) | of which pipe.sample + decode (s) | slider move (ms) |")
-    print(f"|---|---|---|---|---|")
+    if args.threads:
+        print(f"| pipeline | torch threads | Sample click (s) | of which pipe.sample + decode (s) | slider move (ms) |")
+        print(f"|---|---|---|---|---|")
     for threads in args.threads:
         for name, t, click, record, move in kernel_side(threads, args.repeats, args.n, args.steps):
             print(f"| {name} | {t} | {click:.3f} | {record:.3f} | {1000 * move:.1f} |")
+    if args.start:
+        names = ("import explorer app", "load the model", "data latents (360)", "build the app (maps, widgets)")
+        with tempfile.TemporaryDirectory() as cache:
+            cold, warm = kernel_start(args.model, cache), kernel_start(args.model, cache)
+        print(f"\n## a kernel's start, model {args.model} (fresh process; cache folder empty, then filled)")
+        print("| part | empty cache (s) | filled cache (s) |\n|---|---|---|")
+        for name, c, w in zip(names, cold, warm): print(f"| {name} | {c:.2f} | {w:.2f} |")
+        print(f"| total | {sum(cold):.2f} | {sum(warm):.2f} |")
     if args.browser:
-        up, ready, clicks, toggles = browser_side(args.repeats, args.model, args.loads)
-        print(f"\n## browser (Chromium), model {args.model}")
+        up, ready, clicks, toggles, parts = browser_side(args.repeats, args.model, args.loads, args.refill_after)
+        print(f"\n## browser (Chromium), model {args.model}, next kernel heated {args.refill_after:g} s after a page took one")
         print(f"| measure | seconds |\n|---|---|\n| server started, a kernel preheated with the model | {up:.1f} |")
         print(f"| page usable after load (each of {len(ready)} loads) | {', '.join(f'{r:.1f}' for r in ready)} |")
+        for key, what in (("first_byte", "of which: the page's first byte (Voilà renders the preheated kernel's output)"),
+                          ("html", "  the page's HTML received"), ("dom", "  the page parsed (DOMContentLoaded)"),
+                          ("scripts", "  the last script received"),
+                          ("widgets", "  the widgets on screen (Sample button)")):
+            print(f"| {what} | {', '.join(f'{p[key]:.1f}' for p in parts)} |")
+        sizes = ", ".join(f"{p['html_kb']:.0f}" for p in parts)
+        print(f"| size of the page's HTML (kB) | {sizes} |")
         print(f"| Sample click with {args.n} samples -> texts and status on screen (median of {len(clicks)}) | {statistics.median(clicks):.2f} |")
         print(f"| decode toggle x̂0 <-> z_t (median of {len(toggles)}; the first z_t of a run decodes S·n latents) | {statistics.median(toggles):.2f} |")

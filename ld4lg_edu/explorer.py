@@ -293,36 +293,48 @@ class LatentSet:
 
 _DATA_LATENTS = weakref.WeakKeyDictionary()
 
-def _encoded(pipe, texts: list[str], batch_size: int, progress: bool, cache_dir=None) -> torch.Tensor:
-    """Latents (N, ℓ, d_ae) of `texts`, encoded by `pipe` — or read from `cache_dir` (plain arrays, .npz) when they were
-    encoded there before by this same encoder: its first rows, encoded again, must agree with the file's."""
-    path, probe = None, texts[:2]
-    if cache_dir is not None:
-        path = Path(cache_dir) / f"latents-{hashlib.sha1(chr(10).join(texts).encode()).hexdigest()[:16]}.npz"
-        if path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as arrays: stored = torch.from_numpy(arrays["latents"])
-                with torch.no_grad(): fresh = pipe.encode(probe).detach().float().cpu()
-                same = stored.shape[0] == len(texts) and stored.shape[1:] == fresh.shape[1:]
-                if same and torch.allclose(stored[:len(probe)], fresh, atol=1e-4, rtol=1e-4): return stored
-            except Exception as e: warnings.warn(f"ignoring unreadable cached latents {path} ({type(e).__name__}: {e})")
-    with torch.no_grad():
-        latents = torch.cat([pipe.encode(texts[i:i + batch_size]).detach().float().cpu()
-                             for i in tqdm(range(0, len(texts), batch_size), desc="encoding data latents", disable=not progress)])
-    if path is not None:
-        with atomic_file(path) as tmp:
-            with open(tmp, "wb") as f: np.savez(f, latents=latents.numpy())
-    return latents
+def _kept(pipe, path: Path) -> LatentSet | None:
+    """The `LatentSet` kept in `path` (plain arrays, .npz) when this same encoder wrote it — its first two texts,
+    encoded again, must agree with the file's latents — else None (a file that cannot be read is said so, then
+    ignored)."""
+    if not path.exists(): return None
+    try:
+        with np.load(path, allow_pickle=False) as a:
+            texts, latents = a["texts"].tolist(), torch.from_numpy(a["latents"])
+            labels = a["labels"].tolist() if "labels" in a else None
+            names = a["label_names"].tolist() if "label_names" in a else None
+        with torch.no_grad(): fresh = pipe.encode(texts[:2]).detach().float().cpu()
+        same = latents.shape[0] == len(texts) and latents.shape[1:] == fresh.shape[1:]
+        if same and torch.allclose(latents[:2], fresh, atol=1e-4, rtol=1e-4):
+            return LatentSet(latents, labels, texts, names)
+    except Exception as e: warnings.warn(f"ignoring unreadable cached latents {path} ({type(e).__name__}: {e})")
+    return None
+
+def _keep(data: LatentSet, path: Path):
+    "Write `data` to `path` as plain arrays (texts, latents, labels, label names), all at once."
+    arrays = dict(texts=np.array(data.texts), latents=data.latents.numpy())
+    if data.labels is not None: arrays.update(labels=np.array(data.labels), label_names=np.array(data.label_names))
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as f: np.savez(f, **arrays)
 
 def data_latents(pipe, corpus="wordnet", per_class: int = 60, split: str = "train", batch_size: int = 64,
                  progress: bool = True, cache_dir=None) -> LatentSet:
     """The first `per_class` rows of each class of `corpus` (a name or a `Corpus`; for unlabelled corpora, the first
-    `per_class` rows) encoded by `pipe`; cached per pipeline, and in `cache_dir` between sessions when given."""
+    `per_class` rows) encoded by `pipe`; cached per pipeline, and — for a corpus given by name — in `cache_dir` between
+    sessions when given (a kept set is used only when the same encoder wrote it; then the corpus is not even read)."""
     from ld4lg_edu.data import load_corpus
     key = (corpus if isinstance(corpus, str) else getattr(corpus, "name", None), per_class, split)
     try: cached = _DATA_LATENTS.setdefault(pipe, {})
     except TypeError: cached = {}  # a pipeline object that cannot be weakly referenced is simply not cached
     if key in cached: return cached[key]                      # before reading the corpus: that takes seconds
+    path = None
+    if cache_dir is not None and isinstance(corpus, str):
+        from ld4lg_edu import __version__
+        name = hashlib.sha1(repr((corpus, split, per_class, __version__)).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"latents-{name}.npz"
+        if (kept := _kept(pipe, path)) is not None:
+            cached[key] = kept
+            return kept
     corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
     rows = corpus.splits[split]
     if corpus.label_names:
@@ -330,8 +342,11 @@ def data_latents(pipe, corpus="wordnet", per_class: int = 60, split: str = "trai
     else: rows = rows[:per_class]
     if not rows: raise ValueError(f"corpus {getattr(corpus, 'name', corpus)!r} has no rows in split {split!r}; pick another split or corpus")
     texts = [r["text"] for r in rows]
-    latents = _encoded(pipe, texts, batch_size, progress, cache_dir)
+    with torch.no_grad():
+        latents = torch.cat([pipe.encode(texts[i:i + batch_size]).detach().float().cpu()
+                             for i in tqdm(range(0, len(texts), batch_size), desc="encoding data latents", disable=not progress)])
     cached[key] = LatentSet(latents, [r["label"] for r in rows] if corpus.label_names else None, texts, corpus.label_names)
+    if path is not None: _keep(cached[key], path)
     return cached[key]
 
 # %% ../nbs/10_explorer.ipynb #a6e54b81

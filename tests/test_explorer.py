@@ -370,7 +370,7 @@ def test_decode_toggle_shows_text_coming_out_of_noise(pipe, background):
     assert "data-source='x0'" in ex.texts.value and counting.decodes == decodes + 2
 
 
-def test_data_latents_are_kept_on_disk_for_the_same_encoder_only(tmp_path):
+def test_data_latents_are_kept_on_disk_for_the_same_encoder_only(tmp_path, monkeypatch):
     class CountingEncoder(FakePipeline):
         encoded = 0
         def encode(self, texts): self.encoded += len(texts); return super().encode(texts)
@@ -378,8 +378,12 @@ def test_data_latents_are_kept_on_disk_for_the_same_encoder_only(tmp_path):
     data = data_latents(first, per_class=5, progress=False, cache_dir=tmp_path)
     assert first.encoded == 30 and len(list(tmp_path.glob("latents-*.npz"))) == 1
     again = CountingEncoder()                                         # a new session with the same encoder
-    kept = data_latents(again, per_class=5, progress=False, cache_dir=tmp_path)
+    import ld4lg_edu.data
+    with monkeypatch.context() as m:                                  # ... does not even read the corpus
+        m.setattr(ld4lg_edu.data, "load_corpus", lambda *a, **k: pytest.fail("the corpus was read again"))
+        kept = data_latents(again, per_class=5, progress=False, cache_dir=tmp_path)
     assert again.encoded == 2 and torch.equal(kept.latents, data.latents)   # only the probe rows encoded
+    assert (kept.texts, kept.labels, kept.label_names) == (data.texts, data.labels, data.label_names)
     other = CountingEncoder(seed=1)                                   # another encoder: its probe disagrees, encoded anew
     fresh = data_latents(other, per_class=5, progress=False, cache_dir=tmp_path)
     assert other.encoded == 32 and not torch.equal(fresh.latents, data.latents)
