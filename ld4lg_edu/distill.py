@@ -268,6 +268,7 @@ def _write_json(path: Path, obj: dict):
     "Replace `path` by `obj` as JSON, all at once."
     with atomic_file(path) as tmp: tmp.write_text(json.dumps(obj, indent=1))
 
+# %% ../nbs/07a_distillation.ipynb #692e317b
 def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: DistillConfig,
             out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = ()) -> DistillRun:
     """Progressive distillation of `teacher` on `latents` (path, tensor (N, ℓ, d_ae), dict or `LatentDataset`, with
