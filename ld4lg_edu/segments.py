@@ -318,8 +318,7 @@ def _presets(preset: str, shape: dict, train: dict):
     "(DenoiserConfig, DiffusionConfig) of `preset` ('tiny', 'course' or 'paper') at `shape`, with `train` overrides."
     if preset not in ("tiny", "course", "paper"):
         raise ValueError(f"unknown preset {preset!r}; choose tiny, course or paper")
-    named = lambda cls, **kw: cls.preset(preset, **kw) if hasattr(cls, "preset") else getattr(cls, preset)(**kw)
-    denoiser, diffusion = named(DenoiserConfig, **shape), named(DiffusionConfig)
+    denoiser, diffusion = DenoiserConfig.preset(preset, **shape), DiffusionConfig.preset(preset)
     diffusion.train = replace(diffusion.train, **{k: v for k, v in train.items() if v is not None})
     return denoiser, diffusion
 

@@ -82,7 +82,7 @@ def run_ppl(args):
     from ld4lg_edu.baseline import ARBaseline
     from ld4lg_edu.metrics import load_causal_lm, token_nll
     import numpy as np
-    ar = ARBaseline.load(args.path, device=DEVICE)
+    ar = ARBaseline.from_pretrained(args.path, device=DEVICE)
     ar_samples = {f"seed={s}": ar.sample(args.n, seed=s, batch_size=500) for s in args.seeds}
     write(Path(args.out).with_name("segments_ar_samples.json"), {"model": "ar", "samples": ar_samples})
     model, tok = load_causal_lm(args.path, device=DEVICE)
