@@ -10,7 +10,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['COURSE_MARKER', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode',
            'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_train_segments', 'cmd_sample', 'cmd_distill',
-           'cmd_explore', 'course_source', 'copy_course', 'launch_lab', 'cmd_course', 'build_parser', 'main']
+           'cmd_explore', 'cmd_train_seq2seq', 'cmd_generate', 'course_source', 'copy_course', 'launch_lab',
+           'cmd_course', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #84f5723f
 def cmd_corpus(args):
@@ -172,6 +173,39 @@ def cmd_explore(args):
     from ld4lg_edu.explorer_app import launch_explorer
     launch_explorer(port=args.port, open_browser=args.open, model=args.model, ui=args.ui)
 
+# %% ../nbs/11_cli.ipynb #c0cdde32
+def cmd_train_seq2seq(args):
+    "Train a source-conditioned denoiser (chapter 09b) on a seq2seq corpus or a JSON-lines pairs file; writes OUT/pipeline."
+    from ld4lg_edu.data import read_qqp_jsonl
+    from ld4lg_edu.seq2seq import train_seq2seq
+    rows = read_qqp_jsonl(args.pairs) if args.pairs else None
+    pairs = ([r["src"] for r in rows], [r["tgt"] for r in rows]) if rows is not None else None
+    pipe = train_seq2seq(args.ae, args.corpus, pairs=pairs, out_dir=args.out, preset=args.preset, steps=args.steps,
+                         batch_size=args.batch_size, lr=args.lr, both_directions=not args.one_direction, limit=args.limit,
+                         guidance_scale=args.guidance, seed=args.seed, resume=args.resume, compile=args.compile,
+                         cuda_graph=args.cuda_graph, device=args.device)
+    last = pipe.history[-1]
+    print(f"trained {last['step']} steps; final loss {last['loss']:.4f}; pipeline saved to {Path(args.out) / 'pipeline'}")
+
+def cmd_generate(args):
+    "Print one generated target per line of `--src` (one source text per line) from a seq2seq pipeline."
+    from ld4lg_edu.core import read_utf8
+    from ld4lg_edu.seq2seq import Seq2SeqPipeline
+    lines = read_utf8(args.src, fix="write one source text per line, UTF-8").splitlines()
+    if not lines: raise ValueError(f"{args.src} is empty; write one source text per line")
+    blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+    if blank: raise ValueError(f"{args.src}: line(s) {blank[:5]} are blank; write one source text per line")
+    pipe = Seq2SeqPipeline.from_pretrained(args.model, device=args.device)
+    sources = [line.strip() for line in lines]
+    result = pipe.generate(sources, k=args.k, guidance_scale=args.guidance, mbr=not args.no_mbr, steps=args.steps,
+                           seed=args.seed)
+    if args.json:
+        outputs = [{"source": s, "text": t, "candidates": c} for s, t, c in zip(sources, result.texts, result.candidates)]
+        w = pipe.guidance_scale if args.guidance is None else args.guidance
+        print(json.dumps({"model": str(args.model), "k": args.k, "guidance_scale": w, "seed": args.seed, "outputs": outputs},
+                         indent=1))
+    else: print("\n".join(result.texts))
+
 # %% ../nbs/11_cli.ipynb #f2cc1ab1
 COURSE_MARKER = ".ld4lg-course.json"  # written into every copy: what makes a folder "a course copy"
 
@@ -330,6 +364,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_sample)
+    c = sub.add_parser("train-seq2seq", help="train a sequence-to-sequence denoiser (e.g. QQP paraphrases) over an autoencoder")
+    c.add_argument("--ae", default="default", help="autoencoder folder (default: the shipped model's)")
+    c.add_argument("--corpus", default="qqp-local", help="a seq2seq corpus: qqp-local, qqp, xsum")
+    c.add_argument("--pairs", default=None, help='or a JSON-lines file of {"src": ..., "trg": ...} training pairs')
+    c.add_argument("--preset", default="course", choices=["tiny", "course", "paper"], help="denoiser and recipe")
+    c.add_argument("--one-direction", action="store_true", help="do not add each pair reversed (kept for paraphrase data)")
+    c.add_argument("--limit", type=int, default=None, help="use the first N training pairs of --corpus")
+    c.add_argument("--guidance", type=float, default=1.0, help="the pipeline's default guidance scale w")
+    c.add_argument("--device", default=None)
+    c.add_argument("--cuda-graph", action="store_true", help="replay each step as one CUDA graph (one GPU; implies --compile)")
+    common(c); c.set_defaults(func=cmd_train_seq2seq)
+    c = sub.add_parser("generate", help="generate a target for each line of a source file with a seq2seq pipeline")
+    c.add_argument("--model", required=True, help="a folder written by `ld4lg train-seq2seq` (OUT/pipeline)")
+    c.add_argument("--src", required=True, help="text file, one source per line")
+    c.add_argument("--k", type=int, default=5, help="candidates per source; the MBR pick is printed")
+    c.add_argument("--no-mbr", action="store_true", help="print the first candidate instead of the MBR pick")
+    c.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the pipeline's)")
+    c.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--device", default=None)
+    c.add_argument("--json", action="store_true", help="machine-readable output with every candidate")
+    c.set_defaults(func=cmd_generate)
     c = sub.add_parser("distill", help="distil a pipeline into few-step students (progressive distillation)")
     c.add_argument("--model", default="default", help="'default' (shipped) or a pipeline folder: the teacher")
     c.add_argument("--corpus", default="wordnet", help="training texts, encoded with the pipeline's autoencoder")
