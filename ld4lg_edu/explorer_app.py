@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from .core import ASSETS
 from .pipeline import SampleResult
+from .samplers import DEFAULT_GUIDANCE
 from .explorer import (LatentSet, class_map, cluster_figure, cluster_step, data_latents, decode_noisy,
                                 default_cache_dir, fit_projection, guidance_sweep, record_run, step_caption, step_table_html,
                                 trajectory_figure, trajectory_points, trajectory_step)
@@ -149,7 +150,7 @@ class DenoisingExplorer(W.VBox):
         names = list(getattr(pipe, "label_names", None) or [])
         maps = MAP_OPTIONS if self.background.labels is not None else MAP_OPTIONS[1:]
         self.label = W.Dropdown(options=[UNCONDITIONAL] + names, value=names[0] if names else UNCONDITIONAL, description="class")
-        self.guidance = W.FloatSlider(value=2.0 if names else 1.0, min=0.0, max=10.0, step=0.5, description="guidance w", disabled=not names)
+        self.guidance = W.FloatSlider(value=DEFAULT_GUIDANCE if names else 1.0, min=0.0, max=10.0, step=0.5, description="guidance w", disabled=not names)
         self.sampler = W.Dropdown(options=_sampler_options(pipe), description="sampler")
         self.steps = W.IntSlider(value=steps, min=1, max=100, description="steps")
         self.num_samples = W.IntSlider(value=n, min=1, max=16, description="samples")
@@ -174,7 +175,7 @@ class DenoisingExplorer(W.VBox):
         guard = lambda action: _guarded(self.status, action)
         self.sample_button.on_click(guard(lambda _: self.bar.start(guard(self.sample))))
         self.step_slider.observe(guard(lambda c: None if self._quiet else self.show_step(c["new"])), names="value")
-        self._class_w = self.guidance.value if names else 2.0
+        self._class_w = self.guidance.value if names else DEFAULT_GUIDANCE
         self.label.observe(guard(lambda c: self._on_label(c["new"])), names="value")
         self.sampler.observe(guard(lambda c: _student_steps(pipe, c["new"], self.steps)), names="value")
         self.source.observe(guard(lambda c: self.show_source(c["new"])), names="value")

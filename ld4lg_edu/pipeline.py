@@ -136,7 +136,7 @@ def _check_sample_args(steps, sampler, decode_every, batch_size):
 def sample(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: float | None = 1.0,
            steps: int | None = None, sampler: str | None = None, seed: int | None = None, return_trajectory: bool = False, decode_every: int = 1,
            batch_size: int = 256, progress: bool = False, callback=None, **decode_kwargs) -> SampleResult:
-    """Generate `n` texts (of class `label`) with classifier-free guidance `guidance_scale` (w; None: 2 with a class, 1
+    """Generate `n` texts (of class `label`) with classifier-free guidance `guidance_scale` (w; None: 2.5 with a class, 1
     without); `callback(i, steps)` runs after each sampler step (raise in it to stop); see `SampleResult`."""
     start = time.perf_counter()
     if not isinstance(n, int) or n < 0: raise ValueError(f"n must be a non-negative int, got {n!r}")

@@ -5,6 +5,7 @@ import torch
 
 from ld4lg_edu.core import asset_path
 from ld4lg_edu.pipeline import load_default
+from ld4lg_edu.samplers import DEFAULT_GUIDANCE
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_cli_sample_prints_n_lines_offline():
     assert len(lines) == 8 and all(l.strip() for l in lines)
     js = subprocess.run(["ld4lg", "sample", "--label", "plant", "--n", "2", "--json", "--seed", "1"], capture_output=True, text=True, env=env, check=True)
     d = json.loads(js.stdout)
-    assert d["label"] == "plant" and len(d["texts"]) == 2 and d["guidance_scale"] == 2.0
+    assert d["label"] == "plant" and len(d["texts"]) == 2 and d["guidance_scale"] == DEFAULT_GUIDANCE
 
 
 def test_cli_unknown_label_lists_known():
