@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default="default", help="'default' (shipped) or a folder written by save_pretrained / `ld4lg build`")
     c.add_argument("--label", default=None, help="class name, e.g. animal (default: unconditional)")
     c.add_argument("--n", type=int, default=8, help="how many texts")
-    c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w (1 = none; default: 2 with --label, 1 without; needs --label)")
+    c.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w (1 = none; default: 2.5 with --label, 1 without; needs --label)")
     c.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's, 25)")
     c.add_argument("--sampler", default=None, choices=["dpmpp2m", "ddim", "ddpm", "distilled"],
                    help="'distilled': the pipeline's few-step student for --steps (one pass per step at any w)")
