@@ -25,7 +25,8 @@ from .training import TrainConfig
 
 # %% auto #0
 __all__ = ['PIPELINE_FORMAT', 'PIPELINE_VERSION', 'REQUIRED_FILES', 'STUDENT_DIR', 'SampleResult', 'LatentDiffusionPipeline',
-           'tiny_pipeline', 'load_default', 'distill_pipeline', 'text_similarity', 'mbr_select']
+           'tiny_pipeline', 'write_pipeline_folder', 'read_pipeline_parts', 'load_default', 'distill_pipeline',
+           'text_similarity', 'mbr_select']
 
 # %% ../nbs/08_pipeline.ipynb #bdc79f52
 @dataclass
@@ -238,30 +239,43 @@ def _listed_students(meta: dict, directory: Path) -> list[int]:
                          "save the pipeline again")
     return steps
 
-@patch
-def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype: str = "float32") -> Path:
-    """Write the pipeline to `directory` (see above), weights stored as `dtype` ('float32' or 'bfloat16'; loading always
-    computes in float32). The folder is written whole or not at all (`atomic_directory`): a save over an earlier
-    pipeline replaces it only once complete; a folder that holds something else is refused."""
+def write_pipeline_folder(directory: str | Path, meta_file: str, meta: dict, autoencoder, denoiser, schedule,
+                          dtype: str = "float32", students: dict | None = None) -> Path:
+    """The one way a pipeline folder is written (this chapter's pipeline, and the seq2seq and segment pipelines of
+    chapters 09b and 09c): `autoencoder/` (with its LM), `denoiser/`, each student's `student/steps_N/`, and `meta` as
+    `meta_file`; weights stored as `dtype` ('float32' or 'bfloat16'; loading always computes in float32). The folder
+    is written whole or not at all (`atomic_directory`); a folder that holds something else is refused."""
     if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()) and not (directory / "pipeline.json").exists():
-        raise FileExistsError(f"{directory} holds files but no pipeline.json; save the pipeline to a new or empty folder")
+    directory, students = Path(directory), students or {}
+    if directory.exists() and any(directory.iterdir()) and not (directory / meta_file).exists():
+        raise FileExistsError(f"{directory} holds files but no {meta_file}; save the pipeline to a new or empty folder")
     with atomic_directory(directory) as tmp:
-        nets = (self.autoencoder, self.denoiser, *self.students.values())
+        nets = (autoencoder, denoiser, *students.values())
         try:
             for net in nets: net.to(getattr(torch, dtype))
-            save_autoencoder(self.autoencoder, tmp / "autoencoder", save_lm=True)
-            save_denoiser(self.denoiser, tmp / "denoiser", self.schedule)
-            for steps, student in self.students.items():
-                save_student(student, tmp / STUDENT_DIR / f"steps_{steps}", self.schedule)
+            save_autoencoder(autoencoder, tmp / "autoencoder", save_lm=True)
+            save_denoiser(denoiser, tmp / "denoiser", schedule)
+            for steps, student in students.items(): save_student(student, tmp / STUDENT_DIR / f"steps_{steps}", schedule)
         finally:
             for net in nets: net.float()
-        meta = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION, "library_version": __version__,
-                "label_names": self.label_names, "sampler": self.sampler, "steps": self.steps}
-        if self.students: meta["students"] = sorted(self.students)
-        (tmp / "pipeline.json").write_text(json.dumps(meta, indent=1))
+        (tmp / meta_file).write_text(json.dumps(meta, indent=1))
     return directory
+
+def read_pipeline_parts(directory: Path, device) -> tuple:
+    "`(autoencoder, denoiser, schedule)` of a pipeline folder written by `write_pipeline_folder` (already checked)."
+    autoencoder = load_autoencoder(directory / "autoencoder", device=device).eval()
+    denoiser = load_denoiser(directory / "denoiser", device=device)
+    return autoencoder, denoiser, schedule_from_config(read_denoiser_info(directory / "denoiser")["schedule"])
+
+@patch
+def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype: str = "float32") -> Path:
+    """Write the pipeline to `directory` (see above) through `write_pipeline_folder`: whole or not at all; a save over an
+    earlier pipeline replaces it only once complete."""
+    meta = {"format": PIPELINE_FORMAT, "version": PIPELINE_VERSION, "library_version": __version__,
+            "label_names": self.label_names, "sampler": self.sampler, "steps": self.steps}
+    if self.students: meta["students"] = sorted(self.students)
+    return write_pipeline_folder(directory, "pipeline.json", meta, self.autoencoder, self.denoiser, self.schedule,
+                                 dtype, self.students)
 
 @patch(cls_method=True)
 def from_pretrained(cls: LatentDiffusionPipeline, directory: str | Path = "default", device=None) -> "LatentDiffusionPipeline":
@@ -278,9 +292,7 @@ def from_pretrained(cls: LatentDiffusionPipeline, directory: str | Path = "defau
     missing = [f for f in _required_files(directory, student_steps) if not (directory / f).exists()]
     if missing: raise FileNotFoundError(f"{directory} is not a complete pipeline: missing {', '.join(missing)}")
     device = get_device(device)
-    autoencoder = load_autoencoder(directory / "autoencoder", device=device).eval()
-    denoiser = load_denoiser(directory / "denoiser", device=device)
-    schedule = schedule_from_config(read_denoiser_info(directory / "denoiser")["schedule"])
+    autoencoder, denoiser, schedule = read_pipeline_parts(directory, device)
     students = {s: load_student(directory / STUDENT_DIR / f"steps_{s}", device=device) for s in student_steps}
     return cls(autoencoder, denoiser, schedule, label_names=meta["label_names"], sampler=meta["sampler"],
                steps=meta["steps"], device=device, students=students)

@@ -12,15 +12,14 @@ import torch
 from fastcore.basics import patch
 from torch import nn
 
-from .core import (asset_path, atomic_directory, check_count, check_folder, get_device, read_meta,
-                            seed_everything)
-from .autoencoder import LanguageAutoencoder, load_autoencoder, save_autoencoder
-from .schedule import NoiseSchedule, get_schedule, schedule_from_config
+from .core import asset_path, check_count, check_folder, get_device, read_meta, seed_everything
+from .autoencoder import LanguageAutoencoder, load_autoencoder
+from .schedule import NoiseSchedule, get_schedule
 from .denoiser import Denoiser, DenoiserConfig
-from .diffusion import (DiffusionConfig, LatentDataset, load_denoiser, read_denoiser_info, save_denoiser,
-                                 train_diffusion)
+from .diffusion import DiffusionConfig, LatentDataset, read_denoiser_info, train_diffusion
 from .samplers import SAMPLERS, sample_latents
 from .data import Corpus, load_corpus
+from .pipeline import read_pipeline_parts, write_pipeline_folder
 
 # %% auto #0
 __all__ = ['SEGMENTS_FORMAT', 'SEGMENTS_VERSION', 'SEGMENTS_META', 'split_sentences', 'segment_texts', 'encode_segments',
@@ -276,25 +275,11 @@ SEGMENTS_META = "segments.json"
 
 @patch
 def save_pretrained(self: SegmentDiffusionPipeline, directory: str | Path, dtype: str = "float32") -> Path:
-    """Write the pipeline to `directory`: `autoencoder/` (with its LM), `denoiser/`, `segments.json`; weights stored as
-    `dtype` ('float32' or 'bfloat16'). The folder is written whole (`atomic_directory`); a folder that holds something
-    else is refused."""
-    if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()) and not (directory / SEGMENTS_META).exists():
-        raise FileExistsError(f"{directory} holds files but no {SEGMENTS_META}; save the pipeline to a new or empty "
-                              "folder")
-    with atomic_directory(directory) as tmp:
-        try:
-            for net in (self.autoencoder, self.denoiser): net.to(getattr(torch, dtype))
-            save_autoencoder(self.autoencoder, tmp / "autoencoder", save_lm=True)
-            save_denoiser(self.denoiser, tmp / "denoiser", self.schedule)
-        finally:
-            for net in (self.autoencoder, self.denoiser): net.float()
-        meta = {"format": SEGMENTS_FORMAT, "version": SEGMENTS_VERSION, "max_segments": self.max_segments,
-                "token_norm": self.token_norm, "sampler": self.sampler, "steps": self.steps}
-        (tmp / SEGMENTS_META).write_text(json.dumps(meta, indent=1))
-    return directory
+    """Write the pipeline to `directory`: `autoencoder/` (with its LM), `denoiser/`, `segments.json`, whole (chapter 08's
+    `write_pipeline_folder`); weights stored as `dtype` ('float32' or 'bfloat16')."""
+    meta = {"format": SEGMENTS_FORMAT, "version": SEGMENTS_VERSION, "max_segments": self.max_segments,
+            "token_norm": self.token_norm, "sampler": self.sampler, "steps": self.steps}
+    return write_pipeline_folder(directory, SEGMENTS_META, meta, self.autoencoder, self.denoiser, self.schedule, dtype)
 
 @patch(cls_method=True)
 def from_pretrained(cls: SegmentDiffusionPipeline, directory: str | Path, device=None) -> "SegmentDiffusionPipeline":
@@ -306,9 +291,7 @@ def from_pretrained(cls: SegmentDiffusionPipeline, directory: str | Path, device
     meta = read_meta(check_folder(directory, fix) / SEGMENTS_META, SEGMENTS_FORMAT, SEGMENTS_VERSION,
                      {"max_segments": int, "token_norm": float | int, "sampler": str, "steps": int}, fix=fix)
     device = get_device(device)
-    autoencoder = load_autoencoder(directory / "autoencoder", device=device).eval()
-    denoiser = load_denoiser(directory / "denoiser", device=device)
-    schedule = schedule_from_config(read_denoiser_info(directory / "denoiser")["schedule"])
+    autoencoder, denoiser, schedule = read_pipeline_parts(directory, device)
     try: return cls(autoencoder, denoiser, meta["max_segments"], schedule, meta["token_norm"], meta["sampler"],
                     meta["steps"], device)
     except ValueError as e: raise ValueError(f"{directory}: {e}; {fix}") from None

@@ -13,19 +13,17 @@ import torch
 from fastcore.basics import patch
 
 from . import __version__
-from .core import (asset_path, atomic_directory, autocast, check_count, check_folder, get_device, read_meta,
-                            seed_everything)
+from .core import (asset_path, autocast, check_count, check_folder, get_device, read_meta, seed_everything)
 from .lm import lm_labels, load_lm, pad_sequences
-from .autoencoder import LanguageAutoencoder, load_autoencoder, save_autoencoder
+from .autoencoder import LanguageAutoencoder, load_autoencoder
 from .ae_training import reconstruction_metrics
 from .data import Corpus, load_corpus
 from .denoiser import Denoiser, DenoiserConfig
-from .diffusion import (DiffusionConfig, LatentDataset, load_denoiser, read_denoiser_info, save_denoiser,
-                                 train_diffusion)
+from .diffusion import DiffusionConfig, LatentDataset, train_diffusion
 from .samplers import Conditioning, get_sampler, sample_latents
-from .schedule import NoiseSchedule, schedule_from_config
+from .schedule import NoiseSchedule
 from .training import TrainConfig, fit
-from .pipeline import LatentDiffusionPipeline, mbr_select
+from .pipeline import LatentDiffusionPipeline, mbr_select, read_pipeline_parts, write_pipeline_folder
 
 # %% auto #0
 __all__ = ['SEQ2SEQ_FORMAT', 'SEQ2SEQ_VERSION', 'seq2seq_pairs', 'source_features', 'encode_pairs', 'seq2seq_denoiser_config',
@@ -186,23 +184,10 @@ _SEQ2SEQ_FILES = (
 
 @patch
 def save_pretrained(self: Seq2SeqPipeline, directory: str | Path, dtype: str = "float32") -> Path:
-    "Write the pipeline to `directory` whole (`atomic_directory`), weights as `dtype` ('float32' or 'bfloat16')."
-    if dtype not in ("float32", "bfloat16"): raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()) and not (directory / "pipeline.json").exists():
-        raise FileExistsError(f"{directory} holds files but no pipeline.json; save the pipeline to a new or empty "
-                              "folder")
-    with atomic_directory(directory) as tmp:
-        try:
-            for net in (self.autoencoder, self.denoiser): net.to(getattr(torch, dtype))
-            save_autoencoder(self.autoencoder, tmp / "autoencoder", save_lm=True)
-            save_denoiser(self.denoiser, tmp / "denoiser", self.schedule)
-        finally:
-            for net in (self.autoencoder, self.denoiser): net.float()
-        meta = {"format": SEQ2SEQ_FORMAT, "version": SEQ2SEQ_VERSION, "library_version": __version__,
-                "sampler": self.sampler, "steps": self.steps, "guidance_scale": self.guidance_scale}
-        (tmp / "pipeline.json").write_text(json.dumps(meta, indent=1))
-    return directory
+    "Write the pipeline to `directory` whole (chapter 08's `write_pipeline_folder`), weights as `dtype`."
+    meta = {"format": SEQ2SEQ_FORMAT, "version": SEQ2SEQ_VERSION, "library_version": __version__,
+            "sampler": self.sampler, "steps": self.steps, "guidance_scale": self.guidance_scale}
+    return write_pipeline_folder(directory, "pipeline.json", meta, self.autoencoder, self.denoiser, self.schedule, dtype)
 
 @patch(cls_method=True)
 def from_pretrained(cls: Seq2SeqPipeline, directory: str | Path, device=None) -> Seq2SeqPipeline:
@@ -215,9 +200,7 @@ def from_pretrained(cls: Seq2SeqPipeline, directory: str | Path, device=None) ->
                      {"sampler": str, "steps": int, "guidance_scale": float}, optional={"library_version": str},
                      fix=fix)
     device = get_device(device)
-    autoencoder = load_autoencoder(directory / "autoencoder", device=device).eval()
-    denoiser = load_denoiser(directory / "denoiser", device=device)
-    schedule = schedule_from_config(read_denoiser_info(directory / "denoiser")["schedule"])
+    autoencoder, denoiser, schedule = read_pipeline_parts(directory, device)
     return cls(autoencoder, denoiser, schedule, sampler=meta["sampler"], steps=meta["steps"],
                guidance_scale=meta["guidance_scale"], device=device)
 

@@ -328,6 +328,18 @@ def weights_of(kind, model):
     return model.state_dict() if kind == "autoencoder" else model.model.state_dict()
 
 
+def kill_when_stalled(script, *args):
+    "Run `script` with `args` in a child process and SIGKILL it once it prints 'stalled' (mid-save)."
+    child = subprocess.Popen([sys.executable, str(script), *map(str, args)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == "stalled", (line, child.stderr.read() if child.poll() is not None else "")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill(); child.wait()
+
+
 @pytest.mark.parametrize("kind,stage", [("autoencoder", "mid-write"), ("autoencoder", "before-swap"),
                                         ("baseline", "mid-write"), ("baseline", "before-swap")])
 def test_a_save_killed_midway_leaves_the_old_folder(tmp_path, tok, kind, stage):
@@ -336,15 +348,7 @@ def test_a_save_killed_midway_leaves_the_old_folder(tmp_path, tok, kind, stage):
     (save_autoencoder(old, folder, save_lm=True) if kind == "autoencoder" else old.save_pretrained(folder))
     (folder / "checkpoints").mkdir(); (folder / "checkpoints" / "state.json").write_text("{}")  # a run's checkpoints
     script = tmp_path / "child.py"; script.write_text(CHILD.format(tests=str(ROOT / "tests")))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, str(script), kind, stage, str(folder)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = child.stdout.readline()
-        assert line.strip() == "stalled", (line, child.stderr.read() if child.poll() is not None else "")
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.kill(); child.wait()
+    kill_when_stalled(script, kind, stage, folder)
     assert any(p.name.startswith(".model.tmp-") for p in tmp_path.iterdir())   # the killed save's half-made folder
     loaded = load(kind, folder)
     for (name, a), b in zip(weights_of(kind, old).items(), weights_of(kind, loaded).values()):
@@ -378,14 +382,7 @@ def test_a_student_save_killed_midway_leaves_the_old_student(tmp_path):
     folder = tmp_path / "student"
     old = save_student(tiny_student(seed=0), folder) and load_student(folder)
     script = tmp_path / "child.py"; script.write_text(STUDENT_CHILD.format(tests=str(ROOT / "tests")))
-    child = subprocess.Popen([sys.executable, str(script), str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        line = child.stdout.readline()
-        assert line.strip() == "stalled", (line, child.stderr.read() if child.poll() is not None else "")
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.kill(); child.wait()
+    kill_when_stalled(script, folder)
     assert any(p.name.startswith(".student.tmp-") for p in tmp_path.iterdir())   # the killed save's half-made folder
     for (name, a), b in zip(old.state_dict().items(), load_student(folder).state_dict().values()):
         assert torch.equal(a, b), name                                            # the old student, whole
