@@ -13,7 +13,7 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (PresetConfig, Presets, atomic_directory, autocast, check_count, check_folder,
+from .core import (PresetConfig, Presets, asset_path, atomic_directory, autocast, check_count, check_folder,
                             config_from_dict, confined_file, count_parameters, read_meta, read_tensors)
 from .lm import (course_lm_path, decoder_loss, encoder_features, frozen, generate_from_hidden, lm_dims, lm_labels,
                           load_lm)
@@ -21,7 +21,7 @@ from .lm import (course_lm_path, decoder_loss, encoder_features, frozen, generat
 # %% auto #0
 __all__ = ['AE_WEIGHTS', 'AE_CONFIG', 'AE_FORMAT', 'AE_VERSION', 'Attention', 'FeedForward', 'PerceiverLayer',
            'PerceiverCompression', 'TransformerLayer', 'Reconstruction', 'AutoencoderConfig', 'LanguageAutoencoder',
-           'check_latents', 'save_autoencoder', 'load_autoencoder']
+           'check_latents', 'save_autoencoder', 'load_autoencoder', 'as_autoencoder']
 
 # %% ../nbs/03_autoencoder.ipynb #9ff8b66a
 class Attention(nn.Module):
@@ -432,3 +432,15 @@ def from_pretrained(cls: LanguageAutoencoder, path: str | Path, lm=None, tokeniz
                     device=None) -> LanguageAutoencoder:
     "The autoencoder saved in the folder `path` (`load_autoencoder`, with every check it makes)."
     return load_autoencoder(path, lm, tokenizer, device)
+
+# %% ../nbs/03_autoencoder.ipynb #bc965369
+def as_autoencoder(autoencoder: LanguageAutoencoder | str | Path = "default", device=None) -> LanguageAutoencoder:
+    """`autoencoder` as a model: a `LanguageAutoencoder` passes through; `'default'` is the shipped model's
+    (`assets/default_model/autoencoder`); any other string or path is a folder written by `save_autoencoder`, loaded
+    (`load_autoencoder`, onto `device`) in eval mode."""
+    if isinstance(autoencoder, LanguageAutoencoder): return autoencoder
+    if not isinstance(autoencoder, (str, Path)):
+        raise TypeError(f"autoencoder must be a LanguageAutoencoder, 'default' or a folder written by save_autoencoder, "
+                        f"got {type(autoencoder).__name__}")
+    folder = asset_path("default_model") / "autoencoder" if str(autoencoder) == "default" else Path(autoencoder)
+    return load_autoencoder(folder, device=device).eval()

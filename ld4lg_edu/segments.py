@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from torch import nn
 
 from .core import asset_path, check_count, check_folder, get_device, read_meta, seed_everything
-from .autoencoder import LanguageAutoencoder, load_autoencoder
+from .autoencoder import LanguageAutoencoder, as_autoencoder
 from .schedule import NoiseSchedule, get_schedule
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import DiffusionConfig, LatentDataset, read_denoiser_info, train_diffusion
@@ -305,11 +305,6 @@ def _presets(preset: str, shape: dict, train: dict):
     diffusion.train = replace(diffusion.train, **{k: v for k, v in train.items() if v is not None})
     return denoiser, diffusion
 
-def _sentence_autoencoder(autoencoder, device) -> LanguageAutoencoder:
-    if isinstance(autoencoder, LanguageAutoencoder): return autoencoder
-    path = asset_path("default_model") / "autoencoder" if str(autoencoder) == "default" else Path(autoencoder)
-    return load_autoencoder(path, device=device)
-
 def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default",
                    corpus: str | Corpus | list[str] = "rocstories-local", out_dir: str | Path | None = None,
                    max_segments: int = 6, preset: str = "course", steps: int | None = None,
@@ -331,7 +326,7 @@ def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default",
     if out is not None and (out / "diffusion").exists() and not resume:
         raise FileExistsError(f"{out} already holds a segment run; pass resume=True (--resume) or choose another "
                               "folder")
-    ae = _sentence_autoencoder(autoencoder, device).eval()
+    ae = as_autoencoder(autoencoder, device).eval()
     cache = None if out is None else out / "latents.safetensors"
     if cache is not None and cache.exists():
         flat = LatentDataset.load(cache).latents

@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from . import __version__
 from .core import (asset_path, autocast, check_count, check_folder, get_device, read_meta, seed_everything)
 from .lm import lm_labels, load_lm, pad_sequences
-from .autoencoder import LanguageAutoencoder, load_autoencoder
+from .autoencoder import LanguageAutoencoder, as_autoencoder
 from .ae_training import reconstruction_metrics
 from .data import Corpus, load_corpus
 from .denoiser import Denoiser, DenoiserConfig
@@ -205,12 +205,6 @@ def from_pretrained(cls: Seq2SeqPipeline, directory: str | Path, device=None) ->
                guidance_scale=meta["guidance_scale"], device=device)
 
 # %% ../nbs/09b_seq2seq.ipynb #cb2cffa2
-def _autoencoder(ae, device=None) -> LanguageAutoencoder:
-    "An autoencoder: given, 'default' (the shipped model's), or a folder written by `save_autoencoder`."
-    if isinstance(ae, LanguageAutoencoder): return ae
-    folder = asset_path("default_model") / "autoencoder" if str(ae) == "default" else Path(ae)
-    return load_autoencoder(folder, device=device).eval()
-
 def train_seq2seq(autoencoder: LanguageAutoencoder | str | Path = "default", corpus: str | Corpus = "qqp-local",
                   pairs: tuple[Sequence[str], Sequence[str]] | None = None, out_dir: str | Path | None = None,
                   preset: str = "course", denoiser_config: DenoiserConfig | None = None,
@@ -224,7 +218,7 @@ def train_seq2seq(autoencoder: LanguageAutoencoder | str | Path = "default", cor
     pipeline is saved to `out_dir/pipeline` (cache: `out_dir/pairs.safetensors`, run: `out_dir/diffusion`).
     `compile`, `cuda_graph`: chapter 01a's fast paths on one GPU."""
     diffusion_config = diffusion_config or DiffusionConfig.preset(preset)  # an unknown name fails before any work
-    ae = _autoencoder(autoencoder, device)
+    ae = as_autoencoder(autoencoder, device)
     sources, targets = pairs if pairs is not None else seq2seq_pairs(corpus, "train", limit=limit)
     sources, targets = _check_sources(sources), _check_sources(targets)
     if len(sources) != len(targets): raise ValueError(f"got {len(sources)} sources but {len(targets)} targets")

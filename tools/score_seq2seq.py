@@ -9,7 +9,8 @@ from pathlib import Path
 from ld4lg_edu.core import atomic_file
 from ld4lg_edu.data import load_corpus
 from ld4lg_edu.pipeline import mbr_select
-from ld4lg_edu.seq2seq import _autoencoder, seq2seq_pairs, seq2seq_scores
+from ld4lg_edu.autoencoder import as_autoencoder
+from ld4lg_edu.seq2seq import seq2seq_pairs, seq2seq_scores
 
 p = argparse.ArgumentParser()
 p.add_argument("dir"); p.add_argument("--recon", type=int, default=200)
@@ -47,7 +48,7 @@ if ae:
                                 "fine_tuned_on_qqp": r1(seq2seq_scores(ae["after"], ae["texts"]))}
 elif args.recon:
     targets = splits["test"][1][:args.recon]
-    result["reconstruction"] = {"texts": len(targets), "shipped": r1(seq2seq_scores(_autoencoder("default").reconstruct(targets), targets))}
+    result["reconstruction"] = {"texts": len(targets), "shipped": r1(seq2seq_scores(as_autoencoder("default").reconstruct(targets), targets))}
     result["not_measured"].append("reconstruction through the autoencoder fine-tuned on QQP")
 test_src, test_ref = splits["test"]
 if gen or ar:

@@ -9,7 +9,8 @@ import torch
 
 from ld4lg_edu.ae_training import train_autoencoder
 from ld4lg_edu.data import load_corpus
-from ld4lg_edu.seq2seq import Seq2SeqPipeline, _autoencoder, beam_generate, finetune_lm, seq2seq_pairs
+from ld4lg_edu.autoencoder import as_autoencoder
+from ld4lg_edu.seq2seq import Seq2SeqPipeline, beam_generate, finetune_lm, seq2seq_pairs
 
 env = lambda name, default: type(default)(os.environ.get(name, default))
 stage, runs = sys.argv[1], Path(sys.argv[2])
@@ -24,8 +25,8 @@ t0 = time.time()
 if stage == "ae":  # fine-tune the shipped autoencoder's f_φ, g_ψ on the training questions (both sides of each pair)
     questions = [t for pair in zip(*seq2seq_pairs(qqp, "train")) for t in pair]
     held_out = test_ref[:env("N_RECON", 500)]
-    before = _autoencoder("default", device).reconstruct(held_out)
-    ae, result = train_autoencoder(_autoencoder("default", device), questions, out_dir=runs / "ae", steps=env("AE_STEPS", 1000),
+    before = as_autoencoder("default", device).reconstruct(held_out)
+    ae, result = train_autoencoder(as_autoencoder("default", device), questions, out_dir=runs / "ae", steps=env("AE_STEPS", 1000),
                                    batch_size=env("AE_BATCH", 256), lr=env("AE_LR", 1e-4), warmup_steps=100, num_samples=0)
     ae.eval()
     write("ae", {"texts": held_out, "before": before, "after": ae.reconstruct(held_out), "train_questions": len(questions),
