@@ -12,7 +12,7 @@ import torch
 from fastcore.basics import patch
 from torch import nn
 
-from .core import asset_path, check_count, check_folder, get_device, read_meta, seed_everything
+from .core import check_count, check_folder, get_device, read_meta, seed_everything
 from .autoencoder import LanguageAutoencoder, as_autoencoder
 from .schedule import NoiseSchedule, get_schedule
 from .denoiser import Denoiser, DenoiserConfig
@@ -298,9 +298,8 @@ def from_pretrained(cls: SegmentDiffusionPipeline, directory: str | Path, device
 
 # %% ../nbs/09c_segments.ipynb #dbbac82b
 def _presets(preset: str, shape: dict, train: dict):
-    "(DenoiserConfig, DiffusionConfig) of `preset` ('tiny', 'course' or 'paper') at `shape`, with `train` overrides."
-    if preset not in ("tiny", "course", "paper"):
-        raise ValueError(f"unknown preset {preset!r}; choose tiny, course or paper")
+    """(DenoiserConfig, DiffusionConfig) of `preset` ('tiny', 'course' or 'paper') at `shape`, with `train` overrides;
+    an unknown name is refused by `DenoiserConfig.preset`, with the choices."""
     denoiser, diffusion = DenoiserConfig.preset(preset, **shape), DiffusionConfig.preset(preset)
     diffusion.train = replace(diffusion.train, **{k: v for k, v in train.items() if v is not None})
     return denoiser, diffusion
