@@ -34,6 +34,10 @@ def cmd_corpus(args):
         print(f"{label}{r['src'] + ' -> ' + r['tgt'] if 'src' in r else r['text']}")
 
 # %% ../nbs/11_cli.ipynb #0b5ad359
+def _run_args(args) -> dict:
+    "The keyword arguments of --resume and --overwrite (`run_options`), handed on by every training command as one."
+    return {"resume": args.resume, "overwrite": args.overwrite}
+
 def cmd_train_tokenizer(args):
     "Train a byte-level BPE tokenizer (BART special tokens) on the train split of a corpus."
     from ld4lg_edu.data import load_corpus, train_tokenizer
@@ -47,8 +51,8 @@ def cmd_train_lm(args):
     from ld4lg_edu.lm import pretrain_course_lm
     result = pretrain_course_lm(args.preset, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 corpus=args.corpus, tokenizer=args.tokenizer, max_length=args.max_length,
-                                resume=args.resume, save_dtype=args.save_dtype, seed=args.seed, compile=args.compile,
-                                vocab_size=args.vocab_size, workers=args.workers, overwrite=args.overwrite)
+                                save_dtype=args.save_dtype, seed=args.seed, compile=args.compile,
+                                vocab_size=args.vocab_size, workers=args.workers, **_run_args(args))
     print(f"trained {result.step} steps; final loss {result.history[-1]['loss']:.4f}; saved to {args.out}")
 
 def cmd_train_ae(args):
@@ -63,8 +67,8 @@ def cmd_train_ae(args):
     config = AutoencoderConfig.preset(args.preset, **({"lm": args.lm} if args.lm else {}), **overrides)
     lm, tokenizer = load_lm(config.lm, freeze=config.freeze_lm)
     ae, result = train_autoencoder(LanguageAutoencoder(lm, tokenizer, config), data=args.corpus, out_dir=args.out,
-                                   steps=args.steps, batch_size=args.batch_size, lr=args.lr, resume=args.resume, seed=args.seed,
-                                   compile=args.compile, overwrite=args.overwrite)
+                                   steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                   compile=args.compile, **_run_args(args))
     held_out = load_corpus(args.corpus).texts("test")[:args.eval_texts]
     ae.eval()
     scores = reconstruction_metrics(held_out, ae.reconstruct(held_out))
@@ -95,16 +99,14 @@ def cmd_train_diffusion(args):
     denoiser_config = DenoiserConfig.preset(args.preset, **shape)
     diffusion_config = DiffusionConfig.preset(args.preset)
     diffusion_config.train = _train_overrides(diffusion_config.train, args)
-    run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, resume=args.resume,
-                          overwrite=args.overwrite)
+    run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, **_run_args(args))
     print(f"trained {len(run.history) and run.history[-1]['step']} steps; final loss {run.history[-1]['loss']:.4f}; saved to {args.out}")
 
 def cmd_train_ar(args):
     "Train the autoregressive baseline (GPT-2 config, class prefix) on the same corpus."
     from ld4lg_edu.baseline import train_ar_baseline
-    train_ar_baseline(args.corpus, preset=args.preset, out_dir=args.out, steps=args.steps, resume=args.resume,
-                      seed=args.seed, batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer,
-                      overwrite=args.overwrite)
+    train_ar_baseline(args.corpus, preset=args.preset, out_dir=args.out, steps=args.steps, seed=args.seed,
+                      batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer, **_run_args(args))
     print(f"autoregressive baseline saved to {args.out}")
 
 def _train_overrides(train, args):
@@ -136,8 +138,9 @@ def cmd_train_segments(args):
     shape = {k: v for k, v in dict(width=args.width, depth=args.depth, heads=args.heads).items() if v is not None}
     pipe = train_segments(args.ae, args.corpus, out_dir=args.out, max_segments=args.max_segments, preset=args.preset,
                           steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-                          resume=args.resume, compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,
-                          limit=args.limit, denoiser=shape, save_dtype=args.save_dtype, device=args.device)
+                          compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,
+                          limit=args.limit, denoiser=shape, save_dtype=args.save_dtype, device=args.device,
+                          **_run_args(args))
     last = pipe.history[-1]
     print(f"trained {last['step']} steps; final loss {last['loss']:.4f}; pipeline written to {Path(args.out) / 'pipeline'}")
 
@@ -182,8 +185,8 @@ def cmd_train_seq2seq(args):
     pairs = ([r["src"] for r in rows], [r["tgt"] for r in rows]) if rows is not None else None
     pipe = train_seq2seq(args.ae, args.corpus, pairs=pairs, out_dir=args.out, preset=args.preset, steps=args.steps,
                          batch_size=args.batch_size, lr=args.lr, both_directions=not args.one_direction, limit=args.limit,
-                         guidance_scale=args.guidance, seed=args.seed, resume=args.resume, compile=args.compile,
-                         cuda_graph=args.cuda_graph, device=args.device)
+                         guidance_scale=args.guidance, seed=args.seed, compile=args.compile,
+                         cuda_graph=args.cuda_graph, device=args.device, **_run_args(args))
     last = pipe.history[-1]
     print(f"trained {last['step']} steps; final loss {last['loss']:.4f}; pipeline saved to {Path(args.out) / 'pipeline'}")
 
@@ -274,15 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_corpus)
 
+    def run_options(c):  # what a training command does with an earlier run in --out (`_run_args` hands them on)
+        c.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+        c.add_argument("--overwrite", action="store_true",
+                       help="delete the run in --out (its checkpoints) and start again (refused otherwise)")
+
     def common(c, steps=True, compile=True):
         c.add_argument("--out", required=True, help="output folder (or file, for encode)")
         if steps:
             c.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
             c.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the preset's)")
             c.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
-            c.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-            c.add_argument("--overwrite", action="store_true",
-                           help="delete the checkpoints of another run in --out and start again (refused otherwise)")
+            run_options(c)
             c.add_argument("--seed", type=int, default=0)
         if steps and compile:
             c.add_argument("--compile", action="store_true", help="torch.compile the model: the fast path on a GPU")

@@ -20,6 +20,7 @@ from .diffusion import DiffusionConfig, LatentDataset, read_denoiser_info, train
 from .samplers import SAMPLERS, sample_latents
 from .data import Corpus, load_corpus
 from .pipeline import read_pipeline_parts, write_pipeline_folder
+from .training import _check_out_dir
 
 # %% auto #0
 __all__ = ['SEGMENTS_FORMAT', 'SEGMENTS_VERSION', 'SEGMENTS_META', 'split_sentences', 'segment_texts', 'encode_segments',
@@ -308,23 +309,23 @@ def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default",
                    corpus: str | Corpus | list[str] = "rocstories-local", out_dir: str | Path | None = None,
                    max_segments: int = 6, preset: str = "course", steps: int | None = None,
                    batch_size: int | None = None, lr: float | None = None, warmup_steps: int | None = None,
-                   resume: bool = False, compile: bool = False, cuda_graph: bool = False, seed: int = 0,
+                   resume: bool = False, overwrite: bool = False, compile: bool = False, cuda_graph: bool = False, seed: int = 0,
                    limit: int | None = None, denoiser: dict | None = None, save_dtype: str = "float32", device=None,
                    callbacks=()) -> SegmentDiffusionPipeline:
     """Train a segment denoiser over the sentence latents of `corpus`'s train split (or of a list of texts) and return
     the pipeline, written to `out_dir/pipeline` when `out_dir` is given (the latents are kept in
     `out_dir/latents.safetensors`, the run's checkpoints in `out_dir/diffusion`). `autoencoder`: 'default' (the
     shipped one), a folder, or a model; `denoiser`: overrides of the preset's `DenoiserConfig` fields (width, depth,
-    ...).
-    Texts of more than `max_segments` sentences are dropped."""
+    ...). `resume` continues the run in `out_dir`; `overwrite` deletes it and its latents first (`fit`'s rules, checked
+    before any encoding). Texts of more than `max_segments` sentences are dropped."""
     if save_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
     check_count("max_segments", max_segments, " (sentences a story may have)")
     _presets(preset, {}, {})  # an unknown preset fails before any work
     out = None if out_dir is None else Path(out_dir)
-    if out is not None and (out / "diffusion").exists() and not resume:
-        raise FileExistsError(f"{out} already holds a segment run; pass resume=True (--resume) or choose another "
-                              "folder")
+    if out is not None:
+        _check_out_dir(out / "diffusion", resume, overwrite)   # another run there: refused, or deleted with overwrite
+        if overwrite: (out / "latents.safetensors").unlink(missing_ok=True)
     ae = as_autoencoder(autoencoder, device).eval()
     cache = None if out is None else out / "latents.safetensors"
     if cache is not None and cache.exists():
@@ -343,7 +344,8 @@ def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default",
                  cuda_graph=cuda_graph)
     denoiser_config, diffusion_config = _presets(preset, shape, train)
     run = train_diffusion(LatentDataset(flat), denoiser_config, diffusion_config,
-                          out_dir=None if out is None else out / "diffusion", resume=resume, callbacks=callbacks)
+                          out_dir=None if out is None else out / "diffusion", resume=resume, overwrite=overwrite,
+                          callbacks=callbacks)
     pipe = SegmentDiffusionPipeline(ae, run.ema_denoiser, max_segments, diffusion_config.make_schedule(),
                                     token_norm=measure_token_norm(latents, mask), device=device or ae.device)
     pipe.history = run.history

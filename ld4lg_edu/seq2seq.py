@@ -22,7 +22,7 @@ from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import DiffusionConfig, LatentDataset, train_diffusion
 from .samplers import Conditioning, get_sampler, sample_latents
 from .schedule import NoiseSchedule
-from .training import TrainConfig, fit
+from .training import TrainConfig, _check_out_dir, fit
 from .pipeline import LatentDiffusionPipeline, mbr_select, read_pipeline_parts, write_pipeline_folder
 
 # %% auto #0
@@ -211,12 +211,13 @@ def train_seq2seq(autoencoder: LanguageAutoencoder | str | Path = "default", cor
                   diffusion_config: DiffusionConfig | None = None, steps: int | None = None,
                   batch_size: int | None = None, lr: float | None = None, both_directions: bool = True,
                   limit: int | None = None,
-                  guidance_scale: float = 1.0, seed: int = 0, resume: bool = False, compile: bool = False,
-                  cuda_graph: bool = False, device=None, callbacks=()) -> Seq2SeqPipeline:
+                  guidance_scale: float = 1.0, seed: int = 0, resume: bool = False, overwrite: bool = False,
+                  compile: bool = False, cuda_graph: bool = False, device=None, callbacks=()) -> Seq2SeqPipeline:
     """Train a source-conditioned denoiser on `pairs` (sources, targets) or `corpus`'s train split, each pair also
     reversed when `both_directions`, with the `preset` recipe ('tiny', 'course', 'paper') unless configs are given; the
     pipeline is saved to `out_dir/pipeline` (cache: `out_dir/pairs.safetensors`, run: `out_dir/diffusion`).
-    `compile`, `cuda_graph`: chapter 01a's fast paths on one GPU."""
+    `resume` continues that run; `overwrite` deletes it and its cache first (`fit`'s rules, checked before any
+    encoding). `compile`, `cuda_graph`: chapter 01a's fast paths on one GPU."""
     diffusion_config = diffusion_config or DiffusionConfig.preset(preset)  # an unknown name fails before any work
     ae = as_autoencoder(autoencoder, device)
     sources, targets = pairs if pairs is not None else seq2seq_pairs(corpus, "train", limit=limit)
@@ -224,13 +225,16 @@ def train_seq2seq(autoencoder: LanguageAutoencoder | str | Path = "default", cor
     if len(sources) != len(targets): raise ValueError(f"got {len(sources)} sources but {len(targets)} targets")
     if both_directions: sources, targets = sources + targets, targets + sources
     out = None if out_dir is None else Path(out_dir)
+    if out is not None:
+        _check_out_dir(out / "diffusion", resume, overwrite)   # another run there: refused, or deleted with overwrite
+        if overwrite: (out / "pairs.safetensors").unlink(missing_ok=True)
     data = encode_pairs(ae, sources, targets, cache=None if out is None else out / "pairs.safetensors")
     denoiser_config = denoiser_config or seq2seq_denoiser_config(ae, preset)
     given = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed).items() if v is not None}
     if compile or cuda_graph: given.update(compile=True, cuda_graph=cuda_graph)
     diffusion_config = replace(diffusion_config, train=replace(diffusion_config.train, **given))
     run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=None if out is None else out / "diffusion",
-                          resume=resume, callbacks=callbacks)
+                          resume=resume, overwrite=overwrite, callbacks=callbacks)
     pipe = Seq2SeqPipeline(ae, run.ema_denoiser, diffusion_config.make_schedule(), guidance_scale=guidance_scale,
                            device=ae.device)
     pipe.history = run.history

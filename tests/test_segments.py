@@ -164,3 +164,26 @@ def test_cli_train_segments(shared_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["train-segments", "--corpus", "rocstories-local", "--max-segments", "0", "--out", str(tmp_path / "bad")])
     assert stop.value.code == 2 and "max_segments" in capsys.readouterr().err
+
+
+def test_cli_overwrite_starts_a_fresh_run_and_without_it_the_folder_is_refused(tiny_ae, tmp_path, capsys):
+    from ld4lg_edu.autoencoder import save_autoencoder
+    from ld4lg_edu.cli import main
+    from ld4lg_edu.diffusion import LatentDataset
+    save_autoencoder(tiny_ae, tmp_path / "ae", save_lm=True)
+    run = tmp_path / "run"
+    def train(limit, *flags, steps="4"):
+        main(["train-segments", "--ae", str(tmp_path / "ae"), "--corpus", "wordnet", "--limit", limit,
+              "--max-segments", "3", "--preset", "tiny", "--steps", steps, "--batch-size", "4", "--width", "32",
+              "--depth", "2", "--heads", "2", "--device", "cpu", "--out", str(run), *flags])
+    train("8")
+    assert sorted(p.name for p in (run / "diffusion").glob("step_*")) == ["step_000004"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop: train("6")                               # refused as before
+    assert stop.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit): train("6", "--overwrite", "--resume")
+    assert "pass one" in capsys.readouterr().err
+    train("6", "--overwrite", steps="2")
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert sorted(p.name for p in (run / "diffusion").glob("step_*")) == ["step_000002"]   # the old run's steps are gone
+    assert len(LatentDataset.load(run / "latents.safetensors")) == 6                  # the new texts, encoded again

@@ -150,3 +150,28 @@ def test_cli_trains_on_a_pairs_file_and_generates_one_line_per_source(ae, tmp_pa
     with pytest.raises(SystemExit):
         main(["generate", "--model", model, "--src", str(tmp_path / "absent.txt")])
     assert "absent.txt is missing" in capsys.readouterr().err
+
+
+def test_cli_overwrite_starts_a_fresh_run_and_without_it_the_folder_is_refused(ae, tmp_path, capsys):
+    from ld4lg_edu.autoencoder import save_autoencoder
+    from ld4lg_edu.diffusion import LatentDataset
+    save_autoencoder(ae, tmp_path / "ae", save_lm=True)
+    def pairs_file(name, n):
+        path = tmp_path / name
+        path.write_text("\n".join(json.dumps({"src": s, "trg": t}) for s, t in list(zip(SOURCES, TARGETS))[:n]))
+        return str(path)
+    run = tmp_path / "run"
+    def train(pairs, *flags, steps="4"):
+        main(["train-seq2seq", "--ae", str(tmp_path / "ae"), "--pairs", pairs, "--preset", "tiny", "--steps", steps,
+              "--batch-size", "4", "--device", "cpu", "--out", str(run), *flags])
+    train(pairs_file("old.jsonl", 4))
+    assert sorted(p.name for p in (run / "diffusion").glob("step_*")) == ["step_000004"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop: train(pairs_file("new.jsonl", 2))     # refused as before
+    assert stop.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit): train(pairs_file("new.jsonl", 2), "--overwrite", "--resume")
+    assert "pass one" in capsys.readouterr().err
+    train(pairs_file("new.jsonl", 2), "--overwrite", steps="2")
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert sorted(p.name for p in (run / "diffusion").glob("step_*")) == ["step_000002"]   # the old run's steps are gone
+    assert len(LatentDataset.load(run / "pairs.safetensors")) == 4                    # the new pairs, both ways
