@@ -12,19 +12,20 @@ from typing import Callable, Iterable, NamedTuple
 import torch
 from torch import nn
 
-from .core import (atomic_directory, atomic_file, check_folder, config_from_dict, confined_file, read_json,
+from .core import (_discard, atomic_directory, atomic_file, check_folder, config_from_dict, confined_file, read_json,
                             read_meta, read_tensors)
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, q_sample, v_from_x0, x0_from_v
 from .denoiser import Denoiser, sinusoidal_embedding
 from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
                                  save_denoiser, unwrap, v_loss)
-from .training import EMA, TrainConfig, fit, host_coin, process_state
+from .training import EMA, TrainConfig, _check_out_dir, fit, host_coin, process_state
 from .samplers import Conditioning, guided_v, sample_latents
 
 # %% auto #0
 __all__ = ['GUIDANCE_FILE', 'STUDENT_FILE', 'STUDENT_FORMAT', 'STUDENT_VERSION', 'grid_alpha', 'ddim_move', 'teacher_v',
            'distillation_target', 'GuidanceEmbedding', 'DistilledStudent', 'DistillConfig', 'distillation_loss',
-           'save_student', 'read_student_info', 'load_student', 'DistillRun', 'distill', 'energy_distance']
+           'save_student', 'read_student_info', 'load_student', 'DistillRun', 'prepare_distill_dir', 'distill',
+           'energy_distance']
 
 # %% ../nbs/07a_distillation.ipynb #0b5d3e60
 def grid_alpha(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
@@ -269,11 +270,27 @@ def _write_json(path: Path, obj: dict):
     with atomic_file(path) as tmp: tmp.write_text(json.dumps(obj, indent=1))
 
 # %% ../nbs/07a_distillation.ipynb #692e317b
+def prepare_distill_dir(out_dir: str | Path, resume: bool = False, overwrite: bool = False) -> Path:
+    """Before round 1, `fit`'s rules for a distillation folder: a fresh run refuses one holding another run
+    (`distill.json`); `resume` continues it; `overwrite` deletes that run (its state, `round_*/` checkpoints and
+    `students/`) first; the two together are refused, as is a folder that takes no file."""
+    out = Path(out_dir)
+    _check_out_dir(out, resume, overwrite)
+    if (out / "distill.json").exists() and not (resume or overwrite):
+        raise FileExistsError(f"{out} already holds a distillation run; pass resume=True (--resume) to continue it, "
+                              "overwrite=True (--overwrite) to delete it and start again, or choose another folder")
+    if overwrite:  # the state first: a half-deleted run never claims finished rounds
+        (out / "distill.json").unlink(missing_ok=True)
+        for old in sorted(out.glob("round_*")) + [out / "students"]:
+            if old.is_dir(): _discard(old)
+    return out
+
 def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: DistillConfig,
-            out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = ()) -> DistillRun:
+            out_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+            callbacks: Iterable[Callable] = ()) -> DistillRun:
     """Progressive distillation of `teacher` on `latents` (path, tensor (N, ℓ, d_ae), dict or `LatentDataset`, with
     labels for a class model) under `schedule`; `out_dir` holds checkpoints and finished students, `resume=True`
-    continues the run there."""
+    continues the run there, `overwrite=True` deletes it and starts again (`prepare_distill_dir`)."""
     teacher, data, schedule = unwrap(teacher), as_latent_dataset(latents), get_schedule(schedule)
     if not isinstance(teacher, Denoiser):
         raise TypeError(f"the teacher must be a chapter-05 Denoiser, got {type(teacher).__name__}")
@@ -282,17 +299,13 @@ def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: D
     out = None if out_dir is None else Path(out_dir)
     state = {"config": config.recipe(), "schedule": schedule.to_config(), "done": [], "history": []}
     if out is not None:
-        state_path = out / "distill.json"
-        if state_path.exists() and not resume:
-            raise FileExistsError(f"{out} already holds a distillation run; pass resume=True to continue it, "
-                                  "or choose another folder")
+        state_path = prepare_distill_dir(out, resume, overwrite) / "distill.json"
         if state_path.exists():
             saved = read_json(state_path, fix="start a new out_dir")
             if (saved.get("config"), saved.get("schedule")) != (state["config"], state["schedule"]):
                 raise ValueError(f"{state_path} was written with another config or schedule; resume with the same "
                                  "ones, or start a new out_dir")
             state = saved
-        out.mkdir(parents=True, exist_ok=True)
     device = process_state().device
     current, students = teacher.to(device).eval(), {}
     for r, steps in enumerate(config.student_steps):
