@@ -18,7 +18,8 @@ from .schedule import NoiseSchedule, get_schedule, schedule_from_config
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import save_denoiser, load_denoiser, read_denoiser_info
 from .samplers import Conditioning, Trajectory, sample_latents, get_sampler, SAMPLERS, STUDENT_SAMPLERS
-from .distill import DistillConfig, DistilledStudent, distill, save_student, load_student
+from .distill import (DistillConfig, DistilledStudent, distill, load_student, prepare_distill_dir,
+                               save_student)
 from .data import Corpus, load_corpus
 from .diffusion import LatentDataset, as_latent_dataset
 from .training import TrainConfig
@@ -321,14 +322,15 @@ def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir:
                      corpus: str | Corpus = "wordnet", rounds: int = 6, teacher_steps: int = 64,
                      steps_per_round: int = 2500, batch_size: int = 256, lr: float = 1e-4,
                      guidance_range: tuple[float, float] = (1.0, 3.0), keep_steps: tuple[int, ...] = (1, 2, 4, 8),
-                     guidance_round: bool = True, resume: bool = False, compile: bool = False,
+                     guidance_round: bool = True, resume: bool = False, overwrite: bool = False, compile: bool = False,
                      cuda_graph: bool = False, seed: int = 0, save_dtype: str = "float32", device=None,
                      callbacks=()) -> LatentDiffusionPipeline:
     """Distil a pipeline's denoiser into few-step students and write the pipeline with them to `out_dir/pipeline/`.
     `pipe_or_dir`: a pipeline, its folder or 'default'. `latents`: training latents (path, tensor (N, ℓ, d_ae), dict or
     `LatentDataset`, labelled for a class model), or None to encode `corpus`'s train split. Round r trains a student for
     `teacher_steps / 2^(r+1)` steps, `steps_per_round` optimiser steps of `batch_size`, after a guidance round at
-    `teacher_steps` (`guidance_round`, when `guidance_range` is not (1, 1)); `keep_steps` picks the students kept."""
+    `teacher_steps` (`guidance_round`, when `guidance_range` is not (1, 1)); `keep_steps` picks the students kept.
+    `resume` continues the run in `out_dir`; `overwrite` deletes it (and its cached latents) first."""
     if save_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
     check_count("steps_per_round", steps_per_round)
@@ -343,9 +345,8 @@ def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir:
         raise ValueError(f"keep_steps={tuple(keep_steps)} must be among the students these rounds make, "
                          f"{config.student_steps}")
     out = Path(out_dir)
-    if (out / "distill" / "distill.json").exists() and not resume:
-        raise FileExistsError(f"{out} already holds a distillation run; pass resume=True (--resume) to continue it, "
-                              "or choose another folder")
+    prepare_distill_dir(out / "distill", resume, overwrite)   # another run there: refused, or deleted with overwrite
+    if overwrite: (out / "latents.safetensors").unlink(missing_ok=True)
     pipe = pipe_or_dir
     if not isinstance(pipe, LatentDiffusionPipeline): pipe = LatentDiffusionPipeline.from_pretrained(pipe, device)
     if device is not None: pipe.to(device)
@@ -353,7 +354,7 @@ def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir:
         raise ValueError(f"guidance_range={tuple(guidance_range)} needs a class-conditional pipeline; "
                          "use guidance_range=(1, 1)")
     data = _distill_latents(pipe, latents, corpus, out / "latents.safetensors")
-    run = distill(pipe.denoiser, data, pipe.schedule, config, out_dir=out / "distill", resume=resume,
+    run = distill(pipe.denoiser, data, pipe.schedule, config, out_dir=out / "distill", resume=resume, overwrite=overwrite,
                   callbacks=callbacks)
     result = LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=pipe.label_names,
                                      sampler=pipe.sampler, steps=pipe.steps, device=pipe.device,
