@@ -166,9 +166,9 @@ def cmd_distill(args):
     pipe = distill_pipeline(args.model, args.out, latents=args.latents, corpus=args.corpus, rounds=args.rounds,
                             teacher_steps=args.teacher_steps,
                             steps_per_round=args.steps_per_round, batch_size=args.batch_size, lr=args.lr,
-                            guidance_range=tuple(args.guidance), keep_steps=tuple(args.keep), resume=args.resume,
+                            guidance_range=tuple(args.guidance), keep_steps=tuple(args.keep),
                             compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,
-                            save_dtype=args.save_dtype, device=args.device)
+                            save_dtype=args.save_dtype, device=args.device, **_run_args(args))
     print(f"students for {sorted(pipe.students)} steps; pipeline written to {Path(args.out) / 'pipeline'}")
 
 def cmd_explore(args):
@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--guidance", type=float, nargs=2, default=(1.0, 3.0), metavar=("W_MIN", "W_MAX"),
                    help="the range of w the students take as an input")
     c.add_argument("--keep", type=int, nargs="+", default=(1, 2, 4, 8), help="the students' step counts to keep")
-    c.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    run_options(c)
     c.add_argument("--compile", action="store_true", help="torch.compile the student: the fast path on a GPU")
     c.add_argument("--cuda-graph", action="store_true", help="replay each step as CUDA graphs (one GPU)")
     c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16"])
