@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_diffusion.ipynb #745586bc
 from __future__ import annotations
-import copy, json, math, secrets
+import copy, json, math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
 
-from .core import (PresetConfig, Presets, atomic_file, check_folder, config_from_dict, confined_file, read_meta,
+from .core import (PresetConfig, Presets, atomic_directory, atomic_file, check_folder, config_from_dict, confined_file, read_meta,
                             read_tensors)
 from .denoiser import Denoiser, DenoiserConfig
 from .schedule import NoiseSchedule, get_schedule, q_sample, schedule_from_config, v_target, x0_from_v
@@ -212,29 +212,31 @@ def _shards(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, to
         groups[-1][k] = v; size += nbytes
     return groups
 
+def _denoiser_own(name: str) -> bool:
+    "Whether `name` is a file a denoiser save writes (its weights, any shard count, or `denoiser.json`)."
+    return name == "denoiser.json" or (name.startswith("model") and name.endswith(".safetensors"))
+
 def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedule | dict | None = None,
                   extra: dict | None = None, max_shard_mb: float = 15.0) -> Path:
     """Write `model` to `directory/` as `model.safetensors` (or `model-0000i-of-0000n.safetensors` shards of
-    ≤ `max_shard_mb`) + `denoiser.json`, which names the weight files. Saving over an earlier save is atomic: new
-    weights get new file names, `denoiser.json` is replaced in one rename (`atomic_file`), then the other weight files
-    go; a crash leaves the earlier save loadable as it was."""
+    ≤ `max_shard_mb`) + `denoiser.json`, which names the weight files. The folder is written whole
+    (`atomic_directory`): a save over an earlier one replaces it only once every file is flushed, and whatever else the
+    folder holds (a student's guidance weights, your files) is kept; a crash leaves the earlier save as it was."""
     from safetensors.torch import save_file
     model = unwrap(model)
     if not isinstance(model, Denoiser): raise TypeError(f"save_denoiser needs a Denoiser, got {type(model).__name__}")
-    directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
+    directory = Path(directory)
     schedule = schedule.to_config() if isinstance(schedule, NoiseSchedule) else schedule
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     shards = _shards(state, int(max_shard_mb * 2**20))
-    # never overwrite: a save over an earlier one writes new names
-    stem = "model" if not any(directory.glob("model*.safetensors")) else f"model-{secrets.token_hex(4)}"
     n = len(shards)
-    names = [f"{stem}.safetensors"] if n == 1 else [f"{stem}-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
-    for name, shard in zip(names, shards): save_file(shard, str(directory / name))
+    names = ["model.safetensors"] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
     meta = {"format": DENOISER_FORMAT, "version": DENOISER_VERSION, "config": model.config.to_dict(),
             "schedule": schedule, "weights": names, "extra": extra or {}}
-    with atomic_file(directory / "denoiser.json") as tmp: tmp.write_text(json.dumps(meta, indent=1))  # the commit point
-    for old in directory.glob("model*.safetensors"):  # the earlier save's weights, and orphans of a killed one
-        if old.name not in names: old.unlink()
+    keep = [p.name for p in directory.iterdir() if not _denoiser_own(p.name)] if directory.is_dir() else []
+    with atomic_directory(directory, keep=keep) as tmp:
+        for name, shard in zip(names, shards): save_file(shard, str(tmp / name))
+        (tmp / "denoiser.json").write_text(json.dumps(meta, indent=1))
     return directory
 
 _DENOISER_FIELDS = {"config": DenoiserConfig}

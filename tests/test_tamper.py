@@ -44,6 +44,26 @@ def tiny_baseline(tok, seed=0):
     return ARBaseline.build({"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 32}, NAMES, tok)
 
 
+def tiny_denoiser(seed=0):
+    torch.manual_seed(seed)
+    denoiser = Denoiser(DenoiserConfig.preset("tiny", num_classes=2))
+    with torch.no_grad(): denoiser.output_proj.weight.normal_()          # not the zeros it starts from
+    return denoiser.eval()
+
+
+def tiny_model(kind, tok, seed):
+    "A tiny model of a kind the kill tests save."
+    return {"autoencoder": lambda: tiny_autoencoder(tok, seed), "baseline": lambda: tiny_baseline(tok, seed),
+            "denoiser": lambda: tiny_denoiser(seed)}[kind]()
+
+
+def save(kind, model, folder):
+    "Save `model` (of `kind`) to `folder` the way the library does."
+    if kind == "autoencoder": save_autoencoder(model, folder, save_lm=True)
+    elif kind == "denoiser": save_denoiser(model, folder, max_shard_mb=0.3)   # several weight files
+    else: model.save_pretrained(folder)
+
+
 @pytest.fixture(scope="module")
 def tok():
     return load_tokenizer()
@@ -299,7 +319,7 @@ CHILD = textwrap.dedent("""
     import sys, time, json
     sys.path.insert(0, {tests!r})
     import torch, ld4lg_edu.core as core
-    from test_tamper import tiny_autoencoder, tiny_baseline
+    from test_tamper import save, tiny_model
     from ld4lg_edu.data import load_tokenizer
     from ld4lg_edu.autoencoder import save_autoencoder
     kind, stage, folder = sys.argv[1:4]
@@ -308,24 +328,20 @@ CHILD = textwrap.dedent("""
         print("stalled", flush=True); time.sleep(120)
     if stage == "before-swap":  # every file written and flushed, the swap not yet done
         core._flush = stall
-    if kind == "autoencoder":
-        model = tiny_autoencoder(tok, seed=1)
-        if stage == "mid-write":  # the weights written, autoencoder.json not yet
-            import safetensors.torch
-            real = safetensors.torch.save_file
-            safetensors.torch.save_file = lambda *a, **k: (real(*a, **k), stall())
-        save_autoencoder(model, folder, save_lm=True)
-    else:
-        model = tiny_baseline(tok, seed=1)
-        if stage == "mid-write":  # the model written, the tokenizer not yet
-            model.tokenizer.save_pretrained = stall
-        model.save_pretrained(folder)
+    model = tiny_model(kind, tok, seed=1)
+    if stage == "mid-write" and kind == "baseline":  # the model written, the tokenizer not yet
+        model.tokenizer.save_pretrained = stall
+    elif stage == "mid-write":  # one weight file written, the rest and the json not yet
+        import safetensors.torch
+        real = safetensors.torch.save_file
+        safetensors.torch.save_file = lambda *a, **k: (real(*a, **k), stall())
+    save(kind, model, folder)
     print("finished", flush=True)
 """)
 
 
 def weights_of(kind, model):
-    return model.state_dict() if kind == "autoencoder" else model.model.state_dict()
+    return model.model.state_dict() if kind == "baseline" else model.state_dict()
 
 
 def kill_when_stalled(script, *args):
@@ -340,12 +356,12 @@ def kill_when_stalled(script, *args):
         child.kill(); child.wait()
 
 
-@pytest.mark.parametrize("kind,stage", [("autoencoder", "mid-write"), ("autoencoder", "before-swap"),
-                                        ("baseline", "mid-write"), ("baseline", "before-swap")])
+@pytest.mark.parametrize("kind,stage", [(k, s) for k in ("autoencoder", "baseline", "denoiser")
+                                        for s in ("mid-write", "before-swap")])
 def test_a_save_killed_midway_leaves_the_old_folder(tmp_path, tok, kind, stage):
-    old = tiny_autoencoder(tok, seed=0) if kind == "autoencoder" else tiny_baseline(tok, seed=0)
+    old = tiny_model(kind, tok, seed=0)
     folder = tmp_path / "model"
-    (save_autoencoder(old, folder, save_lm=True) if kind == "autoencoder" else old.save_pretrained(folder))
+    save(kind, old, folder)
     (folder / "checkpoints").mkdir(); (folder / "checkpoints" / "state.json").write_text("{}")  # a run's checkpoints
     script = tmp_path / "child.py"; script.write_text(CHILD.format(tests=str(ROOT / "tests")))
     kill_when_stalled(script, kind, stage, folder)
@@ -354,8 +370,8 @@ def test_a_save_killed_midway_leaves_the_old_folder(tmp_path, tok, kind, stage):
     for (name, a), b in zip(weights_of(kind, old).items(), weights_of(kind, loaded).values()):
         assert torch.equal(a, b), name                                      # the old model, whole
     assert (folder / "checkpoints" / "state.json").exists()
-    new = tiny_autoencoder(tok, seed=2) if kind == "autoencoder" else tiny_baseline(tok, seed=2)
-    (save_autoencoder(new, folder, save_lm=True) if kind == "autoencoder" else new.save_pretrained(folder))
+    new = tiny_model(kind, tok, seed=2)
+    save(kind, new, folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["child.py", "model"]  # the next save swept it away
     assert (folder / "checkpoints" / "state.json").exists()                    # and kept the run's checkpoints
     for (name, a), b in zip(weights_of(kind, new).items(), weights_of(kind, load(kind, folder)).values()):
