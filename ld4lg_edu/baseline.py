@@ -16,6 +16,7 @@ from fastcore.basics import patch
 from .core import (Presets, atomic_directory, check_folder, confined_file, get_device, read_json, read_meta,
                             read_tensors)
 from .data import load_corpus, load_tokenizer
+from .samplers import class_ids
 from .training import TrainConfig, fit
 
 # %% auto #0
@@ -44,17 +45,10 @@ def ar_model_config(preset: str | dict = "tiny", tokenizer=None, **overrides):
 # %% ../nbs/09a_ar_baseline.ipynb #bc1dfe6e
 def prefix_ids(tokenizer, label_names: Sequence[str] | None, label=None) -> list[int]:
     """`<s>` followed by the tokens of `'{name}:'` for `label` (an index into `label_names` or a name); just `<s>` when
-    `label` is None."""
+    `label` is None. The label is checked by chapter 07's `class_ids`, the one check of class labels."""
     if label is None: return [tokenizer.bos_token_id]
-    if not label_names: raise ValueError("this model was trained without labels; call it with label=None")
-    if isinstance(label, str):
-        if label not in label_names:
-            raise ValueError(f"unknown label {label!r}; known labels: {', '.join(label_names)}")
-        label = label_names.index(label)
-    if not 0 <= int(label) < len(label_names):
-        raise ValueError(f"label {label} is out of range; use 0..{len(label_names) - 1} or a name from "
-                         f"{list(label_names)}")
-    return [tokenizer.bos_token_id] + tokenizer(f"{label_names[int(label)]}:", add_special_tokens=False)["input_ids"]
+    index = int(class_ids(label, 1, len(label_names or []), label_names, arg="label")[0])
+    return [tokenizer.bos_token_id] + tokenizer(f"{label_names[index]}:", add_special_tokens=False)["input_ids"]
 
 def encode_example(tokenizer, text: str, label=None, label_names=None, max_length: int = 64) -> list[int]:
     "Token ids of `<s> [label:] text </s>`, the text cut so that the whole fits in `max_length`."

@@ -63,6 +63,16 @@ def test_prefix_and_encoding(tok):
         prefix_ids(tok, None, 0)
 
 
+@pytest.mark.parametrize("label,message", [("mineral", "unknown label 'mineral'; known labels: animal, plant, food"),
+                                           (1.5, r"label 1\.5 is out of range: not a class id in \[0, 2\]"),
+                                           (True, r"label True is out of range: not a class id in \[0, 2\]"),
+                                           (3, "nor a known name; known labels: animal, plant, food")])
+def test_a_bad_label_through_the_baseline_gets_the_one_label_check(untrained, label, message):
+    "chapter 07's class_ids answers for the baseline too: no float or bool passes as a class id"
+    with pytest.raises(ValueError, match=message):
+        untrained.sample(1, label=label, max_new_tokens=2)
+
+
 def test_padded_loss_equals_hand_cross_entropy(tok, untrained):
     model = untrained.model.eval()
     a, b = encode_example(tok, "a dog"), encode_example(tok, "a large striped cat that hunts at night")
