@@ -110,11 +110,12 @@ def cmd_train_ar(args):
     print(f"autoregressive baseline saved to {args.out}")
 
 def _train_overrides(train, args):
-    "The preset's `TrainConfig` with --steps/--batch-size/--lr/--compile; a new --batch-size without --lr scales the lr by √."
+    """The preset's `TrainConfig` with --steps/--batch-size/--lr/--seed/--compile; a new --batch-size without --lr
+    scales the lr by √."""
     from dataclasses import replace
     if args.batch_size and args.lr is None: train = train.with_batch_size(args.batch_size)
     given = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr).items() if v is not None}
-    return replace(train, **given, compile=args.compile, compile_mode=args.compile_mode,
+    return replace(train, **given, seed=args.seed, compile=args.compile, compile_mode=args.compile_mode,
                    cuda_graph=args.cuda_graph)
 
 def cmd_build(args):
