@@ -60,6 +60,7 @@ def quick_decode(pipe, latents) -> list[str]:
     greedy = any(p.name == "num_beams" or p.kind is p.VAR_KEYWORD for p in params)
     return list(pipe.decode(latents, num_beams=1) if greedy else pipe.decode(latents))
 
+# %% ../nbs/10_explorer.ipynb #56019538
 def record_run(pipe, n: int = 4, label=None, guidance_scale: float | None = 1.0, steps: int = 25,
                sampler: str = "dpmpp2m", seed: int | None = 0, decode_every: int = 1, callback=None) -> SampleResult:
     """Sample `n` texts with `pipe` keeping the whole trajectory and the text of x̂0 at every step (steps the pipeline
@@ -108,6 +109,7 @@ def word_changes(before: str | None, after: str) -> list[tuple[str, bool]]:
         if op in ("replace", "insert"): changed[j1:j2] = [True] * (j2 - j1)
     return list(zip(words, changed))
 
+# %% ../nbs/10_explorer.ipynb #f45c6e1f
 def highlight_words(before: str | None, after: str, style: str = "html") -> str:
     """`after` as escaped markup with changed words marked: `<mark>` for web pages (`style='html'`), bold red for
     plotly text (`style='plotly'`)."""
@@ -128,6 +130,7 @@ def step_caption(run: SampleResult, step: int, source: str = "x0") -> str:
     t = run.trajectory.t[step].item()
     return f"step {step + 1}/{run.num_steps}, t = {t:.3f}: text decoded from {TEXT_SOURCES[source]}"
 
+# %% ../nbs/10_explorer.ipynb #d3013528
 STEP_TABLE_STYLE = ("<style>"
                     ".ld4lg-steps td, .ld4lg-steps th {padding: 3px 12px; text-align: left; vertical-align: top}"
                     " .ld4lg-steps mark {background: #ffd54f; padding: 0 2px}"
@@ -154,16 +157,13 @@ def step_table_html(
 
 # %% ../nbs/10_explorer.ipynb #2e2e36c2
 PROJECTION_METHODS = ("means", "pca", "umap")
-_STATE = {
-    "pca": ("mean", "components", "explained", "data_points"),
-    "means": ("mean", "components", "explained", "data_points"), "umap": ("data", "data_points"),
-}
 
 class Projection:
     """A map from latents (..., ℓ, d_ae) to points (..., dims), fitted on data latents: `'pca'` (linear; the
     directions of largest variance), `'means'` (linear; the directions along which the class means differ most: needs
     labels) or `'umap'` (non-linear; shows clusters, places a new point among its nearest data neighbours). Its state
     is plain arrays."""
+
     def __init__(self, method: str = "pca", dims: int = 2, seed: int = 0, neighbours: int = 10, **umap_kwargs):
         if method not in PROJECTION_METHODS:
             raise ValueError(f"method must be one of {PROJECTION_METHODS}, got {method!r}")
@@ -178,105 +178,120 @@ class Projection:
         if latents.ndim < 2: raise ValueError(f"latents must be (..., ℓ, d_ae), got shape {tuple(latents.shape)}")
         return latents.reshape(-1, latents.shape[-2] * latents.shape[-1]).numpy()
 
-    def _linear(self, rows: np.ndarray, X: np.ndarray):
-        "Fit the directions of largest variance of `rows` (centred); place the data `X` on them."
-        self.mean = rows.mean(0)
-        _, s, vt = np.linalg.svd(rows - self.mean, full_matrices=False)
-        self.components = vt[: self.dims]                                          # (dims, ℓ·d_ae)
-        self.explained = s[: self.dims] ** 2 / (s ** 2).sum()                      # variance share of each axis
-        self.data_points = (X - self.mean) @ self.components.T
-
-    def fit(self, latents, labels=None, progress: bool = True) -> "Projection":
-        """Fit on data `latents`: (N, ℓ, d_ae) with class ids `labels` (N,) for `'means'`; keeps their points in
-        `data_points` (N, dims)."""
-        X = self._flat(latents)
-        if len(X) <= self.dims:
-            raise ValueError(f"need more than {self.dims} data latents to fit a {self.dims}-D map, got {len(X)}")
-        self.width = X.shape[1]
-        if self.method == "means":
-            if labels is None or len(labels) != len(X) or any(l is None for l in labels):
-                raise ValueError(
-                    "method='means' needs a class id for every latent: pass labels=... (N,), or use method='pca'"
-                )
-            labels = np.asarray(labels)
-            classes = np.unique(labels)
-            if len(classes) <= self.dims:
-                raise ValueError(
-                    f"method='means' needs more than {self.dims} classes for a {self.dims}-D map, got {len(classes)};"
-                    " use 'pca'"
-                )
-            self._linear(np.stack([X[labels == k].mean(0) for k in classes]), X)
-        elif self.method == "pca": self._linear(X, X)
-        else:
-            import umap  # imported here: importing umap-learn takes seconds
-            options = dict(n_neighbors=15, min_dist=0.1) | self.umap_kwargs
-            reducer = umap.UMAP(n_components=self.dims, random_state=self.seed, n_jobs=1,
-                                tqdm_kwds={"disable": not progress, "desc": "UMAP layout (epochs)"}, **options)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.data_points = reducer.fit_transform(X).astype(np.float32)
-            self.data = X.astype(np.float32)
-        self._data_key = latent_fingerprint(latents)
-        return self
-
-    def _near_data(self, X: np.ndarray) -> np.ndarray:
-        """UMAP's place for new latents X (M, ℓ·d_ae): the inverse-distance weighted mean of the points of their k
-        nearest data latents."""
-        k = min(self.neighbours, len(self.data))
-        # (M, N) squared distances
-        d2 = (X ** 2).sum(1, keepdims=True) - 2 * X @ self.data.T + (self.data ** 2).sum(1)
-        nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
-        w = 1.0 / (np.sqrt(np.maximum(np.take_along_axis(d2, nearest, 1), 0)) + 1e-6)
-        return (w[..., None] * self.data_points[nearest]).sum(1) / w.sum(1, keepdims=True)
-
-    def transform(self, latents) -> np.ndarray:
-        "Points (..., dims) of `latents`: (..., ℓ, d_ae)."
-        if self.data_points is None:
-            raise ValueError("this Projection is not fitted yet: call .fit(data_latents) first")
-        lead = tuple(torch.as_tensor(latents).shape[:-2])
-        X = self._flat(latents)
-        if X.shape[1] != self.width:
-            raise ValueError(
-                f"latents have ℓ·d_ae = {X.shape[1]} numbers but the map was fitted on {self.width}; fit it on"
-                " latents of this model"
-            )
-        if self.method != "umap": Y = (X - self.mean) @ self.components.T
-        elif latent_fingerprint(latents) == self._data_key: Y = self.data_points
-        else: Y = self._near_data(X)
-        return np.asarray(Y, dtype=np.float32).reshape(*lead, self.dims)
-
-    def axis_titles(self) -> list[str]:
-        """Axis names: 'PC1 (31%)'... for PCA, 'class axis 1 (40%)'... (share of the class means' spread),
-        'UMAP 1'... for UMAP."""
-        name = {"pca": "PC", "means": "class axis ", "umap": "UMAP "}[self.method]
-        if self.method == "umap": return [f"{name}{i + 1}" for i in range(self.dims)]
-        return [f"{name}{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(self.explained)]
-
-    def state(self) -> dict:
-        "The fitted map as plain arrays (what `from_state` reads back): no objects, nothing to execute."
-        meta = dict(method=self.method, dims=self.dims, seed=self.seed, neighbours=self.neighbours, width=self.width,
-                    data_key=self._data_key, umap_kwargs=self.umap_kwargs)
-        return {"meta": np.array(json.dumps(meta))} | {k: np.asarray(getattr(self, k)) for k in _STATE[self.method]}
-
-    @classmethod
-    def from_state(cls, arrays: dict) -> "Projection":
-        "A fitted map from `state()`'s arrays; a missing or misshapen array is an error naming it."
-        meta = json.loads(str(arrays["meta"]))
-        self = cls(meta["method"], meta["dims"], meta["seed"], meta["neighbours"], **meta["umap_kwargs"])
-        for k in _STATE[self.method]:
-            if k not in arrays or arrays[k].dtype.kind != "f":
-                raise ValueError(f"array {k!r} is missing or not floating point")
-            setattr(self, k, arrays[k])
-        self.width, self._data_key = meta["width"], meta["data_key"]
-        rows = self.data if self.method == "umap" else self.components
-        if self.data_points.ndim != 2 or self.data_points.shape[1] != self.dims or rows.shape[-1] != self.width:
-            raise ValueError(f"arrays do not fit a {self.dims}-D map of {self.width} numbers")
-        return self
-
     @property
     def name(self) -> str: return {"means": "class-means", "pca": "PCA", "umap": "UMAP"}[self.method]
 
     def __repr__(self): return f"Projection({self.method!r}, dims={self.dims})"
+
+# %% ../nbs/10_explorer.ipynb #2d16e0e5
+@patch
+def _linear(self: Projection, rows: np.ndarray, X: np.ndarray):
+    "Fit the directions of largest variance of `rows` (centred); place the data `X` on them."
+    self.mean = rows.mean(0)
+    _, s, vt = np.linalg.svd(rows - self.mean, full_matrices=False)
+    self.components = vt[: self.dims]                                          # (dims, ℓ·d_ae)
+    self.explained = s[: self.dims] ** 2 / (s ** 2).sum()                      # variance share of each axis
+    self.data_points = (X - self.mean) @ self.components.T
+
+@patch
+def fit(self: Projection, latents, labels=None, progress: bool = True) -> "Projection":
+    """Fit on data `latents`: (N, ℓ, d_ae) with class ids `labels` (N,) for `'means'`; keeps their points in
+    `data_points` (N, dims)."""
+    X = self._flat(latents)
+    if len(X) <= self.dims:
+        raise ValueError(f"need more than {self.dims} data latents to fit a {self.dims}-D map, got {len(X)}")
+    self.width = X.shape[1]
+    if self.method == "means":
+        if labels is None or len(labels) != len(X) or any(l is None for l in labels):
+            raise ValueError(
+                "method='means' needs a class id for every latent: pass labels=... (N,), or use method='pca'"
+            )
+        labels = np.asarray(labels)
+        classes = np.unique(labels)
+        if len(classes) <= self.dims:
+            raise ValueError(
+                f"method='means' needs more than {self.dims} classes for a {self.dims}-D map, got {len(classes)};"
+                " use 'pca'"
+            )
+        self._linear(np.stack([X[labels == k].mean(0) for k in classes]), X)
+    elif self.method == "pca": self._linear(X, X)
+    else:
+        import umap  # imported here: importing umap-learn takes seconds
+        options = dict(n_neighbors=15, min_dist=0.1) | self.umap_kwargs
+        reducer = umap.UMAP(n_components=self.dims, random_state=self.seed, n_jobs=1,
+                            tqdm_kwds={"disable": not progress, "desc": "UMAP layout (epochs)"}, **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.data_points = reducer.fit_transform(X).astype(np.float32)
+        self.data = X.astype(np.float32)
+    self._data_key = latent_fingerprint(latents)
+    return self
+
+# %% ../nbs/10_explorer.ipynb #df98e550
+@patch
+def _near_data(self: Projection, X: np.ndarray) -> np.ndarray:
+    """UMAP's place for new latents X (M, ℓ·d_ae): the inverse-distance weighted mean of the points of their k
+    nearest data latents."""
+    k = min(self.neighbours, len(self.data))
+    # (M, N) squared distances
+    d2 = (X ** 2).sum(1, keepdims=True) - 2 * X @ self.data.T + (self.data ** 2).sum(1)
+    nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    w = 1.0 / (np.sqrt(np.maximum(np.take_along_axis(d2, nearest, 1), 0)) + 1e-6)
+    return (w[..., None] * self.data_points[nearest]).sum(1) / w.sum(1, keepdims=True)
+
+@patch
+def transform(self: Projection, latents) -> np.ndarray:
+    "Points (..., dims) of `latents`: (..., ℓ, d_ae)."
+    if self.data_points is None:
+        raise ValueError("this Projection is not fitted yet: call .fit(data_latents) first")
+    lead = tuple(torch.as_tensor(latents).shape[:-2])
+    X = self._flat(latents)
+    if X.shape[1] != self.width:
+        raise ValueError(
+            f"latents have ℓ·d_ae = {X.shape[1]} numbers but the map was fitted on {self.width}; fit it on"
+            " latents of this model"
+        )
+    if self.method != "umap": Y = (X - self.mean) @ self.components.T
+    elif latent_fingerprint(latents) == self._data_key: Y = self.data_points
+    else: Y = self._near_data(X)
+    return np.asarray(Y, dtype=np.float32).reshape(*lead, self.dims)
+
+# %% ../nbs/10_explorer.ipynb #8ff0f793
+@patch
+def axis_titles(self: Projection) -> list[str]:
+    """Axis names: 'PC1 (31%)'... for PCA, 'class axis 1 (40%)'... (share of the class means' spread),
+    'UMAP 1'... for UMAP."""
+    name = {"pca": "PC", "means": "class axis ", "umap": "UMAP "}[self.method]
+    if self.method == "umap": return [f"{name}{i + 1}" for i in range(self.dims)]
+    return [f"{name}{i + 1} ({100 * e:.0f}%)" for i, e in enumerate(self.explained)]
+
+# %% ../nbs/10_explorer.ipynb #b87ee8d7
+_STATE = {
+    "pca": ("mean", "components", "explained", "data_points"),
+    "means": ("mean", "components", "explained", "data_points"), "umap": ("data", "data_points"),
+}
+
+@patch
+def state(self: Projection) -> dict:
+    "The fitted map as plain arrays (what `from_state` reads back): no objects, nothing to execute."
+    meta = dict(method=self.method, dims=self.dims, seed=self.seed, neighbours=self.neighbours, width=self.width,
+                data_key=self._data_key, umap_kwargs=self.umap_kwargs)
+    return {"meta": np.array(json.dumps(meta))} | {k: np.asarray(getattr(self, k)) for k in _STATE[self.method]}
+
+@patch(cls_method=True)
+def from_state(cls: Projection, arrays: dict) -> "Projection":
+    "A fitted map from `state()`'s arrays; a missing or misshapen array is an error naming it."
+    meta = json.loads(str(arrays["meta"]))
+    self = cls(meta["method"], meta["dims"], meta["seed"], meta["neighbours"], **meta["umap_kwargs"])
+    for k in _STATE[self.method]:
+        if k not in arrays or arrays[k].dtype.kind != "f":
+            raise ValueError(f"array {k!r} is missing or not floating point")
+        setattr(self, k, arrays[k])
+    self.width, self._data_key = meta["width"], meta["data_key"]
+    rows = self.data if self.method == "umap" else self.components
+    if self.data_points.ndim != 2 or self.data_points.shape[1] != self.dims or rows.shape[-1] != self.width:
+        raise ValueError(f"arrays do not fit a {self.dims}-D map of {self.width} numbers")
+    return self
 
 def latent_fingerprint(latents) -> str:
     "A short hash of a latent tensor's shape and values (the cache key of a fitted map)."
@@ -290,6 +305,7 @@ def default_cache_dir() -> Path:
     "Where fitted maps are kept between sessions: `$LD4LG_CACHE/explorer`, default `~/.cache/ld4lg_edu/explorer`."
     return Path(os.environ.get("LD4LG_CACHE", "~/.cache/ld4lg_edu")).expanduser() / "explorer"
 
+# %% ../nbs/10_explorer.ipynb #f1c192bd
 def save_projection(projection: Projection, path: str | Path) -> Path:
     """Write a fitted map's plain arrays to `path` (.npz), all at once: a half-written file is never seen under that
     name."""
@@ -303,6 +319,7 @@ def load_projection(path: str | Path) -> Projection:
     run code."""
     with np.load(path, allow_pickle=False) as arrays: return Projection.from_state(dict(arrays))
 
+# %% ../nbs/10_explorer.ipynb #c11e5f0a
 def fit_projection(latents, method: str = "pca", dims: int = 2, seed: int = 0, cache_dir: str | Path | None = None,
                    progress: bool = True, labels=None, **umap_kwargs) -> Projection:
     """A `Projection` fitted on `latents`: (N, ℓ, d_ae) (with class ids `labels` (N,) for `'means'`); cached in
@@ -343,6 +360,7 @@ class LatentSet:
     texts: list
     label_names: list | None
 
+# %% ../nbs/10_explorer.ipynb #0a01fd44
 _DATA_LATENTS = weakref.WeakKeyDictionary()
 
 def _kept(pipe, path: Path) -> LatentSet | None:
@@ -369,6 +387,7 @@ def _keep(data: LatentSet, path: Path):
     with atomic_file(path) as tmp:
         with open(tmp, "wb") as f: np.savez(f, **arrays)
 
+# %% ../nbs/10_explorer.ipynb #f080d155
 def data_latents(pipe, corpus="wordnet", per_class: int = 60, split: str = "train", batch_size: int = 64,
                  progress: bool = True, cache_dir=None) -> LatentSet:
     """The first `per_class` rows of each class of `corpus` (a name or a `Corpus`; for unlabelled corpora, the first
@@ -421,6 +440,7 @@ def nearest_centre_accuracy(points, labels) -> float:
     nearest = classes[((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)]
     return float((nearest == labels).mean())
 
+# %% ../nbs/10_explorer.ipynb #e93c0d7e
 def class_map(pipe, per_class: int = 60, dims: int = 2, corpus="wordnet", split: str = "valid", cache_dir=None,
               progress: bool = True) -> Projection:
     """The class-means map of `pipe`'s latents, fitted on `per_class` held-out sentences of each class (`split` of
@@ -446,6 +466,7 @@ def _scatter(points, **kwargs) -> dict:
     if points.shape[1] == 3: return dict(type="scatter3d", x=points[:, 0], y=points[:, 1], z=points[:, 2], **kwargs)
     return dict(type="scatter", x=points[:, 0], y=points[:, 1], **kwargs)
 
+# %% ../nbs/10_explorer.ipynb #6778c402
 def background_traces(data: LatentSet, projection: Projection) -> list:
     "The data latents on the map, one trace per class (hover: the sentence)."
     points = projection.transform(data.latents)
@@ -457,6 +478,7 @@ def background_traces(data: LatentSet, projection: Projection) -> list:
                      marker=dict(size=size, color=CLASS_COLORS[k % len(CLASS_COLORS)], opacity=0.55))
             for k, (name, idx) in enumerate(groups)]
 
+# %% ../nbs/10_explorer.ipynb #04e0cc9c
 def trajectory_points(run: SampleResult, projection: Projection) -> dict:
     """The run on the map: `noisy` and `x0` paths (S+1, n, dims) (both end at the final sample) and `t` (S+1,) ending
     at 0."""
@@ -484,6 +506,7 @@ def trajectory_step(run: SampleResult, points: dict, step: int, show_x0: bool = 
     if show_x0: updates["x̂0 now"] = xyz(points["x0"][step])
     return updates
 
+# %% ../nbs/10_explorer.ipynb #6c04944a
 def _path_hover(run: SampleResult, points: dict, j: int) -> list[str]:
     return [
         f"sample {j + 1}, {'final' if i == run.num_steps else f'step {i + 1}'}, t = {points['t'][i]:.3f}<br>x̂0 → "
@@ -491,6 +514,7 @@ def _path_hover(run: SampleResult, points: dict, j: int) -> list[str]:
         for i in range(run.num_steps + 1)
     ]
 
+# %% ../nbs/10_explorer.ipynb #184e15c0
 def trajectory_figure(
     run: SampleResult, projection: Projection, background: LatentSet | None = None, step: int | None = None,
     show_x0: bool = True, animate: bool = True, points: dict | None = None,
@@ -558,6 +582,7 @@ def trajectory_figure(
         )
     return fig
 
+# %% ../nbs/10_explorer.ipynb #9ee9cd13
 def step_label(run: SampleResult, step: int) -> str:
     "Slider label of position `step`: '1'..'S', then 'final'."
     return "final" if step == run.num_steps else str(step + 1)
@@ -646,6 +671,7 @@ class GuidanceSweep:
     texts: dict
     label_names: list | None
 
+# %% ../nbs/10_explorer.ipynb #5f0b1ed1
 def guidance_sweep(pipe, scales=(1.0, 2.0, 4.0), per_class: int = 8, steps: int = 25, sampler: str = "dpmpp2m",
                    seed: int = 0, progress: bool = True, on_scale=None, callback=None) -> GuidanceSweep:
     """Sample `per_class` texts of every class at each guidance scale in `scales` from the same seed (an
@@ -671,6 +697,7 @@ def _sample_groups(sweep: GuidanceSweep) -> list:
     if sweep.label_names is None: return [("unconditional", None, list(range(len(sweep.labels))))]
     return [(name, k, [i for i, l in enumerate(sweep.labels) if l == k]) for k, name in enumerate(sweep.label_names)]
 
+# %% ../nbs/10_explorer.ipynb #3b71d89a
 def cluster_step(sweep: GuidanceSweep, sample_points: dict, scale: float) -> dict:
     """Trace updates (by name) that show the samples at guidance `scale`, with each sample's path over the scales up
     to it."""
@@ -690,6 +717,7 @@ def cluster_step(sweep: GuidanceSweep, sample_points: dict, scale: float) -> dic
     updates["guidance paths"] = xyz(path)
     return updates
 
+# %% ../nbs/10_explorer.ipynb #7b9da7be
 def cluster_figure(
     projection: Projection, background: LatentSet, sweep: GuidanceSweep | None = None, scale: float | None = None,
     animate: bool = True, points: dict | None = None,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as W
+from fastcore.basics import patch
 import numpy as np
 import plotly.graph_objects as go
 
@@ -54,6 +55,7 @@ def _apply(target: go.FigureWidget, updates: dict):
         for trace in target.data:
             if trace.name in updates: trace.update(updates[trace.name])
 
+# %% ../nbs/10a_explorer_app.ipynb #e9d71a0e
 CONTROL_RANGES = {
     "steps": (1, 100), "samples": (1, 16), "per class": (1, 32), "seed": (0, 2**31 - 1), "guidance w": (0.0, 10.0),
 }
@@ -69,6 +71,7 @@ def _control(widget):
         )
     return value
 
+# %% ../nbs/10a_explorer_app.ipynb #cd38a9c5
 def _error(e: Exception) -> str:
     "An exception as a red status line (its type named unless it is the ValueError of a bad setting)."
     text = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
@@ -82,6 +85,7 @@ def _guarded(status: W.HTML, action):
         except Exception as e: status.value = _error(e)
     return callback
 
+# %% ../nbs/10a_explorer_app.ipynb #57464803
 class Cancelled(Exception):
     "Raised inside a long action by its progress callback once its Cancel button was pressed."
 
@@ -118,6 +122,7 @@ class Progress(W.HBox):
         if self._stop.is_set(): raise Cancelled()
         self.bar.max, self.bar.value = max(int(total), 1), int(done)
 
+# %% ../nbs/10a_explorer_app.ipynb #ffc77656
 MAP_OPTIONS = [("class means", "means"), ("PCA", "pca"), ("UMAP", "umap")]
 
 def _fitted_map(pipe, background: LatentSet, method: str, dims: int, cache_dir, progress: W.Output):
@@ -227,7 +232,8 @@ class DenoisingExplorer(W.VBox):
         self.guidance.disabled = unconditional
 
 # %% ../nbs/10a_explorer_app.ipynb #dfe6956f
-def _sample(self) -> SampleResult | None:
+@patch
+def sample(self: DenoisingExplorer) -> SampleResult | None:
     """Record a run with the current controls and show its final step; returns the run (None after an error, shown in
     `status`)."""
     label = None if self.label.value == UNCONDITIONAL else self.label.value
@@ -254,7 +260,9 @@ def _sample(self) -> SampleResult | None:
     self.status.value = self._message
     return run
 
-def _projection(self):
+# %% ../nbs/10a_explorer_app.ipynb #7061f9b2
+@patch
+def _projection(self: DenoisingExplorer):
     """The fitted map chosen by the controls, kept by the explorer (fitting UMAP says so in the status line; fitted
     maps are cached)."""
     maps, key = self.__dict__.setdefault("_maps", {}), (self.method.value, self.dims.value)
@@ -269,7 +277,9 @@ def _projection(self):
         )
     return maps[key]
 
-def _redraw(self, step: int | None = None):
+# %% ../nbs/10a_explorer_app.ipynb #ad44b4a1
+@patch
+def redraw(self: DenoisingExplorer, step: int | None = None):
     """Project the run on the chosen map (once per map) and rebuild the figure, then show `step` (default: the
     slider's position)."""
     projection = self._projection()
@@ -294,7 +304,9 @@ def _redraw(self, step: int | None = None):
     self.show_step(step, move_markers=False)  # the new figure already shows `step`
     self.status.value = self._message
 
-def _show_step(self, step: int, move_markers: bool = True):
+# %% ../nbs/10a_explorer_app.ipynb #98a84d34
+@patch
+def show_step(self: DenoisingExplorer, step: int, move_markers: bool = True):
     """Show slider position `step` of the recorded run: texts (changes since the previously shown position marked)
     and the figure's markers."""
     self.texts.value = step_table_html(self.run, step, previous=self._shown, caption=False, source=self.source.value)
@@ -302,7 +314,9 @@ def _show_step(self, step: int, move_markers: bool = True):
     if move_markers: _apply(self.figure, trajectory_step(self.run, self.points, step, self.show_x0.value))
     self._shown = step
 
-def _show_source(self, source: str):
+# %% ../nbs/10a_explorer_app.ipynb #244b8151
+@patch
+def show_source(self: DenoisingExplorer, source: str):
     """Show the texts decoded from `source` ('x0' or 'z_t'); the z_t texts of a run are decoded the first time they
     are asked for."""
     if self.run is None: return
@@ -318,10 +332,6 @@ def _show_source(self, source: str):
     self.show_step(self.step_slider.value, move_markers=False)
     self.status.value = self._message
 
-# the methods of DenoisingExplorer, written above one at a time
-DenoisingExplorer.sample, DenoisingExplorer._projection, DenoisingExplorer.redraw = _sample, _projection, _redraw
-DenoisingExplorer.show_step, DenoisingExplorer.show_source = _show_step, _show_source
-
 # %% ../nbs/10a_explorer_app.ipynb #7be3de65
 def parse_scales(text: str) -> list[float]:
     "Guidance scales typed as '1, 2, 4' -> [1.0, 2.0, 4.0] (sorted, unique)."
@@ -333,6 +343,7 @@ def parse_scales(text: str) -> list[float]:
         raise ValueError(f"give at least one finite, non-negative guidance scale, e.g. '1, 2, 4'; got {text!r}")
     return scales
 
+# %% ../nbs/10a_explorer_app.ipynb #302bf949
 class ClusterExplorer(W.VBox):
     """Data latents on a map coloured by class (class means, PCA or UMAP); *Sample every class* overlays `per_class`
     samples of each class at several guidance scales from the same seed, and the guidance slider moves between the
@@ -387,56 +398,62 @@ class ClusterExplorer(W.VBox):
         )
         if not lazy: self.draw()
 
-    _projection = _projection  # the same fitted-map logic as the denoising explorer
+    _projection = DenoisingExplorer._projection  # the same fitted-map logic as the denoising explorer
 
-    def draw(self):
-        "Fit (or fetch) the map, project the samples once, and rebuild the figure."
-        projection = self._projection()
-        scale = float(self.guidance.value) if self.sweep is not None else None
-        if self.sweep is not None:
-            self.points = {w: projection.transform(self.sweep.latents[w]) for w in self.sweep.scales}
-        self.figure = _show_figure(
-            self.plot,
-            cluster_figure(projection, self.background, self.sweep, scale=scale, animate=False, points=self.points),
+# %% ../nbs/10a_explorer_app.ipynb #166568b7
+@patch
+def draw(self: ClusterExplorer):
+    "Fit (or fetch) the map, project the samples once, and rebuild the figure."
+    projection = self._projection()
+    scale = float(self.guidance.value) if self.sweep is not None else None
+    if self.sweep is not None:
+        self.points = {w: projection.transform(self.sweep.latents[w]) for w in self.sweep.scales}
+    self.figure = _show_figure(
+        self.plot,
+        cluster_figure(projection, self.background, self.sweep, scale=scale, animate=False, points=self.points),
+    )
+    self.drawn, self.status.value = True, self._message
+
+# %% ../nbs/10a_explorer_app.ipynb #6b038cf5
+@patch
+def sample(self: ClusterExplorer):
+    "Sample every class at each guidance scale (same seed), then show the largest scale."
+    try:
+        scales = parse_scales(self.scales.value)
+        self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
+        start = time.perf_counter()
+        per_class, steps, seed = _control(self.per_class), _control(self.steps), _control(self.seed)
+        done = []  # the scale being sampled: the bar counts sampler steps over all scales
+        def on_scale(i, w):  # progress: one pipeline call per scale
+            done[:] = [i]
+            self.status.value = f"<i>sampling every class at w = {w:g} ({i + 1} of {len(scales)})…</i>"
+        sweep = guidance_sweep(
+            self.pipe, scales, per_class=per_class, steps=steps, sampler=self.sampler.value, seed=seed,
+            progress=False, on_scale=on_scale,
+            callback=lambda i, n: self.bar.tick(done[0] * n + i + 1, len(scales) * n),
         )
-        self.drawn, self.status.value = True, self._message
+    except Exception as e:
+        shown = "the samples on screen are the previous ones" if self.sweep else "nothing sampled yet"
+        self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else _error(e)
+        return None
+    finally: self.sample_button.disabled, self.bar.layout.visibility = False, "hidden"
+    self.sweep, self._quiet = sweep, True
+    try:  # new options and value without triggering show_scale: the points of this sweep are not projected yet
+        self.guidance.options, self.guidance.disabled = [f"{w:g}" for w in sweep.scales], False
+        self.guidance.value = f"{max(sweep.scales):g}"
+    finally: self._quiet = False
+    self._message = (
+        f"{len(sweep.labels)} samples × {len(sweep.scales)} scales in {time.perf_counter() - start:.1f} s; move"
+        " the guidance slider."
+    )
+    self.draw()
+    return sweep
 
-    def sample(self):
-        "Sample every class at each guidance scale (same seed), then show the largest scale."
-        try:
-            scales = parse_scales(self.scales.value)
-            self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
-            start = time.perf_counter()
-            per_class, steps, seed = _control(self.per_class), _control(self.steps), _control(self.seed)
-            done = []  # the scale being sampled: the bar counts sampler steps over all scales
-            def on_scale(i, w):  # progress: one pipeline call per scale
-                done[:] = [i]
-                self.status.value = f"<i>sampling every class at w = {w:g} ({i + 1} of {len(scales)})…</i>"
-            sweep = guidance_sweep(
-                self.pipe, scales, per_class=per_class, steps=steps, sampler=self.sampler.value, seed=seed,
-                progress=False, on_scale=on_scale,
-                callback=lambda i, n: self.bar.tick(done[0] * n + i + 1, len(scales) * n),
-            )
-        except Exception as e:
-            shown = "the samples on screen are the previous ones" if self.sweep else "nothing sampled yet"
-            self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else _error(e)
-            return None
-        finally: self.sample_button.disabled, self.bar.layout.visibility = False, "hidden"
-        self.sweep, self._quiet = sweep, True
-        try:  # new options and value without triggering show_scale: the points of this sweep are not projected yet
-            self.guidance.options, self.guidance.disabled = [f"{w:g}" for w in sweep.scales], False
-            self.guidance.value = f"{max(sweep.scales):g}"
-        finally: self._quiet = False
-        self._message = (
-            f"{len(sweep.labels)} samples × {len(sweep.scales)} scales in {time.perf_counter() - start:.1f} s; move"
-            " the guidance slider."
-        )
-        self.draw()
-        return sweep
-
-    def show_scale(self, scale: float):
-        "Show the samples at guidance `scale` (already sampled and projected: nothing is recomputed)."
-        _apply(self.figure, cluster_step(self.sweep, self.points, scale))
+# %% ../nbs/10a_explorer_app.ipynb #61617603
+@patch
+def show_scale(self: ClusterExplorer, scale: float):
+    "Show the samples at guidance `scale` (already sampled and projected: nothing is recomputed)."
+    _apply(self.figure, cluster_step(self.sweep, self.points, scale))
 
 # %% ../nbs/10a_explorer_app.ipynb #9e34a56a
 class ExplorerApp(W.VBox):
@@ -494,6 +511,7 @@ def load_explorer_pipeline(model: str = "default"):
     if Path(model).is_dir(): return pipeline.LatentDiffusionPipeline.from_pretrained(model)
     raise ValueError(f"unknown model {model!r}; use 'default', 'tiny', a saved pipeline folder, or 'module:function'")
 
+# %% ../nbs/10a_explorer_app.ipynb #e63cd084
 def app_main(model: str | None = None) -> W.Widget:
     """What the app notebook runs: the explorer on `model` (default: $LD4LG_EXPLORER_MODEL, else 'default'), or a
     page explaining why it cannot start."""
@@ -561,6 +579,7 @@ def _alive(tree: dict[int, str]) -> dict[int, str]:
         if fields[0] != "Z" and fields[19] == start: alive[pid] = start
     return alive
 
+# %% ../nbs/10a_explorer_app.ipynb #22b42a7b
 @dataclass
 class ExplorerServer:
     """A running explorer: its `url` (with the token), the server `process`, its `log` file; `stop()` ends it and
@@ -609,6 +628,7 @@ class ExplorerServer:
         "The end of the server's log."
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
+# %% ../nbs/10a_explorer_app.ipynb #f03d4c60
 def free_port(host: str = "127.0.0.1") -> int:
     "A TCP port that is free on `host` right now."
     with socket.socket() as s:
@@ -632,6 +652,7 @@ def _open_in_browser(url: str, workdir: Path):
     with os.fdopen(fd, "w") as f: f.write(f'<meta http-equiv="refresh" content="0;url={html.escape(url)}">')
     webbrowser.open(page.as_uri())
 
+# %% ../nbs/10a_explorer_app.ipynb #6b0c7a5d
 def launch_explorer(
     port: int | None = 8866, open_browser: bool = False, model: str = "default", host: str = "127.0.0.1",
     ui: str = "voila", wait: bool = True, timeout: float = 300.0, torch_threads: int | None = 1,

@@ -27,6 +27,7 @@ def local_hosts(port: int) -> set[str]:
     "The `Host` values of a page served by this machine's loopback on `port`."
     return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
+# %% ../nbs/10b_explorer_server.ipynb #6bc30b47
 def refusal(headers, hosts: set[str]) -> str | None:
     """Why a request with these `headers` is refused — a foreign Host (DNS rebinding) or a foreign Origin (another
     site) — or None."""
@@ -37,6 +38,7 @@ def refusal(headers, hosts: set[str]) -> str | None:
         return f"requests from pages of {origin!r} are refused"
     return None
 
+# %% ../nbs/10b_explorer_server.ipynb #5ada03f6
 def v1_problem(frame) -> str | None:
     "What is wrong with a websocket frame from the page, which must be one v1 kernel message; None when it is one."
     if not isinstance(frame, bytes): return "a text frame (this server speaks only the binary v1 kernel protocol)"
@@ -81,12 +83,14 @@ class V1KernelWebsocket(VoilaKernelWebsocketHandler):
                 self.close_after, lambda: asyncio.ensure_future(_close_if_unwatched(manager, kernel_id))
             )
 
+# %% ../nbs/10b_explorer_server.ipynb #272fa6b2
 async def _close_if_unwatched(manager, kernel_id: str):
     "Shut a kernel down when no page is connected to it any more."
     if kernel_id in manager and manager._kernel_connections.get(kernel_id, 0) == 0:
         manager.log.info("closing kernel %s: its page went away", kernel_id)
         await manager.shutdown_kernel(kernel_id)
 
+# %% ../nbs/10b_explorer_server.ipynb #d31dd626
 class _Refused(tornado.web.RequestHandler):
     def initialize(self, reason: str): self.reason = reason
     def prepare(self):
@@ -100,6 +104,7 @@ class LocalOnlyApplication(tornado.web.Application):
         if reason: return self.get_handler_delegate(request, _Refused, {"reason": reason})
         return super().find_handler(request, **kwargs)
 
+# %% ../nbs/10b_explorer_server.ipynb #bb26b6e1
 PLOTLY_WIDGET_URL = "/ld4lg/plotly/widgetbundle.js"
 
 class _Cached(tornado.web.StaticFileHandler):
@@ -152,6 +157,7 @@ def write_template(root: Path) -> Path:
     )
     return root
 
+# %% ../nbs/10b_explorer_server.ipynb #e450f687
 def read_token() -> str:
     """The token from $LD4LG_EXPLORER_TOKEN or the file named by $LD4LG_EXPLORER_TOKEN_FILE, removed from the
     environment (kernels never see it)."""
@@ -164,6 +170,7 @@ def read_token() -> str:
         )
     return token
 
+# %% ../nbs/10b_explorer_server.ipynb #1698899c
 def main(argv=None):
     """Serve a notebook as the explorer; `argv`: NOTEBOOK --port P [...] (default: the command line). The token comes
     from the environment."""
