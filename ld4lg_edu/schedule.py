@@ -7,13 +7,14 @@ from __future__ import annotations
 import inspect, math
 
 import torch
+from fastcore.basics import patch
 
 from .core import value_checks
 
 # %% auto #0
 __all__ = ['LOG_SNR_LIMIT', 'SCHEDULES', 'NoiseSchedule', 'CosineSchedule', 'log_snr_from_alpha', 'LinearSchedule',
            'SigmoidSchedule', 'get_schedule', 'schedule_from_config', 'q_sample', 'v_target', 'x0_from_v', 'eps_from_v',
-           'x0_from_eps', 'eps_from_x0', 'v_from_x0', 'v_from_eps']
+           'x0_from_eps', 'v_from_eps', 'eps_from_x0', 'v_from_x0']
 
 # %% ../nbs/04_noise_schedule.ipynb #926b8ce9
 LOG_SNR_LIMIT = 15.0  # |λ| ≤ 15  ⇒  α ∈ [sigmoid(-15), sigmoid(15)] ≈ [3.1e-7, 1 - 3.1e-7]
@@ -31,8 +32,8 @@ def _check_times(t) -> torch.Tensor:
 
 # %% ../nbs/04_noise_schedule.ipynb #91a1f4d1
 class NoiseSchedule:
-    """A noise schedule on t ∈ [0, 1]: λ(t) = raw log-SNR + 2 log `scale`, clamped to ±`LOG_SNR_LIMIT`; α =
-    sigmoid(λ)."""
+    """A noise schedule on t ∈ [0, 1]: λ(t) = raw log-SNR + 2 log `scale`, clamped to ±`LOG_SNR_LIMIT`;
+    α = sigmoid(λ)."""
     name = "base"
 
     def __init__(self, scale: float = 1.0):
@@ -55,27 +56,39 @@ class NoiseSchedule:
         lam, dtype = self._log_snr64(t)
         return lam.to(dtype)
 
-    def alpha(self, t: torch.Tensor | float) -> torch.Tensor:
-        "α_t, the cumulative signal variance (ᾱ in DDPM); `t`: any shape, values in [0, 1]."
-        lam, dtype = self._log_snr64(t)
-        return torch.sigmoid(lam).to(dtype)
+# %% ../nbs/04_noise_schedule.ipynb #725c3cab
+@patch
+def alpha(self: NoiseSchedule, t: torch.Tensor | float) -> torch.Tensor:
+    "α_t, the cumulative signal variance (ᾱ in DDPM); `t`: any shape, values in [0, 1]."
+    lam, dtype = self._log_snr64(t)
+    return torch.sigmoid(lam).to(dtype)
 
-    def sigma(self, t: torch.Tensor | float) -> torch.Tensor:
-        "σ_t = √(1 - α_t), the noise standard deviation; `t`: any shape, values in [0, 1]."
-        lam, dtype = self._log_snr64(t)
-        return torch.sigmoid(-lam).sqrt().to(dtype)
+@patch
+def sigma(self: NoiseSchedule, t: torch.Tensor | float) -> torch.Tensor:
+    "σ_t = √(1 - α_t), the noise standard deviation; `t`: any shape, values in [0, 1]."
+    lam, dtype = self._log_snr64(t)
+    return torch.sigmoid(-lam).sqrt().to(dtype)
 
-    def _params(self) -> dict: return {}
+# %% ../nbs/04_noise_schedule.ipynb #60def948
+@patch
+def _params(self: NoiseSchedule) -> dict: return {}
 
-    def to_config(self) -> dict:
-        "A JSON-able description; `schedule_from_config` rebuilds the schedule from it."
-        return {"name": self.name, "scale": self.scale, **self._params()}
+@patch
+def to_config(self: NoiseSchedule) -> dict:
+    "A JSON-able description; `schedule_from_config` rebuilds the schedule from it."
+    return {"name": self.name, "scale": self.scale, **self._params()}
 
-    def __eq__(self, other): return isinstance(other, NoiseSchedule) and self.to_config() == other.to_config()
-    def __hash__(self): return hash(tuple(sorted(self.to_config().items())))
-    def __repr__(self):
-        params = ', '.join(f'{k}={v!r}' for k, v in self.to_config().items() if k != 'name')
-        return f"{type(self).__name__}({params})"
+@patch
+def __eq__(self: NoiseSchedule, other):
+    return isinstance(other, NoiseSchedule) and self.to_config() == other.to_config()
+
+@patch
+def __hash__(self: NoiseSchedule): return hash(tuple(sorted(self.to_config().items())))
+
+@patch
+def __repr__(self: NoiseSchedule):
+    params = ', '.join(f'{k}={v!r}' for k, v in self.to_config().items() if k != 'name')
+    return f"{type(self).__name__}({params})"
 
 # %% ../nbs/04_noise_schedule.ipynb #f3300d5f
 class CosineSchedule(NoiseSchedule):
@@ -107,6 +120,7 @@ class LinearSchedule(NoiseSchedule):
         integral = self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t ** 2
         return -torch.expm1(integral).log()
 
+# %% ../nbs/04_noise_schedule.ipynb #28f26ff5
 class SigmoidSchedule(NoiseSchedule):
     "A rescaled slice [`start`, `end`] of a sigmoid with temperature `tau`, falling from α=1 at t=0 to α=0 at t=1."
     name = "sigmoid"
@@ -141,6 +155,7 @@ def get_schedule(name: str | NoiseSchedule = "cosine", **kwargs) -> NoiseSchedul
     if unknown: raise TypeError(f"schedule {name!r} does not take {unknown}; it accepts {accepted}")
     return cls(**kwargs)
 
+# %% ../nbs/04_noise_schedule.ipynb #7de03f27
 def schedule_from_config(config: dict) -> NoiseSchedule:
     "Rebuild a schedule from `NoiseSchedule.to_config()` output."
     if not isinstance(config, dict) or "name" not in config:
@@ -166,6 +181,7 @@ def _signal_noise(alpha, like):
     alpha = _alpha_like(alpha, like)
     return alpha.sqrt(), (1 - alpha).clamp(min=0).sqrt()
 
+# %% ../nbs/04_noise_schedule.ipynb #4d105991
 def q_sample(latents: torch.Tensor, alpha, noise: torch.Tensor) -> torch.Tensor:
     """z_t = √α x + √(1-α) ε. `latents`, `noise`: (B, ℓ, d_ae) (any (B, ...)); `alpha`: (B,) or scalar. Returns
     `noisy` like `latents`."""
@@ -191,6 +207,7 @@ def eps_from_v(noisy: torch.Tensor, v: torch.Tensor, alpha) -> torch.Tensor:
     signal, noise_std = _signal_noise(alpha, noisy)
     return noise_std * noisy + signal * v
 
+# %% ../nbs/04_noise_schedule.ipynb #3b3c5726
 def _check_open(alpha, like, side: str):
     a = _alpha_like(alpha, like)
     if not value_checks(): return
@@ -199,12 +216,20 @@ def _check_open(alpha, like, side: str):
         raise ValueError(f"this conversion divides by {'√α' if side == 'low' else '√(1-α)'}: it needs {bound}; "
                          "schedule.alpha(t) keeps α inside (0, 1) for every t")
 
+# %% ../nbs/04_noise_schedule.ipynb #1bbc326c
 def x0_from_eps(noisy: torch.Tensor, eps: torch.Tensor, alpha) -> torch.Tensor:
     "x = (z_t - √(1-α) ε) / √α (needs α > 0). `noisy`, `eps`: (B, ℓ, d_ae); `alpha`: (B,) or scalar."
     _check_open(alpha, noisy, "low")
     signal, noise_std = _signal_noise(alpha, noisy)
     return (noisy - noise_std * eps) / signal
 
+def v_from_eps(noisy: torch.Tensor, eps: torch.Tensor, alpha) -> torch.Tensor:
+    "v = (ε - √(1-α) z_t) / √α (needs α > 0). `noisy`, `eps`: (B, ℓ, d_ae); `alpha`: (B,) or scalar."
+    _check_open(alpha, noisy, "low")
+    signal, noise_std = _signal_noise(alpha, noisy)
+    return (eps - noise_std * noisy) / signal
+
+# %% ../nbs/04_noise_schedule.ipynb #f40c9a9f
 def eps_from_x0(noisy: torch.Tensor, x0: torch.Tensor, alpha) -> torch.Tensor:
     "ε = (z_t - √α x) / √(1-α) (needs α < 1). `noisy`, `x0`: (B, ℓ, d_ae); `alpha`: (B,) or scalar."
     _check_open(alpha, noisy, "high")
@@ -216,9 +241,3 @@ def v_from_x0(noisy: torch.Tensor, x0: torch.Tensor, alpha) -> torch.Tensor:
     _check_open(alpha, noisy, "high")
     signal, noise_std = _signal_noise(alpha, noisy)
     return (signal * noisy - x0) / noise_std
-
-def v_from_eps(noisy: torch.Tensor, eps: torch.Tensor, alpha) -> torch.Tensor:
-    "v = (ε - √(1-α) z_t) / √α (needs α > 0). `noisy`, `eps`: (B, ℓ, d_ae); `alpha`: (B,) or scalar."
-    _check_open(alpha, noisy, "low")
-    signal, noise_std = _signal_noise(alpha, noisy)
-    return (eps - noise_std * noisy) / signal
