@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .core import autocast, check_count, get_device
@@ -28,6 +29,7 @@ class StepOutput:
     noisy: torch.Tensor
     x0_pred: torch.Tensor
 
+# %% ../nbs/07_samplers.ipynb #36933f1e
 class Sampler:
     """Base class: a grid t_0=1 > ... > t_N=0 (α_N = 1 exactly) and `step`, which moves z_{t_i} to z_{t_{i+1}} given
     v̂."""
@@ -49,27 +51,6 @@ class Sampler:
         self._last_index = -1
         return self
 
-    def step(
-        self, v_pred: torch.Tensor, index: int, noisy: torch.Tensor, generator: torch.Generator | None = None
-    ) -> StepOutput:
-        "Move `noisy`: (B, ℓ, d) at t_index to t_{index+1}, given the model's `v_pred`: (B, ℓ, d) at t_index."
-        if self.timesteps is None:
-            raise RuntimeError(f"call {type(self).__name__}.set_timesteps(num_steps) before step()")
-        if not 0 <= index < self.num_steps:
-            raise ValueError(f"index must be in [0, {self.num_steps - 1}] for {self.num_steps} steps, got {index}")
-        if self.multistep and index != self._last_index + 1:
-            raise ValueError(f"{type(self).__name__} is multistep: call step with index 0, 1, 2, ... in order "
-                             f"(expected {self._last_index + 1}, got {index}); call set_timesteps to start again")
-        if v_pred.shape != noisy.shape:
-            raise ValueError(f"v_pred {tuple(v_pred.shape)} and noisy {tuple(noisy.shape)} must have the same shape")
-        alpha_t = self.alphas[index].item()                        # 1. α_t at this grid point
-        x0_pred = x0_from_v(noisy, v_pred, alpha_t)                 # 2. x̂0 = a_t z_t - σ_t v̂ (chapter 04)
-        # 3. last step, σ_s = 0: every rule gives z_0 = x̂0
-        if index == self.num_steps - 1: next_noisy = x0_pred
-        else: next_noisy = self._update(x0_pred, noisy, index, generator)  # 3. the sampler's own move z_t -> z_s
-        self._last_index = index
-        return StepOutput(next_noisy, x0_pred)
-
     def _update(self, x0_pred, noisy, index, generator):
         raise NotImplementedError
 
@@ -80,6 +61,30 @@ class Sampler:
 
     def __repr__(self): return f"{type(self).__name__}(schedule={self.schedule!r})"
 
+# %% ../nbs/07_samplers.ipynb #edef1b3d
+@patch
+def step(
+    self: Sampler, v_pred: torch.Tensor, index: int, noisy: torch.Tensor, generator: torch.Generator | None = None
+) -> StepOutput:
+    "Move `noisy`: (B, ℓ, d) at t_index to t_{index+1}, given the model's `v_pred`: (B, ℓ, d) at t_index."
+    if self.timesteps is None:
+        raise RuntimeError(f"call {type(self).__name__}.set_timesteps(num_steps) before step()")
+    if not 0 <= index < self.num_steps:
+        raise ValueError(f"index must be in [0, {self.num_steps - 1}] for {self.num_steps} steps, got {index}")
+    if self.multistep and index != self._last_index + 1:
+        raise ValueError(f"{type(self).__name__} is multistep: call step with index 0, 1, 2, ... in order "
+                         f"(expected {self._last_index + 1}, got {index}); call set_timesteps to start again")
+    if v_pred.shape != noisy.shape:
+        raise ValueError(f"v_pred {tuple(v_pred.shape)} and noisy {tuple(noisy.shape)} must have the same shape")
+    alpha_t = self.alphas[index].item()          # 1. α_t at this grid point
+    x0_pred = x0_from_v(noisy, v_pred, alpha_t)  # 2. x̂0 = a_t z_t - σ_t v̂ (chapter 04)
+    # 3. the last step (σ_s = 0) gives z_0 = x̂0 under every rule; any other step is the sampler's own move z_t -> z_s
+    if index == self.num_steps - 1: next_noisy = x0_pred
+    else: next_noisy = self._update(x0_pred, noisy, index, generator)
+    self._last_index = index
+    return StepOutput(next_noisy, x0_pred)
+
+# %% ../nbs/07_samplers.ipynb #07018d78
 def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Standard normal noise shaped like `x`, drawn on the generator's device (reproducible across devices), moved to
     x's."""
@@ -205,6 +210,7 @@ def class_ids(labels, n: int, num_classes: int, label_names=None, arg: str = "cl
                          f"(one for all, or shape ({n},))")
     return torch.tensor([one(label) for label in labels], dtype=torch.long)
 
+# %% ../nbs/07_samplers.ipynb #e15443b3
 @dataclass(frozen=True)
 class Conditioning:
     """What B samples are conditioned on, checked when made and passed down unchanged. `class_labels`: (B,) long ids, or
@@ -247,33 +253,36 @@ class Conditioning:
         if len(sizes) > 1:
             raise ValueError(f"class_labels, cond and a per-row guidance_scale must agree on B, got {sorted(sizes)}")
 
-    @property
-    def guided(self) -> bool:
-        "Whether guidance is on: w ≠ 1 (one w per row always counts)."
-        return isinstance(self.guidance_scale, torch.Tensor) or self.guidance_scale != 1.0
+# %% ../nbs/07_samplers.ipynb #2f842842
+@patch(as_prop=True)
+def guided(self: Conditioning) -> bool:
+    "Whether guidance is on: w ≠ 1 (one w per row always counts)."
+    return isinstance(self.guidance_scale, torch.Tensor) or self.guidance_scale != 1.0
 
-    @property
-    def batch_size(self) -> int | None:
-        "B, when a tensor fixes it (else None: a conditioning that fits any batch)."
-        for x in (self.class_labels, self.cond):
-            if x is not None: return len(x)
-        return len(self.guidance_scale) if isinstance(self.guidance_scale, torch.Tensor) else None
+@patch(as_prop=True)
+def batch_size(self: Conditioning) -> int | None:
+    "B, when a tensor fixes it (else None: a conditioning that fits any batch)."
+    for x in (self.class_labels, self.cond):
+        if x is not None: return len(x)
+    return len(self.guidance_scale) if isinstance(self.guidance_scale, torch.Tensor) else None
 
-    def to(self, device) -> "Conditioning":
-        "The same conditioning with its tensors on `device`."
-        move = lambda x: x.to(device) if isinstance(x, torch.Tensor) else x
-        return Conditioning(move(self.class_labels), move(self.cond), move(self.cond_mask), move(self.guidance_scale))
+@patch
+def to(self: Conditioning, device) -> "Conditioning":
+    "The same conditioning with its tensors on `device`."
+    move = lambda x: x.to(device) if isinstance(x, torch.Tensor) else x
+    return Conditioning(move(self.class_labels), move(self.cond), move(self.cond_mask), move(self.guidance_scale))
 
-    @classmethod
-    def make(cls, n: int, class_labels=None, guidance_scale: float | None = 1.0, cond=None, cond_mask=None,
-             num_classes: int = 0, label_names=None, arg: str = "class_labels") -> "Conditioning":
-        """The conditioning of `n` samples for a model with `num_classes` classes (or `label_names`, one name each):
-        `class_labels` as `class_ids` takes them; `guidance_scale=None` is `DEFAULT_GUIDANCE` with a class or a source,
-        1 without. `arg` is what the caller calls the labels, for the error messages."""
-        num_classes = len(label_names) if label_names else int(num_classes or 0)
-        labels = class_ids(class_labels, n, num_classes, label_names, arg)
-        if guidance_scale is None: guidance_scale = DEFAULT_GUIDANCE if labels is not None or cond is not None else 1.0
-        return cls(labels, cond, cond_mask, guidance_scale)
+# %% ../nbs/07_samplers.ipynb #d492832c
+@patch(cls_method=True)
+def make(cls: Conditioning, n: int, class_labels=None, guidance_scale: float | None = 1.0, cond=None, cond_mask=None,
+         num_classes: int = 0, label_names=None, arg: str = "class_labels") -> "Conditioning":
+    """The conditioning of `n` samples for a model with `num_classes` classes (or `label_names`, one name each):
+    `class_labels` as `class_ids` takes them; `guidance_scale=None` is `DEFAULT_GUIDANCE` with a class or a source,
+    1 without. `arg` is what the caller calls the labels, for the error messages."""
+    num_classes = len(label_names) if label_names else int(num_classes or 0)
+    labels = class_ids(class_labels, n, num_classes, label_names, arg)
+    if guidance_scale is None: guidance_scale = DEFAULT_GUIDANCE if labels is not None or cond is not None else 1.0
+    return cls(labels, cond, cond_mask, guidance_scale)
 
 # %% ../nbs/07_samplers.ipynb #7f94715d
 @dataclass
@@ -296,6 +305,7 @@ class SampleOutput:
     latents: torch.Tensor
     trajectory: Trajectory | None = None
 
+# %% ../nbs/07_samplers.ipynb #20b81547
 def _model_device(model, device) -> torch.device:
     if device is not None: return get_device(device)
     if isinstance(model, nn.Module):
