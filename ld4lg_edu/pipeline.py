@@ -96,24 +96,6 @@ class LatentDiffusionPipeline:
         self.model_for(sampler, steps)  # a 'distilled' default needs its student
         self.to(device or autoencoder.device)
 
-    def to(self, device):
-        "Move the networks (autoencoder, denoiser, students) to `device`."
-        self.device = get_device(device)
-        self.autoencoder.to(self.device)
-        for net in (self.denoiser, *self.students.values()): net.to(self.device).eval()
-        return self
-
-    def model_for(self, sampler: str, steps: int):
-        "The network for `sampler` at `steps`: for 'distilled' the student made for `steps`, else the denoiser."
-        if sampler not in STUDENT_SAMPLERS: return self.denoiser
-        if not self.students:
-            raise ValueError(f"sampler={sampler!r} needs a distilled student and this pipeline has none; distil one "
-                             "with distill_pipeline (`ld4lg distill`), or use sampler='dpmpp2m'")
-        if steps not in self.students:
-            raise ValueError(f"this pipeline has no student for steps={steps}; its students take steps in "
-                             f"{sorted(self.students)}")
-        return self.students[steps]
-
     @property
     def num_latents(self) -> int: return self.autoencoder.latent_shape[0]
     @property
@@ -124,6 +106,7 @@ class LatentDiffusionPipeline:
                 f"sampler={self.sampler!r}, steps={self.steps}, students={sorted(self.students) or None}, "
                 f"device={self.device})")
 
+# %% ../nbs/08_pipeline.ipynb #50cec534
 def _check_students(students: dict, denoiser: Denoiser) -> dict[int, DistilledStudent]:
     "`students` {steps: DistilledStudent} checked against the denoiser they were distilled from, sorted by steps."
     if not isinstance(students, dict):
@@ -137,6 +120,28 @@ def _check_students(students: dict, denoiser: Denoiser) -> dict[int, DistilledSt
             raise ValueError(f"the {steps}-step student's denoiser config differs from the pipeline's denoiser; "
                              "distil this denoiser")
     return dict(sorted(students.items()))
+
+# %% ../nbs/08_pipeline.ipynb #426b7049
+@patch
+def to(self: LatentDiffusionPipeline, device):
+    "Move the networks (autoencoder, denoiser, students) to `device`."
+    self.device = get_device(device)
+    self.autoencoder.to(self.device)
+    for net in (self.denoiser, *self.students.values()): net.to(self.device).eval()
+    return self
+
+# %% ../nbs/08_pipeline.ipynb #8f45f536
+@patch
+def model_for(self: LatentDiffusionPipeline, sampler: str, steps: int):
+    "The network for `sampler` at `steps`: for 'distilled' the student made for `steps`, else the denoiser."
+    if sampler not in STUDENT_SAMPLERS: return self.denoiser
+    if not self.students:
+        raise ValueError(f"sampler={sampler!r} needs a distilled student and this pipeline has none; distil one "
+                         "with distill_pipeline (`ld4lg distill`), or use sampler='dpmpp2m'")
+    if steps not in self.students:
+        raise ValueError(f"this pipeline has no student for steps={steps}; its students take steps in "
+                         f"{sorted(self.students)}")
+    return self.students[steps]
 
 # %% ../nbs/08_pipeline.ipynb #cbda375f
 @patch
@@ -155,6 +160,7 @@ def _check_sample_args(steps, sampler, decode_every, batch_size):
     check_count("decode_every", decode_every, " (1 = decode x̂0 at every step)")
     check_count("batch_size", batch_size)
 
+# %% ../nbs/08_pipeline.ipynb #c3255e60
 @patch
 def sample(
     self: LatentDiffusionPipeline,
@@ -216,6 +222,7 @@ def reconstruct(self: LatentDiffusionPipeline, texts: list[str], **decode_kwargs
     "decode(encode(texts))."
     return self.decode(self.encode(texts), **decode_kwargs)
 
+# %% ../nbs/08_pipeline.ipynb #e94df75b
 @patch
 def interpolate(self: LatentDiffusionPipeline, text_a: str, text_b: str, num: int = 5, **decode_kwargs) -> list[str]:
     "Texts decoded at `num` evenly spaced points from `text_a`'s latent to `text_b`'s."
@@ -280,6 +287,7 @@ def _listed_students(meta: dict, directory: Path) -> list[int]:
                          "save the pipeline again")
     return steps
 
+# %% ../nbs/08_pipeline.ipynb #9b9d50b7
 def write_pipeline_folder(directory: str | Path, meta_file: str, meta: dict, autoencoder, denoiser, schedule,
                           dtype: str = "float32", students: dict | None = None) -> Path:
     """The one way a pipeline folder is written (this chapter's pipeline, and the seq2seq and segment pipelines of
@@ -303,12 +311,14 @@ def write_pipeline_folder(directory: str | Path, meta_file: str, meta: dict, aut
         (tmp / meta_file).write_text(json.dumps(meta, indent=1))
     return directory
 
+# %% ../nbs/08_pipeline.ipynb #8a05a728
 def read_pipeline_parts(directory: Path, device) -> tuple:
     "`(autoencoder, denoiser, schedule)` of a pipeline folder written by `write_pipeline_folder` (already checked)."
     autoencoder = load_autoencoder(directory / "autoencoder", device=device).eval()
     denoiser = load_denoiser(directory / "denoiser", device=device)
     return autoencoder, denoiser, schedule_from_config(read_denoiser_info(directory / "denoiser")["schedule"])
 
+# %% ../nbs/08_pipeline.ipynb #3dea17dd
 @patch
 def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype: str = "float32") -> Path:
     """Write the pipeline to `directory` (see above) through `write_pipeline_folder`: whole or not at all; a save over
@@ -319,6 +329,7 @@ def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype:
     return write_pipeline_folder(directory, "pipeline.json", meta, self.autoencoder, self.denoiser, self.schedule,
                                  dtype, self.students)
 
+# %% ../nbs/08_pipeline.ipynb #8f3f62bc
 @patch(cls_method=True)
 def from_pretrained(
     cls: LatentDiffusionPipeline, directory: str | Path = "default", device=None
@@ -361,6 +372,7 @@ def _distill_latents(pipe: LatentDiffusionPipeline, latents, corpus, cache: Path
     data.save(cache)  # written all at once
     return data
 
+# %% ../nbs/08_pipeline.ipynb #4a4b91f7
 def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir: str | Path, latents=None,
                      corpus: str | Corpus = "wordnet", rounds: int = 6, teacher_steps: int = 64,
                      steps_per_round: int = 2500, batch_size: int = 256, lr: float = 1e-4,
