@@ -57,6 +57,7 @@ def _component_logits(mix: GaussianMixture, noisy64, alpha64):
     gain = a * mix.stds ** 2 / var                           # (B, 1.., K)
     return logits, mix.means + gain[..., None] * diff
 
+# %% ../nbs/04a_toy_mixture.ipynb #be083300
 def posterior_mean(mix: GaussianMixture, noisy: torch.Tensor, alpha,
                    class_labels: torch.Tensor | None = None) -> torch.Tensor:
     """E[x | z_t] (or E[x | z_t, k] for rows with a class label k < K; label K = no class). `noisy`: (B, ..., D);
@@ -110,12 +111,14 @@ def mode_stats(mix: GaussianMixture, samples: torch.Tensor) -> dict:
     sq = torch.zeros(K, dtype=torch.float64).index_add_(0, assign, (samples - mean[assign]).pow(2).mean(-1))
     return {"weight": counts / len(samples), "mean": mean, "var": sq / (counts - 1).clamp(min=1)}
 
+# %% ../nbs/04a_toy_mixture.ipynb #513805ab
 def mixture_cdf(mix: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
     "F(x) of a 1-D mixture at points `x` (any shape)."
     if mix.dim != 1: raise ValueError(f"mixture_cdf needs a 1-D mixture, this one has D={mix.dim}")
     x = x.to(torch.float64)[..., None]
     return (mix.weights * 0.5 * (1 + torch.erf((x - mix.means[:, 0]) / (mix.stds * math.sqrt(2))))).sum(-1)
 
+# %% ../nbs/04a_toy_mixture.ipynb #cc4c2647
 def wasserstein_1d(mix: GaussianMixture, samples: torch.Tensor, grid_size: int = 20001) -> float:
     "W1 = ∫|F_n - F| dx between the empirical CDF of `samples` (n,) or (n, 1) and a 1-D mixture's exact CDF."
     samples = samples.reshape(-1).to(torch.float64).sort().values
