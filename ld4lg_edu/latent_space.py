@@ -25,6 +25,7 @@ def vocabulary(texts) -> set[str]:
     "Every word that occurs in `texts`."
     return {w for t in texts for w in words(t)}
 
+# %% ../nbs/03b_diffusable_latents.ipynb #acb937c7
 def lexical_validity(texts, reference) -> float:
     "Share of the words of `texts` found in `reference` (texts, or a set from `vocabulary`); 1.0 = no invented words."
     if isinstance(texts, str): raise TypeError("texts must be a list of strings; wrap a single text as [text]")
@@ -41,6 +42,7 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, weights) -> torch.Tensor:
     tau = torch.as_tensor(list(weights), dtype=a.dtype, device=a.device).view(-1, 1, 1, 1)
     return (1 - tau) * a[None] + tau * b[None]
 
+# %% ../nbs/03b_diffusable_latents.ipynb #3fbf09eb
 @torch.no_grad()
 def interpolation_validity(ae: LanguageAutoencoder, texts_a: list[str], texts_b: list[str], reference,
                            weights=(0.0, 0.25, 0.5), score=None, **decode_kwargs) -> list[dict]:
