@@ -436,6 +436,7 @@ def text_similarity(a: str, b: str, metric: str = "rouge") -> float:
         return BLEU(effective_order=True).sentence_score(a, [b]).score / 100
     raise ValueError(f"unknown metric {metric!r}; use 'rouge' or 'bleu'")
 
+# %% ../nbs/08_pipeline.ipynb #3bcfb7df
 def mbr_select(candidates: list[str], metric: str = "rouge", reference: str | None = None) -> tuple[int, list[float]]:
     """Index of the MBR choice among `candidates` and every candidate's score (mean similarity to the others, or to
     `reference`: the oracle)."""
