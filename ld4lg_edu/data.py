@@ -225,11 +225,8 @@ def _local_rocstories(dd):
 def _local_qqp(dd):
     return (
         "seq2seq",
-        _with_test(
-            read_qqp_jsonl(dd / "qqp" / "qqp_valid_2047.jsonl"),
-            read_qqp_jsonl(dd / "qqp" / "qqp_test_2000.jsonl"),
-            key="src",
-        ),
+        _with_test(read_qqp_jsonl(dd / "qqp" / "qqp_valid_2047.jsonl"),
+                   read_qqp_jsonl(dd / "qqp" / "qqp_test_2000.jsonl"), key="src"),
         None,
     )
 
@@ -278,15 +275,8 @@ HUB_CORPORA = {
         "mintujupally/ROCStories", "unconditional", text="text", splits={"train": "train", "test": "test"}
     ),
     "xsum": HubSpec("EdinburghNLP/xsum", "seq2seq", src="document", tgt="summary"),
-    "qqp": HubSpec(
-        "nyu-mll/glue",
-        "seq2seq",
-        config="qqp",
-        src="question1",
-        tgt="question2",
-        keep="label",
-        splits={"train": "train", "valid": "validation"},
-    ),
+    "qqp": HubSpec("nyu-mll/glue", "seq2seq", config="qqp", src="question1", tgt="question2", keep="label",
+                   splits={"train": "train", "valid": "validation"}),
 }
 
 def hub_corpus(name: str, spec: HubSpec | None = None, label_names: list[str] | None = None, **load_kwargs) -> Corpus:

@@ -179,25 +179,12 @@ def course_lm_config(preset: str = "course", vocab_size: int = 8192):
     tokenizer)."""
     from transformers import BartConfig
     p = COURSE_LM_PRESETS[preset]  # an unknown name: an error listing the presets
-    return BartConfig(
-        vocab_size=vocab_size,
-        d_model=p["d_model"],
-        encoder_layers=p["layers"],
-        decoder_layers=p["layers"],
-        encoder_attention_heads=p["heads"],
-        decoder_attention_heads=p["heads"],
-        encoder_ffn_dim=p["ffn_dim"],
-        decoder_ffn_dim=p["ffn_dim"],
-        max_position_embeddings=p["max_positions"],
-        dropout=p["dropout"],
-        attention_dropout=p["dropout"],
-        activation_function="gelu",
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-        forced_eos_token_id=2,
-    )
+    return BartConfig(vocab_size=vocab_size, d_model=p["d_model"], encoder_layers=p["layers"],
+                      decoder_layers=p["layers"], encoder_attention_heads=p["heads"],
+                      decoder_attention_heads=p["heads"], encoder_ffn_dim=p["ffn_dim"], decoder_ffn_dim=p["ffn_dim"],
+                      max_position_embeddings=p["max_positions"], dropout=p["dropout"], attention_dropout=p["dropout"],
+                      activation_function="gelu", pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                      decoder_start_token_id=2, forced_eos_token_id=2)
 
 # %% ../nbs/02_language_model.ipynb #b550087b
 def is_main_process() -> bool:
@@ -233,31 +220,14 @@ def _course_tokenizer(tokenizer, vocab_size, texts, folder: Path, resume: bool):
     return train_tokenizer(texts, vocab_size, out_dir=folder)
 
 # %% ../nbs/02_language_model.ipynb #65b8cd00
-def pretrain_course_lm(
-    preset: str = "course",
-    out_dir: str | Path = "course_lm",
-    steps: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    warmup_steps: int | None = None,
-    corpus: str | list[str] = "wordnet-glosses",
-    tokenizer: str | Path | None = None,
-    limit: int | None = None,
-    max_length: int = 64,
-    mask_ratio: float = 0.3,
-    poisson_lambda: float = 3.0,
-    resume: bool = False,
-    save_dtype: str = "float32",
-    seed: int = 0,
-    log_every: int | None = None,
-    checkpoint_every: int | None = None,
-    checkpoint_dir: str | Path | None = None,
-    eval_size: int = 512,
-    compile: bool = False,
-    vocab_size: int | None = None,
-    workers: int = 0,
-    overwrite: bool = False,
-):
+def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm", steps: int | None = None,
+                       batch_size: int | None = None, lr: float | None = None, warmup_steps: int | None = None,
+                       corpus: str | list[str] = "wordnet-glosses", tokenizer: str | Path | None = None,
+                       limit: int | None = None, max_length: int = 64, mask_ratio: float = 0.3,
+                       poisson_lambda: float = 3.0, resume: bool = False, save_dtype: str = "float32", seed: int = 0,
+                       log_every: int | None = None, checkpoint_every: int | None = None,
+                       checkpoint_dir: str | Path | None = None, eval_size: int = 512, compile: bool = False,
+                       vocab_size: int | None = None, workers: int = 0, overwrite: bool = False):
     """Pretrain the course LM with BART text infilling on `corpus` (a name, or a list of texts); save model + tokenizer
     to `out_dir` (checkpoints: `checkpoint_dir`, default `out_dir/checkpoints`). `vocab_size` trains a new byte-level
     BPE of that size on the training texts instead of using `tokenizer`; `workers` noise batches in that many processes;
@@ -299,18 +269,11 @@ def pretrain_course_lm(
     dataset = collate.tokenize(texts)  # pre-tokenised once; batches only noise and pad
     model = BartForConditionalGeneration(course_lm_config(preset, vocab_size=len(tokenizer)))
     steps = steps or recipe["steps"]
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size or recipe["batch_size"],
-        lr=lr or recipe["lr"],
-        warmup_steps=recipe["warmup_steps"] if warmup_steps is None else warmup_steps,
-        decay="linear",
-        log_every=log_every or max(1, steps // 20),
-        checkpoint_every=checkpoint_every or max(1, steps // 5),
-        seed=seed,
-        compile=compile,
-        workers=workers,
-    )
+    config = TrainConfig(steps=steps, batch_size=batch_size or recipe["batch_size"], lr=lr or recipe["lr"],
+                         warmup_steps=recipe["warmup_steps"] if warmup_steps is None else warmup_steps, decay="linear",
+                         log_every=log_every or max(1, steps // 20),
+                         checkpoint_every=checkpoint_every or max(1, steps // 5), seed=seed, compile=compile,
+                         workers=workers)
     result = fit(model, denoising_loss, dataset, config, out_dir=checkpoint_dir, resume=resume, overwrite=overwrite,
                  collate_fn=collate, config_to_save={"preset": preset, "corpus": corpus, "max_length": max_length,
                                                      "mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda,

@@ -300,15 +300,9 @@ def _embedder(embed, texts: list[str]) -> tuple[Callable, str]:
     if callable(embed): return embed, getattr(embed, "__name__", type(embed).__name__)
     raise ValueError(f"embed must be 'auto', 'minilm', 'tfidf' or a function texts -> (N, d); got {embed!r}")
 
-def train_text_classifier(
-    train_texts: Sequence[str],
-    train_labels: Sequence[int],
-    embed="auto",
-    heldout_frac: float = 0.2,
-    label_names: list[str] | None = None,
-    seed: int = 0,
-    max_iter: int = 2000,
-) -> TextClassifier:
+def train_text_classifier(train_texts: Sequence[str], train_labels: Sequence[int], embed="auto",
+                          heldout_frac: float = 0.2, label_names: list[str] | None = None, seed: int = 0,
+                          max_iter: int = 2000) -> TextClassifier:
     """Fit logistic regression on embeddings of `train_texts`; `heldout_frac` of them (stratified) measure its
     `heldout_accuracy`."""
     from sklearn.linear_model import LogisticRegression
@@ -348,17 +342,9 @@ def class_accuracy(texts: Sequence[str], labels, classifier: TextClassifier) -> 
     return float((classifier.predict(texts) == wanted).mean())
 
 # %% ../nbs/09_evaluation.ipynb #609e807a
-def evaluate_samples(
-    texts: Sequence[str],
-    train_texts: Sequence[str],
-    references: Sequence[str] | None = None,
-    labels=None,
-    classifier: TextClassifier | None = None,
-    mauve_features="minilm",
-    ppl_model: str | Path | None = None,
-    device=None,
-    seed: int = 25,
-) -> dict:
+def evaluate_samples(texts: Sequence[str], train_texts: Sequence[str], references: Sequence[str] | None = None,
+                     labels=None, classifier: TextClassifier | None = None, mauve_features="minilm",
+                     ppl_model: str | Path | None = None, device=None, seed: int = 25) -> dict:
     """Score samples on diversity, memorisation, MAUVE (unless `mauve_features=None`), perplexity (with `ppl_model`) and
     class accuracy (with `labels` + `classifier`)."""
     texts = check_texts(texts)

@@ -12,22 +12,10 @@ import torch
 from fastcore.basics import patch
 
 from . import __version__
-from ld4lg_edu.core import (
-    asset_path,
-    atomic_directory,
-    check_count,
-    check_folder,
-    get_device,
-    read_meta,
-    seed_everything,
-)
-from ld4lg_edu.autoencoder import (
-    LanguageAutoencoder,
-    AutoencoderConfig,
-    save_autoencoder,
-    load_autoencoder,
-    check_latents,
-)
+from .core import (asset_path, atomic_directory, check_count, check_folder, get_device, read_meta,
+                            seed_everything)
+from .autoencoder import (LanguageAutoencoder, AutoencoderConfig, save_autoencoder, load_autoencoder,
+                                   check_latents)
 from .schedule import NoiseSchedule, get_schedule, schedule_from_config
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import save_denoiser, load_denoiser, read_denoiser_info
@@ -162,21 +150,10 @@ def _check_sample_args(steps, sampler, decode_every, batch_size):
 
 # %% ../nbs/08_pipeline.ipynb #c3255e60
 @patch
-def sample(
-    self: LatentDiffusionPipeline,
-    n: int,
-    label=None,
-    guidance_scale: float | None = 1.0,
-    steps: int | None = None,
-    sampler: str | None = None,
-    seed: int | None = None,
-    return_trajectory: bool = False,
-    decode_every: int = 1,
-    batch_size: int = 256,
-    progress: bool = False,
-    callback=None,
-    **decode_kwargs
-) -> SampleResult:
+def sample(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: float | None = 1.0,
+           steps: int | None = None, sampler: str | None = None, seed: int | None = None,
+           return_trajectory: bool = False, decode_every: int = 1, batch_size: int = 256, progress: bool = False,
+           callback=None, **decode_kwargs) -> SampleResult:
     """Generate `n` texts (of class `label`) with classifier-free guidance `guidance_scale` (w; None: 2.5 with a class,
     1 without); `callback(i, steps)` runs after each sampler step (raise in it to stop); see `SampleResult`."""
     start = time.perf_counter()
@@ -409,16 +386,8 @@ def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir:
         raise ValueError(f"guidance_range={tuple(guidance_range)} needs a class-conditional pipeline; "
                          "use guidance_range=(1, 1)")
     data = _distill_latents(pipe, latents, corpus, out / "latents.safetensors")
-    run = distill(
-        pipe.denoiser,
-        data,
-        pipe.schedule,
-        config,
-        out_dir=out / "distill",
-        resume=resume,
-        overwrite=overwrite,
-        callbacks=callbacks,
-    )
+    run = distill(pipe.denoiser, data, pipe.schedule, config, out_dir=out / "distill", resume=resume,
+                  overwrite=overwrite, callbacks=callbacks)
     result = LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=pipe.label_names,
                                      sampler=pipe.sampler, steps=pipe.steps, device=pipe.device,
                                      students={s: run.students[s] for s in keep})

@@ -349,25 +349,12 @@ def guided_v(denoiser, noisy, alpha, self_cond=None, conditioning: Conditioning 
 
 # %% ../nbs/07_samplers.ipynb #4548ba90
 @torch.no_grad()
-def sample_latents(
-    denoiser,
-    schedule: NoiseSchedule | str,
-    shape: tuple,
-    sampler: str | Sampler = "dpmpp2m",
-    steps: int = 25,
-    class_labels=None,
-    guidance_scale: float = 1.0,
-    cond: torch.Tensor | None = None,
-    cond_mask: torch.Tensor | None = None,
-    generator: torch.Generator | int | None = None,
-    record_trajectory: bool = False,
-    device=None,
-    noise: torch.Tensor | None = None,
-    progress: bool = True,
-    conditioning: Conditioning | None = None,
-    callback=None,
-    **sampler_kwargs
-) -> SampleOutput:
+def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sampler: str | Sampler = "dpmpp2m",
+                   steps: int = 25, class_labels=None, guidance_scale: float = 1.0, cond: torch.Tensor | None = None,
+                   cond_mask: torch.Tensor | None = None, generator: torch.Generator | int | None = None,
+                   record_trajectory: bool = False, device=None, noise: torch.Tensor | None = None,
+                   progress: bool = True, conditioning: Conditioning | None = None, callback=None,
+                   **sampler_kwargs) -> SampleOutput:
     """Sample latents of `shape` (B, ℓ, d) with `denoiser` (v-prediction contract of chapter 05), conditioned on
     `conditioning` — or on `class_labels` ((B,) ids or one int), `guidance_scale` w and `cond` (B, S, d_c) with
     `cond_mask` (B, S) bool, made into one here. `generator`: a torch.Generator or an int seed; `noise`: optional z_1
@@ -421,10 +408,7 @@ def sample_latents(
         if was_training: denoiser.train()
     trajectory = None
     if record_trajectory:
-        trajectory = Trajectory(
-            t=sampler.timesteps[:steps].float(),
-            alpha=sampler.alphas[:steps].float(),
-            noisy=torch.stack([r[0] for r in records]),
-            x0_pred=torch.stack([r[1] for r in records]),
-        )
+        trajectory = Trajectory(t=sampler.timesteps[:steps].float(), alpha=sampler.alphas[:steps].float(),
+                                noisy=torch.stack([r[0] for r in records]),
+                                x0_pred=torch.stack([r[1] for r in records]))
     return SampleOutput(latents=noisy, trajectory=trajectory)

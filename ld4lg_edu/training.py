@@ -15,20 +15,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from ld4lg_edu.core import (
-    get_device,
-    autocast_dtype,
-    config_from_dict,
-    flatten_state,
-    unflatten_state,
-    rng_state,
-    set_rng_state,
-    save_checkpoint,
-    load_checkpoint,
-    latest_checkpoint,
-    trusted_inputs,
-    _discard,
-)
+from .core import (get_device, autocast_dtype, config_from_dict, flatten_state, unflatten_state, rng_state,
+                            set_rng_state, save_checkpoint, load_checkpoint, latest_checkpoint, trusted_inputs,
+                            _discard)
 
 # %% auto #0
 __all__ = ['COMPILE_MODES', 'TrainConfig', 'lr_multiplier', 'trainable_state', 'EMA', 'EpochSampler', 'TensorData', 'TrainResult',
@@ -442,16 +431,9 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     loader = (
         None
         if on_device
-        else DataLoader(
-            dataset,
-            batch_size=sampler.batch_size,
-            sampler=sampler,
-            collate_fn=collate_fn,
-            generator=torch.Generator().manual_seed(config.seed),
-            num_workers=config.workers,
-            worker_init_fn=_seed_worker,
-            persistent_workers=config.workers > 0,
-        )
+        else DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, collate_fn=collate_fn,
+                        generator=torch.Generator().manual_seed(config.seed), num_workers=config.workers,
+                        worker_init_fn=_seed_worker, persistent_workers=config.workers > 0)
     )
     optimizer = _optimizer(model.to(acc.device), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
