@@ -17,8 +17,8 @@
 # final loss 0.293), seg_flops (1000, 0.382), tiny (1500, 0.210) and the AR (1200) trained, the curve and the AR
 # perplexities written; the samples were lost to a device bug in FixedSegments (since fixed), and the story autoencoder
 # ran at 9 it/s beside the others, so `single` did not finish. 2) PARTS="seg ar" SEG_STEPS=1833 AR_STEPS=800
-# TRAIN_S=110: seg trained (loss 0.335), its sampling did not finish in TRAIN_S. To do: PARTS="seg_flops single ar"
-# (then "seg ar") with TRAIN_S >= 300.
+# TRAIN_S=110: seg trained (loss 0.335), its sampling did not finish in TRAIN_S. 3) PARTS="seg_flops single ar"
+# TRAIN_S=430 (300 s). 4) the same with SINGLE_STEPS=36000 TRAIN_S=490 PPL_S=40 (470 s): the table of chapter 09c.
 set -uo pipefail
 export OUT=${OUT:-/tmp/out} RUNS=${RUNS:-/tmp/runs}; mkdir -p $OUT $RUNS
 export LD4LG_DATA=${LD4LG_DATA:-$PWD/.data} PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1

@@ -28,10 +28,11 @@ def reconstruct_cpu(path: Path, corpus: str = "rocstories-local", sentences=(5, 
     present)."""
     if path.exists(): return json.loads(path.read_text())
     from ld4lg_edu.data import load_corpus
-    from ld4lg_edu.segments import encode_segments, segment_texts, split_sentences, _sentence_autoencoder
+    from ld4lg_edu.autoencoder import as_autoencoder
+    from ld4lg_edu.segments import encode_segments, segment_texts, split_sentences
     low, high = sentences
     texts = [t for t in load_corpus(corpus).texts("test") if low <= len(split_sentences(t)) <= high][:limit]
-    ae = _sentence_autoencoder("default", "cpu").eval()
+    ae = as_autoencoder("default", "cpu")
     stories, _ = segment_texts(texts, high)
     latents, mask = encode_segments(ae, stories, high)
     flat, out, i = ae.decode(latents[mask], batch_size=128), [], 0
@@ -99,13 +100,18 @@ def main():
     args = p.parse_args()
     out = Path(args.out_dir)
     single = json.loads((out / "corpora_models.json").read_text())["reconstruction"]["rocstories-local"]
+    stored = json.loads((out / "segments_eval.json").read_text()) if (out / "segments_eval.json").exists() else {}
+    stored_length = json.loads((out / "segments_length.json").read_text()) if (out / "segments_length.json").exists() \
+        else {}
     texts = reconstruct_cpu(Path(args.reconstruct)) if args.reconstruct else None
-    rec = None if texts is None else bleu(texts["references"], texts["hypotheses"])
+    # without --reconstruct the stored reconstruction scores (and curves of earlier calls) are kept
+    rec = bleu(texts["references"], texts["hypotheses"]) if texts else stored.get("reconstruction", {}).get(
+        "segments_shipped_ae")
     length = {"description": "Reconstruction BLEU of the first k sentences of the five-sentence stories of "
                              "rocstories-local's test split, each prefix through one latent (sacrebleu corpus BLEU)",
               "labels": {"sentence_ae": "one latent, shipped autoencoder (32 x 64, LM reads 64 tokens)",
                          "story_ae": "one latent, story autoencoder (32 x 64, 96 tokens)"},
-              "curves": curves(args.device_out),
+              "curves": stored_length.get("curves", {}) | curves(args.device_out),
               "single_latent_story_bleu": single["bleu"],
               "segments_bleu": None if rec is None else rec["bleu"]}
     write(out / "segments_length.json", length)
@@ -113,14 +119,18 @@ def main():
     for folder in args.device_out:
         f = Path(folder) / "segments_ppl.json"
         if f.exists(): ppl[Path(folder).name] = json.loads(f.read_text())
+    tiny_stored = stored.get("reconstruction", {}).get("segments_shipped_ae_tinystories")
     tiny = None if not args.tiny_reconstruct else reconstruct_cpu(Path(args.tiny_reconstruct), "tinystories-local",
                                                                    (2, 8), 100)
     evaluation = {"reconstruction": {"segments_shipped_ae": rec, "single_latent_rocstories_ae": single,
-                                     "segments_shipped_ae_tinystories": None if tiny is None else
+                                     "segments_shipped_ae_tinystories": tiny_stored if tiny is None else
                                      {**bleu(tiny["references"], tiny["hypotheses"]),
                                       "sentences_mean": sum(tiny["sentences"]) / len(tiny["sentences"])}},
-                  "training_runs": training_runs(args.device_out), "perplexity": ppl,
+                  "training_runs": stored.get("training_runs", {}) | training_runs(args.device_out),
+                  "perplexity": stored.get("perplexity", {}) | ppl,
                   "samples": mauve_rows(args.device_out, next(iter(ppl.values()), {}))}
+    if texts is None and "examples" in stored.get("reconstruction", {}):
+        evaluation["reconstruction"]["examples"] = stored["reconstruction"]["examples"]
     if texts is not None:
         evaluation["reconstruction"]["examples"] = [{"story": r, "reconstruction": h} for r, h in
                                                     list(zip(texts["references"], texts["hypotheses"]))[:3]]
