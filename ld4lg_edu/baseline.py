@@ -152,7 +152,8 @@ class ARBaseline:
                 if done.all(): break
                 out = self.model(input_ids=token[:, None], use_cache=True, **{kw: _cache_of(out)})
             rows += torch.stack(new, 1).tolist()
-        fixed = None if label is None else (self.label_names.index(label) if isinstance(label, str) else int(label))
+        fixed = None if label is None else int(class_ids(label, 1, len(self.label_names or []), self.label_names,
+                                                      arg="label")[0])
         texts, labels = [], []
         for ids in rows:
             ids, chosen = (ids[:ids.index(eos)] if eos in ids else ids), fixed

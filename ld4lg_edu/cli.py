@@ -17,13 +17,13 @@ __all__ = ['COURSE_MARKER', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm',
 def cmd_corpus(args):
     "Print a corpus summary and a few rows (optionally of one class)."
     from ld4lg_edu.data import load_corpus
+    from ld4lg_edu.samplers import class_ids
     corpus = load_corpus(args.name)
     rows = corpus.splits[args.split]
     if args.label is not None:
         if corpus.label_names is None: raise ValueError(f"corpus {args.name!r} has no labels; drop --label")
-        if args.label not in corpus.label_names:
-            raise ValueError(f"unknown label {args.label!r}; known labels: {', '.join(corpus.label_names)}")
-        rows = [r for r in rows if r["label"] == corpus.label_names.index(args.label)]
+        wanted = int(class_ids(args.label, 1, len(corpus.label_names), corpus.label_names, arg="--label")[0])
+        rows = [r for r in rows if r["label"] == wanted]
     shown = rows[:args.show]
     if args.json:
         print(json.dumps({"corpus": args.name, "task": corpus.task, "label_names": corpus.label_names,

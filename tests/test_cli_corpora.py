@@ -49,3 +49,16 @@ SHIPPED_LM = str(Path(__file__).resolve().parents[1] / "ld4lg_edu" / "assets" / 
 def test_max_length_beyond_the_lm_is_refused(command, tmp_path, capsys):
     code, _, err = run_cli([*command, "--max-length", "512", "--steps", "1", "--out", str(tmp_path / "x")], capsys)
     assert code == 2 and "512" in err and "128 positions" in err
+
+
+def test_corpus_label_filter_uses_the_one_label_check(capsys):
+    "`ld4lg corpus --label` keeps only that class's rows; an unknown name is refused with the known labels."
+    import json
+    from ld4lg_edu.data import load_corpus
+    names = load_corpus("wordnet").label_names
+    code, out, _ = run_cli(["corpus", "wordnet", "--label", names[1], "--show", "20", "--json"], capsys)
+    assert code == 0
+    rows = json.loads(out)["rows"]
+    assert rows and {r["label"] for r in rows} == {1}
+    code, out, err = run_cli(["corpus", "wordnet", "--label", "mineral"], capsys)
+    assert code != 0 and not out and f"unknown label 'mineral'; known labels: {', '.join(names)}" in err
