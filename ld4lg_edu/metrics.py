@@ -327,13 +327,18 @@ def train_text_classifier(train_texts: Sequence[str], train_labels: Sequence[int
 def class_accuracy(texts: Sequence[str], labels, classifier: TextClassifier) -> float:
     """Fraction of `texts` the classifier assigns to the requested `labels` (ints or label names; one label applies to
     all)."""
-    from .samplers import class_ids
     texts = check_texts(texts)
-    if not isinstance(labels, (int, np.integer, str)) and len(labels) != len(texts):
-        raise ValueError(f"got {len(labels)} labels for {len(texts)} texts; pass one label per text, or a single label")
+    if isinstance(labels, (int, np.integer, str)): labels = [labels] * len(texts)
     names = classifier.label_names or []
-    num_classes = len(names) or int(np.max(classifier.model.classes_)) + 1
-    wanted = class_ids(labels, len(texts), num_classes, names, arg="labels").numpy()  # the one check of class labels
+    def to_int(label):
+        if isinstance(label, str):
+            if label not in names:
+                raise ValueError(f"unknown label {label!r}; the classifier knows {names or 'integer labels only'}")
+            return names.index(label)
+        return int(label)
+    wanted = np.array([to_int(l) for l in labels])
+    if wanted.shape != (len(texts),):
+        raise ValueError(f"got {len(wanted)} labels for {len(texts)} texts; pass one label per text, or a single label")
     return float((classifier.predict(texts) == wanted).mean())
 
 # %% ../nbs/09_evaluation.ipynb #609e807a
