@@ -27,8 +27,4 @@ echo "trained after $(( $(date +%s) - t0 )) s"
 python3 tools/sample_corpora.py $RUNS --corpora $C --guidance 1 2 --n-per-class ${N_PER_CLASS:-125} \
     --out $OUT/samples_recipe.json > $OUT/sample.log 2>&1
 echo "sampled after $(( $(date +%s) - t0 )) s"
-for f in $OUT/*.log; do
-  echo "== $f"; tr '\r' '\n' < $f | grep -E "^real|trained|saved|written|wrote|fine-tuned|encoded|Error|error:" | tail -6
-done
-tar -C $OUT -czf $OUT/agnews_results.tgz $(cd $OUT && ls *.log *.json) && rm -f $OUT/*.log $OUT/*.json
-ls -la $OUT
+source tools/job_common.sh; pack_results agnews_results

@@ -62,8 +62,4 @@ echo "all trained and sampled after $(( $(date +%s) - t0 )) s"
 timeout ${PPL_S:-35} $x ppl $RUNS/ar --n $N $LIM --out $OUT/segments_ppl.json \
     --samples $OUT/segments_seg.json $OUT/segments_seg_flops.json $OUT/segments_single.json > $OUT/ppl.log 2>&1
 echo "done after $(( $(date +%s) - t0 )) s"
-for f in $OUT/*.log; do
-  echo "== $f"; tr '\r' '\n' < $f | grep -E "^real|trained|saved|written|wrote|held-out|Error|error:" | tail -6
-done
-tar -C $OUT -czf $OUT/segments_results.tgz $(cd $OUT && ls *.log *.json) && rm -f $OUT/*.log $OUT/*.json
-ls -la $OUT
+source tools/job_common.sh; pack_results segments_results
