@@ -104,16 +104,16 @@ def timings_rate(timings):
     return (s1 - s0) / (t1 - t0)
 
 
-def fit_rate(config, batch, device, compile_model, steps, mode="default", cuda_graph=False):
+def fit_rate(config, batch, device, compile_model, steps, mode="default", cuda_graph=False, log_every=None, callbacks=()):
     "(c): it/s of `train_diffusion` between its first and last log step (the first window holds compilation)."
     stamps = []
     def clock(step, model, history): sync(device); stamps.append((step, time.perf_counter()))
     n = max(4 * batch, 8192)
     data = LatentDataset(torch.randn(n, 32, config.latent_dim), torch.randint(0, config.num_classes, (n,)))
-    log_every = max(10, steps // 5)
+    log_every = log_every or max(10, steps // 5)
     train = TrainConfig(steps=steps, batch_size=batch, lr=1e-4, warmup_steps=10, log_every=log_every,
                         checkpoint_every=10**9, compile=compile_model, compile_mode=mode, cuda_graph=cuda_graph)
-    result = train_diffusion(data, config, DiffusionConfig(train=train), callbacks=[clock])
+    result = train_diffusion(data, config, DiffusionConfig(train=train), callbacks=[clock, *callbacks])
     fit_rate.last_loss = result.history[-1]["loss"]  # the graph rows must train as well as the eager ones
     return timings_rate(stamps)
 

@@ -1,0 +1,85 @@
+"""Where the time of one `fit` step goes (issue: training at the speed of the GPU), on one CUDA device, one run:
+
+1. a profile of the whole-step graph of the shipped denoiser at batch 256: GPU kernel time per step by kind of kernel;
+2. `fit` it/s (bench/bench_training.py's part (c), whole-step graph) for variants that each remove or change one piece:
+   compile mode, dropout, self-conditioning, EMA, gradient clipping.
+
+    python tools/fit_step_costs.py --out /tmp/out/fit_step_costs.txt
+"""
+import argparse, collections, dataclasses, sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from bench_training import ARCHS, fit_rate  # noqa: E402
+from ld4lg_edu.denoiser import DenoiserConfig  # noqa: E402
+
+
+def kernel_kind(name: str) -> str:
+    "A coarse family for a CUDA kernel's name."
+    n = name.lower()
+    for kind, keys in (("matmul", ("gemm", "cutlass", "sm90", "xmma", "matmul", "mm_")), ("attention", ("flash", "fmha",
+                       "attention", "sdpa")), ("optimizer", ("adam", "multi_tensor", "foreach")), ("triton (fused)",
+                       ("triton",)), ("reduction", ("reduce", "norm")), ("copy", ("copy", "memcpy", "memset", "fill")),
+                       ("random", ("philox", "rand", "bernoulli"))):
+        if any(k in n for k in keys): return kind
+    return "other elementwise"
+
+
+def profile_graph_step(config, batch, steps=200):
+    "Kernel time per step (µs) by kind, over the last `steps` replays of a whole-step-graph fit run."
+    from torch.profiler import ProfilerActivity, profile
+    prof = profile(activities=[ProfilerActivity.CUDA])
+    calls = {"n": 0}
+
+    def window(step, model, history):  # log_every=1: called after every step
+        calls["n"] += 1
+        if calls["n"] == 100: prof.__enter__()
+        if calls["n"] == 100 + steps: torch.cuda.synchronize(); prof.__exit__(None, None, None)
+    fit_rate(config, batch, torch.device("cuda"), True, 100 + steps + 5, cuda_graph=True, log_every=1, callbacks=[window])
+    print(prof.key_averages().table(sort_by="device_time_total", row_limit=30), flush=True)
+    by_kind, count, names = collections.Counter(), collections.Counter(), collections.Counter()
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            by_kind[kernel_kind(e.name)] += e.device_time / steps
+            count[kernel_kind(e.name)] += 1 / steps
+            names[e.name[:90]] += e.device_time / steps
+    return by_kind, count, names
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="shipped", choices=list(ARCHS))
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--fit-steps", type=int, default=400)
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    base = DenoiserConfig.preset("paper", num_classes=6, **ARCHS[args.arch])
+    lines = [f"# {torch.cuda.get_device_name()}, torch {torch.__version__}; {args.arch} denoiser, batch {args.batch_size}"]
+    say = lambda s: (lines.append(s), print(s, flush=True))
+    try: by_kind, count, names = profile_graph_step(base, args.batch_size)
+    except Exception as e: by_kind, count, names = {"(profile failed: " + repr(e)[:200] + ")": 1.0}, {}, {}
+    by_kind, count, names = map(collections.Counter, (by_kind, count, names))
+    total = sum(by_kind.values())
+    say(f"whole-step graph: {total:.0f} µs of kernels per step ({1e6 / total:.0f} it/s if the GPU never waits), "
+        f"{sum(count.values()):.0f} kernels per step")
+    for kind, us in by_kind.most_common(): say(f"  {kind:<18}{us:>8.0f} µs {100 * us / total:>5.1f}%  {count[kind]:>6.0f} kernels")
+    say("top kernels (µs per step):")
+    for name, us in names.most_common(12): say(f"  {us:>7.0f}  {name}")
+    variants = {
+        "as shipped (step graph, compile default)": (base, {}),
+        "compile max-autotune-no-cudagraphs": (base, {"mode": "max-autotune-no-cudagraphs"}),
+        "dropout 0": (dataclasses.replace(base, dropout=0.0), {}),
+        "no self-conditioning": (dataclasses.replace(base, self_condition=False), {}),
+    }
+    say(f"fit it/s, whole-step graph, {args.fit_steps} steps each:")
+    for name, (config, kw) in variants.items():
+        its = fit_rate(config, args.batch_size, torch.device("cuda"), True, args.fit_steps, cuda_graph=True,
+                       mode=kw.get("mode", "default"))
+        say(f"  {name:<44}{its:>8.1f} it/s  final loss {fit_rate.last_loss:.4f}")
+    if args.out: Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
