@@ -153,13 +153,30 @@ def cmd_train_segments(args):
           f"pipeline written to {Path(args.out) / 'pipeline'}")
 
 # %% ../nbs/11_cli.ipynb #b8208166
+def _segment_meta(model) -> dict | None:
+    """The checked `segments.json` of `--model` when it names a segment pipeline (the file its `save_pretrained`
+    writes, format 'ld4lg_edu.segments'); None for any other model (the shipped one, or a one-latent pipeline)."""
+    from ld4lg_edu.core import read_meta
+    from ld4lg_edu.segments import SEGMENTS_FORMAT, SEGMENTS_META, SEGMENTS_VERSION
+    meta = Path(model) / SEGMENTS_META
+    if str(model) == "default" or not meta.is_file(): return None
+    return read_meta(meta, SEGMENTS_FORMAT, SEGMENTS_VERSION, {"max_segments": int},
+                     fix="save the segment pipeline again (save_pretrained)")
+
 def cmd_sample(args):
-    "Print `--n` samples (of class `--label`) from a pipeline, one per line or as JSON."
+    """Print `--n` samples from a pipeline, one per line or as JSON: texts (of class `--label`) from a one-latent
+    pipeline, stories (of `--segments` sentences) from a segment pipeline; which one `--model` is, its folder says."""
     import torch
     from transformers.utils import logging as hf_logging
     from ld4lg_edu.pipeline import LatentDiffusionPipeline
+    if args.n < 0: raise ValueError(f"--n must be 0 or more, got {args.n}")
+    segments = _segment_meta(args.model)
+    if segments is None and args.segments is not None:
+        raise ValueError(f"--segments is for a segment pipeline (`ld4lg train-segments` writes one); {args.model} holds "
+                         "one latent per text: drop --segments")
     hf_logging.disable_progress_bar()  # stdout carries the texts; keep stderr quiet too
     if args.threads: torch.set_num_threads(args.threads)
+    if segments is not None: return _sample_stories(args, segments["max_segments"])
     pipe = LatentDiffusionPipeline.from_pretrained(args.model, device=args.device)
     result = pipe.sample(args.n, label=args.label, guidance_scale=args.guidance, steps=args.steps, sampler=args.sampler,
                          seed=args.seed)
@@ -170,6 +187,26 @@ def cmd_sample(args):
     else:
         print("\n".join(result.texts))
 
+# %% ../nbs/11_cli.ipynb #86e292fb
+def _sample_stories(args, max_segments: int):
+    "`ld4lg sample` on a segment pipeline: `--n` stories of `--segments` sentences (None: the model's own stop)."
+    from ld4lg_edu.segments import SegmentDiffusionPipeline, _segment_counts
+    for flag, value in (("--label", args.label), ("--guidance", args.guidance)):
+        if value is not None: raise ValueError(f"{flag}: a segment pipeline is unconditional; drop {flag}")
+    if args.sampler == "distilled":
+        raise ValueError("--sampler distilled needs a distilled student, which a segment pipeline has not; "
+                         "choose dpmpp2m, ddim or ddpm")
+    _segment_counts(args.segments, args.n, max_segments)  # 1..max_segments, checked before the model is loaded
+    pipe = SegmentDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    result = pipe.sample(args.n, segments=args.segments, steps=args.steps, sampler=args.sampler, seed=args.seed)
+    if args.json:
+        print(json.dumps({"model": str(args.model), "segments": args.segments, "max_segments": pipe.max_segments,
+                          "sampler": args.sampler or pipe.sampler, "steps": args.steps or pipe.steps,
+                          "seed": args.seed, "texts": result.texts, "sentences": result.sentences}, indent=1))
+    else:
+        print("\n".join(result.texts))
+
+# %% ../nbs/11_cli.ipynb #d214833a
 def cmd_distill(args):
     "Distil a pipeline's denoiser into few-step students (chapter 07a) and write the pipeline with them."
     from ld4lg_edu.pipeline import distill_pipeline
@@ -388,11 +425,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sampler", default="dpmpp2m"); c.add_argument("--steps", type=int, default=25)
     c.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"], help="storage dtype of the weights")
     common(c, steps=False); c.set_defaults(func=cmd_build)
-    c = sub.add_parser("sample", help="generate texts with a trained pipeline (default: the shipped model)")
+    c = sub.add_parser("sample", help="generate texts with a trained pipeline (default: the shipped model)",
+                       description="Generate texts with a trained pipeline, one per line. A segment pipeline (a folder "
+                                   "holding segments.json, written by `ld4lg train-segments`) prints stories instead, "
+                                   "one per line, of --segments sentences each.")
     c.add_argument("--model", default="default",
-                   help="'default' (shipped) or a folder written by save_pretrained / `ld4lg build`")
+                   help="'default' (shipped), a folder written by save_pretrained / `ld4lg build`, or a segment "
+                        "pipeline (`ld4lg train-segments` OUT/pipeline)")
     c.add_argument("--label", default=None, help="class name, e.g. animal (default: unconditional)")
     c.add_argument("--n", type=int, default=8, help="how many texts")
+    c.add_argument("--segments", type=int, default=None, metavar="N",
+                   help="segment pipelines only: N sentences per story, 1..the model's max_segments "
+                        "(default: each story stops where the model ends it)")
     c.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance scale w (1 = none; default: 2.5 with --label, 1 without; "
                         "needs --label)")
