@@ -172,8 +172,8 @@ def cmd_sample(args):
     if args.n < 0: raise ValueError(f"--n must be 0 or more, got {args.n}")
     segments = _segment_meta(args.model)
     if segments is None and args.segments is not None:
-        raise ValueError(f"--segments is for a segment pipeline (`ld4lg train-segments` writes one); {args.model} holds "
-                         "one latent per text: drop --segments")
+        raise ValueError(f"--segments is for a segment pipeline (`ld4lg train-segments` writes one); "
+                         f"{args.model} holds one latent per text: drop --segments")
     hf_logging.disable_progress_bar()  # stdout carries the texts; keep stderr quiet too
     if args.threads: torch.set_num_threads(args.threads)
     if segments is not None: return _sample_stories(args, segments["max_segments"])
@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--overwrite", action="store_true",
                        help="delete the run in --out (its checkpoints) and start again (refused otherwise)")
 
-    def common(c, steps=True, compile=True):
+    def common(c, steps=True, compile=True, compile_mode=False):
+        "--out; with `steps`: the recipe, run options, --compile (and --compile-mode, read by `_train_overrides`)"
         c.add_argument("--out", required=True, help="output folder (or file, for encode)")
         if steps:
             c.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
@@ -348,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--seed", type=int, default=0)
         if steps and compile:
             c.add_argument("--compile", action="store_true", help="torch.compile the model: the fast path on a GPU")
+        if steps and compile and compile_mode:
             c.add_argument("--compile-mode", default="reduce-overhead",
                            choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                            help="torch.compile mode (default: 'reduce-overhead', with CUDA graphs)")
@@ -397,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument(f"--{name}", type=kind, default=None, help=f"denoiser {name} (default: the preset's)")
     c.add_argument("--cuda-graph", action="store_true",
                    help="replay each step as one CUDA graph (one GPU; with --compile)")
-    common(c); c.set_defaults(func=cmd_train_diffusion)
+    common(c, compile_mode=True); c.set_defaults(func=cmd_train_diffusion)
     c = sub.add_parser("train-ar", help="train the autoregressive baseline on the same corpus")
     c.add_argument("--preset", default="course", help="tiny | course")
     c.add_argument("--corpus", default="wordnet")
