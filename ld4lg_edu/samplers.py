@@ -5,6 +5,7 @@
 # %% ../nbs/07_samplers.ipynb #d248452e
 from __future__ import annotations
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,8 @@ class Sampler:
         self._last_index = -1
         return self
 
-    def _update(self, x0_pred, noisy, index, generator):
+    def _update(self, x0_pred, eps_pred, noisy, index, generator):
+        "The sampler's own move: z_s (B, ℓ, d) from x̂0, ε̂ and z_t (B, ℓ, d) at t_index."
         raise NotImplementedError
 
     def _coefficients(self, index: int):
@@ -63,10 +65,8 @@ class Sampler:
 
 # %% ../nbs/07_samplers.ipynb #edef1b3d
 @patch
-def step(
-    self: Sampler, v_pred: torch.Tensor, index: int, noisy: torch.Tensor, generator: torch.Generator | None = None
-) -> StepOutput:
-    "Move `noisy`: (B, ℓ, d) at t_index to t_{index+1}, given the model's `v_pred`: (B, ℓ, d) at t_index."
+def _check_step(self: Sampler, v_pred: torch.Tensor, index: int, noisy: torch.Tensor):
+    "Refuse a step before `set_timesteps`, outside the grid, out of order (multistep), or with mismatched shapes."
     if self.timesteps is None:
         raise RuntimeError(f"call {type(self).__name__}.set_timesteps(num_steps) before step()")
     if not 0 <= index < self.num_steps:
@@ -76,20 +76,29 @@ def step(
                          f"(expected {self._last_index + 1}, got {index}); call set_timesteps to start again")
     if v_pred.shape != noisy.shape:
         raise ValueError(f"v_pred {tuple(v_pred.shape)} and noisy {tuple(noisy.shape)} must have the same shape")
-    alpha_t = self.alphas[index].item()          # 1. α_t at this grid point
-    x0_pred = x0_from_v(noisy, v_pred, alpha_t)  # 2. x̂0 = a_t z_t - σ_t v̂ (chapter 04)
+
+# %% ../nbs/07_samplers.ipynb #503c8189
+@patch
+def step(
+    self: Sampler, v_pred: torch.Tensor, index: int, noisy: torch.Tensor, generator: torch.Generator | None = None
+) -> StepOutput:
+    "Move `noisy`: (B, ℓ, d) at t_index to t_{index+1}, given the model's `v_pred`: (B, ℓ, d) at t_index."
+    self._check_step(v_pred, index, noisy)
+    alpha_t = self.alphas[index].item()            # 1. α_t at this grid point
+    x0_pred = x0_from_v(noisy, v_pred, alpha_t)    # 2. x̂0 = a_t z_t - σ_t v̂   (chapter 04's conversions)
+    eps_pred = eps_from_v(noisy, v_pred, alpha_t)  #    ε̂ = σ_t z_t + a_t v̂
     # 3. the last step (σ_s = 0) gives z_0 = x̂0 under every rule; any other step is the sampler's own move z_t -> z_s
     if index == self.num_steps - 1: next_noisy = x0_pred
-    else: next_noisy = self._update(x0_pred, noisy, index, generator)
+    else: next_noisy = self._update(x0_pred, eps_pred, noisy, index, generator)
     self._last_index = index
     return StepOutput(next_noisy, x0_pred)
 
 # %% ../nbs/07_samplers.ipynb #07018d78
-def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like `x`, drawn on the generator's device (reproducible across devices), moved to
-    x's."""
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+def _randn(shape: tuple, generator: torch.Generator | None, device, dtype=torch.float32) -> torch.Tensor:
+    """Standard normal noise of `shape`, drawn on the generator's device (so a seed gives the same noise on any device),
+    moved to `device`."""
+    draw_on = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=draw_on, dtype=dtype).to(device)
 
 # %% ../nbs/07_samplers.ipynb #e3612899
 class DDIMSampler(Sampler):
@@ -102,14 +111,12 @@ class DDIMSampler(Sampler):
             raise ValueError(f"eta must be in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like), got {eta!r}")
         self.eta, self.stochastic = float(eta), eta > 0
 
-    def _update(self, x0_pred, noisy, index, generator):
-        # 1. a = √α, σ = √(1-α) at t, s
-        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)
-        eps_pred = (noisy - a_t * x0_pred) / sigma_t                                # 2. ε̂ = (z_t - a_t x̂0) / σ_t
-        c = self.eta * (sigma_s / sigma_t) * math.sqrt(max(1 - a_t ** 2 / a_s ** 2, 0.0))  # 3. the fresh noise's c
-        # 4. a_s x̂0 + √(σ_s² - c²) ε̂
-        out = a_s * x0_pred + math.sqrt(max(sigma_s ** 2 - c ** 2, 0.0)) * eps_pred
-        return out + c * _randn_like(noisy, generator) if c > 0 else out            # 5. + c ξ
+    def _update(self, x0_pred, eps_pred, noisy, index, generator):
+        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)                             # 1. a, σ at t and s
+        c = self.eta * (sigma_s / sigma_t) * math.sqrt(max(1 - a_t ** 2 / a_s ** 2, 0.0))  # 2. the fresh noise's c
+        out = a_s * x0_pred + math.sqrt(max(sigma_s ** 2 - c ** 2, 0.0)) * eps_pred        # 3. a_s x̂0 + √(σ_s²-c²) ε̂
+        if c == 0: return out
+        return out + c * _randn(noisy.shape, generator, noisy.device, noisy.dtype)         # 4. + c ξ
 
 # %% ../nbs/07_samplers.ipynb #e2fe2a29
 class DDPMSampler(Sampler):
@@ -118,18 +125,16 @@ class DDPMSampler(Sampler):
     def __init__(self, schedule: NoiseSchedule | str = "cosine", variance: str = "posterior"):
         super().__init__(schedule)
         if variance not in ("posterior", "forward"):
-            raise ValueError(
-                "variance must be 'posterior' (β̃, the true posterior) or 'forward' (β = 1 - α_t/α_s), got "
-                f"{variance!r}"
-            )
+            raise ValueError("variance must be 'posterior' (β̃, the true posterior) or 'forward' (β = 1 - α_t/α_s), "
+                             f"got {variance!r}")
         self.variance = variance
 
-    def _update(self, x0_pred, noisy, index, generator):
-        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)
-        alpha_ts = (a_t / a_s) ** 2                       # α_{t|s} = α_t / α_s
+    def _update(self, x0_pred, eps_pred, noisy, index, generator):
+        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)                   # 1. a, σ at t and s
+        alpha_ts = (a_t / a_s) ** 2                                              # 2. α_{t|s} = α_t / α_s
         mean = (a_s * (1 - alpha_ts) / sigma_t**2) * x0_pred + (math.sqrt(alpha_ts) * sigma_s**2 / sigma_t**2) * noisy
-        var = (1 - alpha_ts) * (sigma_s ** 2 / sigma_t ** 2 if self.variance == "posterior" else 1.0)
-        return mean + math.sqrt(var) * _randn_like(noisy, generator)
+        var = (1 - alpha_ts) * (sigma_s ** 2 / sigma_t ** 2 if self.variance == "posterior" else 1.0)  # 3. β̃ or β
+        return mean + math.sqrt(var) * _randn(noisy.shape, generator, noisy.device, noisy.dtype)      # 4. + √var ξ
 
 # %% ../nbs/07_samplers.ipynb #99070e39
 class DPMSolverPP2MSampler(Sampler):
@@ -141,18 +146,18 @@ class DPMSolverPP2MSampler(Sampler):
         self._prev = None  # (x̂0, h) of the previous step
         return self
 
-    def _update(self, x0_pred, noisy, index, generator):
-        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)
-        lam_t, lam_s = log_snr_from_alpha(self.alphas[index:index + 2])  # float64; DPM-Solver's λ = log(a/σ) is half
-        h = 0.5 * (lam_s - lam_t).item()
+    def _update(self, x0_pred, eps_pred, noisy, index, generator):
+        a_t, sigma_t, a_s, sigma_s = self._coefficients(index)           # 1. a, σ at t and s
+        lam_t, lam_s = log_snr_from_alpha(self.alphas[index:index + 2])  # 2. h = λ_s - λ_t, with DPM-Solver's λ
+        h = 0.5 * (lam_s - lam_t).item()                                 #    = log(a/σ), half the log-SNR (float64)
         if h == 0: return noisy  # two equal log-SNRs (clamped at the ends of very long schedules): nothing to integrate
-        if self._prev is None: D = x0_pred
-        else:
+        if self._prev is None: D = x0_pred                               # 3. D: x̂0 at the first step, else
+        else:                                                            #    extrapolated linearly in λ
             prev_x0, prev_h = self._prev
             r = prev_h / h
             D = (1 + 1 / (2 * r)) * x0_pred - (1 / (2 * r)) * prev_x0
         self._prev = (x0_pred, h)
-        return (sigma_s / sigma_t) * noisy - a_s * math.expm1(-h) * D
+        return (sigma_s / sigma_t) * noisy - a_s * math.expm1(-h) * D    # 4. z_s = (σ_s/σ_t) z_t - a_s (e^{-h} - 1) D
 
 # %% ../nbs/07_samplers.ipynb #bd6b3240
 class DistilledSampler(DDIMSampler):
@@ -307,6 +312,7 @@ class SampleOutput:
 
 # %% ../nbs/07_samplers.ipynb #20b81547
 def _model_device(model, device) -> torch.device:
+    "`device` when given, else where the model's first parameter or buffer lives (the CPU for a plain callable)."
     if device is not None: return get_device(device)
     if isinstance(model, nn.Module):
         for tensor in (*model.parameters(), *model.buffers()): return tensor.device
@@ -347,6 +353,58 @@ def guided_v(denoiser, noisy, alpha, self_cond=None, conditioning: Conditioning 
     if isinstance(w, torch.Tensor): w = w.view(-1, *([1] * (noisy.ndim - 1)))
     return w * v_cond + (1 - w) * v_uncond
 
+# %% ../nbs/07_samplers.ipynb #34a8c918
+def _request_conditioning(denoiser, shape: tuple, conditioning: Conditioning | None, class_labels, guidance_scale,
+                          cond, cond_mask) -> Conditioning:
+    "The `Conditioning` of a `sample_latents` call, given whole or in parts, checked against B = shape[0]."
+    if len(shape) < 2: raise ValueError(f"shape must be (B, ...) e.g. (B, ℓ, d_ae), got {shape}")
+    batch_size = shape[0]
+    if conditioning is None:
+        conditioning = Conditioning.make(batch_size, class_labels, guidance_scale, cond, cond_mask,
+                                         num_classes=getattr(denoiser, "num_classes", 0))
+    elif class_labels is not None or cond is not None or cond_mask is not None or guidance_scale != 1.0:
+        raise ValueError("pass either conditioning= or class_labels/guidance_scale/cond, not both")
+    if conditioning.batch_size not in (None, batch_size):
+        raise ValueError(f"the conditioning is for {conditioning.batch_size} samples, shape asks for {batch_size}")
+    return conditioning
+
+def _start_noise(shape: tuple, generator: torch.Generator | None, device, noise: torch.Tensor | None) -> torch.Tensor:
+    "z_1 of `shape` (B, ℓ, d) on `device`: `noise` when given (float32), else N(0, I) drawn from `generator`."
+    if noise is None: return _randn(shape, generator, device)
+    if tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"noise must have shape {tuple(shape)}, got {tuple(noise.shape)}")
+    return noise.to(device=device, dtype=torch.float32)
+
+# %% ../nbs/07_samplers.ipynb #a2e93fdc
+def _model_v(denoiser, sampler: Sampler, index: int, noisy: torch.Tensor, self_cond: torch.Tensor | None,
+             conditioning: Conditioning) -> torch.Tensor:
+    "The guided v̂ (B, ℓ, d), float32, at grid point `index` for `noisy` z_t (B, ℓ, d); refuses NaN or inf."
+    alpha = torch.full((noisy.shape[0],), sampler.alphas[index].item(), device=noisy.device)  # α_t per row: (B,)
+    with autocast(noisy.device):
+        v_pred = guided_v(denoiser, noisy, alpha, self_cond, conditioning)
+    v_pred = v_pred.float()
+    if not torch.isfinite(v_pred).all():
+        raise RuntimeError(f"the denoiser returned NaN/inf at step {index} of {sampler.num_steps} "
+                           f"(t={sampler.timesteps[index].item():.3f}); check the model weights and inputs "
+                           "(try float32: bf16 autocast can overflow)")
+    return v_pred
+
+# %% ../nbs/07_samplers.ipynb #460dd3b8
+@contextmanager
+def _eval_mode(model):
+    "Run the block with `model` (an `nn.Module`, or any callable) in eval mode; its training mode comes back after."
+    was_training = isinstance(model, nn.Module) and model.training
+    if isinstance(model, nn.Module): model.eval()
+    try: yield model
+    finally:
+        if was_training: model.train()
+
+def _trajectory(sampler: Sampler, records: list[tuple[torch.Tensor, torch.Tensor]]) -> Trajectory:
+    "The `Trajectory` of a finished run from its records: one (z_t, x̂0) pair, each (B, ℓ, d), per model call."
+    calls = len(records)
+    return Trajectory(t=sampler.timesteps[:calls].float(), alpha=sampler.alphas[:calls].float(),
+                      noisy=torch.stack([z for z, _ in records]), x0_pred=torch.stack([x0 for _, x0 in records]))
+
 # %% ../nbs/07_samplers.ipynb #4548ba90
 @torch.no_grad()
 def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sampler: str | Sampler = "dpmpp2m",
@@ -361,54 +419,19 @@ def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sample
     (B, ℓ, d) to start from; `callback(i, steps)` is called after step i (raise in it to stop); `sampler_kwargs` go to
     the sampler (e.g. `eta=`)."""
     device = _model_device(denoiser, device)
-    sampler = get_sampler(sampler, schedule, **sampler_kwargs)
-    sampler.set_timesteps(steps)
+    sampler = get_sampler(sampler, schedule, **sampler_kwargs).set_timesteps(steps)
     _check_student(denoiser, sampler, steps)
-    if len(shape) < 2: raise ValueError(f"shape must be (B, ...) e.g. (B, ℓ, d_ae), got {shape}")
-    batch_size = shape[0]
-    if conditioning is None:
-        conditioning = Conditioning.make(batch_size, class_labels, guidance_scale, cond, cond_mask,
-                                         num_classes=getattr(denoiser, "num_classes", 0))
-    elif class_labels is not None or cond is not None or cond_mask is not None or guidance_scale != 1.0:
-        raise ValueError("pass either conditioning= or class_labels/guidance_scale/cond, not both")
-    if conditioning.batch_size not in (None, batch_size):
-        raise ValueError(f"the conditioning is for {conditioning.batch_size} samples, shape asks for {batch_size}")
+    conditioning = _request_conditioning(denoiser, shape, conditioning, class_labels, guidance_scale, cond, cond_mask)
     conditioning = conditioning.to(device)
     if isinstance(generator, int): generator = torch.Generator().manual_seed(generator)
-    if noise is None:
-        noisy = torch.randn(
-            shape, generator=generator, device=generator.device if generator is not None else device
-        ).to(device)
-    else:
-        if tuple(noise.shape) != tuple(shape):
-            raise ValueError(f"noise must have shape {tuple(shape)}, got {tuple(noise.shape)}")
-        noisy = noise.to(device=device, dtype=torch.float32)
-
-    was_training = isinstance(denoiser, nn.Module) and denoiser.training
-    if isinstance(denoiser, nn.Module): denoiser.eval()
-    records, self_cond = [], None
-    use_self_cond = bool(getattr(denoiser, "self_condition", False))
-    try:
+    noisy = _start_noise(shape, generator, device, noise)  # z_1
+    x0_pred, records = None, []
+    self_condition = bool(getattr(denoiser, "self_condition", False))
+    with _eval_mode(denoiser):
         for i in tqdm(range(steps), desc=f"sampling ({sampler.name})", disable=not progress, leave=False):
-            alpha = torch.full((batch_size,), sampler.alphas[i].item(), device=device)
-            with autocast(device):
-                v_pred = guided_v(denoiser, noisy, alpha, self_cond if use_self_cond else None, conditioning)
-            v_pred = v_pred.float()
-            if not torch.isfinite(v_pred).all():
-                raise RuntimeError(
-                    f"the denoiser returned NaN/inf at step {i} of {steps} (t={sampler.timesteps[i].item():.3f}); "
-                    "check the model weights and inputs (try float32: bf16 autocast can overflow)"
-                )
-            out = sampler.step(v_pred, i, noisy, generator)
-            if record_trajectory:
-                records.append((noisy.detach().cpu(), out.x0_pred.detach().cpu()))
-            noisy, self_cond = out.noisy, out.x0_pred
+            v_pred = _model_v(denoiser, sampler, i, noisy, x0_pred if self_condition else None, conditioning)
+            out = sampler.step(v_pred, i, noisy, generator)  # z_t -> z_s, and x̂0 predicted at t
+            if record_trajectory: records.append((noisy.detach().cpu(), out.x0_pred.detach().cpu()))
+            noisy, x0_pred = out.noisy, out.x0_pred
             if callback is not None: callback(i, steps)
-    finally:
-        if was_training: denoiser.train()
-    trajectory = None
-    if record_trajectory:
-        trajectory = Trajectory(t=sampler.timesteps[:steps].float(), alpha=sampler.alphas[:steps].float(),
-                                noisy=torch.stack([r[0] for r in records]),
-                                x0_pred=torch.stack([r[1] for r in records]))
-    return SampleOutput(latents=noisy, trajectory=trajectory)
+    return SampleOutput(latents=noisy, trajectory=_trajectory(sampler, records) if record_trajectory else None)
