@@ -18,7 +18,7 @@ from .schedule import NoiseSchedule, eps_from_v, get_schedule, q_sample, v_from_
 from .denoiser import Denoiser, sinusoidal_embedding
 from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
                                  save_denoiser, unwrap, v_loss)
-from .training import EMA, TrainConfig, _check_out_dir, fit, host_coin, process_state
+from .training import EMA, TrainConfig, check_out_dir, fit, host_coin, process_state
 from .samplers import Conditioning, guided_v, sample_latents
 
 # %% auto #0
@@ -280,7 +280,7 @@ def prepare_distill_dir(out_dir: str | Path, resume: bool = False, overwrite: bo
     (`distill.json`); `resume` continues it; `overwrite` deletes that run (its state, `round_*/` checkpoints and
     `students/`) first; the two together are refused, as is a folder that takes no file."""
     out = Path(out_dir)
-    _check_out_dir(out, resume, overwrite)
+    check_out_dir(out, resume, overwrite)
     if (out / "distill.json").exists() and not (resume or overwrite):
         raise FileExistsError(f"{out} already holds a distillation run; pass resume=True (--resume) to continue it, "
                               "overwrite=True (--overwrite) to delete it and start again, or choose another folder")

@@ -20,7 +20,7 @@ from .diffusion import DiffusionConfig, LatentDataset, read_denoiser_info, train
 from .samplers import SAMPLERS, sample_latents
 from .data import Corpus, load_corpus
 from .pipeline import read_pipeline_parts, write_pipeline_folder
-from .training import _check_out_dir
+from .training import check_out_dir
 
 # %% auto #0
 __all__ = ['SEGMENTS_FORMAT', 'SEGMENTS_VERSION', 'SEGMENTS_META', 'split_sentences', 'segment_texts', 'encode_segments',
@@ -327,7 +327,7 @@ def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default",
     _presets(preset, {}, {})  # an unknown preset fails before any work
     out = None if out_dir is None else Path(out_dir)
     if out is not None:
-        _check_out_dir(out / "diffusion", resume, overwrite)   # another run there: refused, or deleted with overwrite
+        check_out_dir(out / "diffusion", resume, overwrite)   # another run there: refused, or deleted with overwrite
         if overwrite: (out / "latents.safetensors").unlink(missing_ok=True)
     ae = as_autoencoder(autoencoder, device).eval()
     cache = None if out is None else out / "latents.safetensors"

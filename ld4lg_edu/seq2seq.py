@@ -22,7 +22,7 @@ from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import DiffusionConfig, LatentDataset, train_diffusion
 from .samplers import Conditioning, get_sampler, sample_latents
 from .schedule import NoiseSchedule
-from .training import TrainConfig, _check_out_dir, fit
+from .training import TrainConfig, check_out_dir, fit
 from .pipeline import LatentDiffusionPipeline, mbr_select, read_pipeline_parts, write_pipeline_folder
 
 # %% auto #0
@@ -227,7 +227,7 @@ def train_seq2seq(autoencoder: LanguageAutoencoder | str | Path = "default", cor
     if both_directions: sources, targets = sources + targets, targets + sources
     out = None if out_dir is None else Path(out_dir)
     if out is not None:
-        _check_out_dir(out / "diffusion", resume, overwrite)   # another run there: refused, or deleted with overwrite
+        check_out_dir(out / "diffusion", resume, overwrite)   # another run there: refused, or deleted with overwrite
         if overwrite: (out / "pairs.safetensors").unlink(missing_ok=True)
     data = encode_pairs(ae, sources, targets, cache=None if out is None else out / "pairs.safetensors")
     denoiser_config = denoiser_config or seq2seq_denoiser_config(ae, preset)

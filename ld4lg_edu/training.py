@@ -21,7 +21,7 @@ from .core import (get_device, autocast_dtype, config_from_dict, flatten_state, 
 
 # %% auto #0
 __all__ = ['COMPILE_MODES', 'TrainConfig', 'lr_multiplier', 'trainable_state', 'EMA', 'EpochSampler', 'TensorData', 'TrainResult',
-           'process_state', 'host_coin', 'StepGraph', 'fit']
+           'process_state', 'check_out_dir', 'host_coin', 'StepGraph', 'fit']
 
 # %% ../nbs/01a_training.ipynb #77997466
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
@@ -254,9 +254,18 @@ def _plain(value):
     return value
 
 # %% ../nbs/01a_training.ipynb #5e25e7aa
-def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool = False):
-    """Before step 1: a fresh run refuses a folder holding another run's checkpoints (with `overwrite`, it deletes them
-    first), and the folder must take a file: a probe is written, since permission bits do not bind every writer."""
+def check_out_dir(out_dir: str | Path, resume: bool, overwrite: bool = False) -> Path:
+    """Check the folder a run will write its checkpoints to, before step 1; returns it as a `Path`.
+
+    - `resume=True`: the folder's checkpoints are the run to continue (none yet is fine);
+    - a fresh run refuses a folder holding another run's checkpoints (`FileExistsError`), unless `overwrite=True`,
+      which deletes its `step_*` folders (half-deleted ones too) once the checks below have passed;
+    - `resume` and `overwrite` together are refused (`ValueError`);
+    - the folder is created, and must take a file: a probe is written (`PermissionError` otherwise), since a read-only
+      mount or a full disk does not show in the permission bits.
+
+    `fit` calls it on its `out_dir`; every command that trains into a folder calls it before any other work."""
+    out_dir = Path(out_dir)
     if resume and overwrite:
         raise ValueError("resume=True continues the checkpoints in out_dir and overwrite=True deletes them; pass one")
     found = None if resume else latest_checkpoint(out_dir)
@@ -273,6 +282,7 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool = False):
         ) from None
     if overwrite:  # the old run's step folders, half-deleted ones too: none may mix with the new run's
         for old in sorted(p for p in out_dir.glob("step_*") if p.is_dir()): _discard(old)
+    return out_dir
 
 # %% ../nbs/01a_training.ipynb #1949f5cc
 def _restore(path, model, optimizer, scheduler, ema, config_to_save) -> tuple[int, list, dict, int]:
@@ -411,7 +421,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     # `overwrite=True` deletes another run's checkpoints in `out_dir` first (a fresh run refuses them otherwise)
     from tqdm.auto import tqdm
     if resume and out_dir is None: raise ValueError("resume=True needs out_dir (where the checkpoints are)")
-    if out_dir is not None: _check_out_dir(Path(out_dir), resume, overwrite)
+    if out_dir is not None: check_out_dir(out_dir, resume, overwrite)
     acc = _make_accelerator(config)
     if config.cuda_graph and (acc.device.type != "cuda" or acc.num_processes > 1):
         raise ValueError(f"cuda_graph needs one CUDA device (this run: {acc.num_processes} process(es) on "
