@@ -7,10 +7,11 @@
 
     python tools/fit_step_costs.py --out /tmp/out/fit_step_costs.txt
 """
-import argparse, collections, dataclasses, sys
+import argparse, collections, contextlib, dataclasses, sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from bench_training import ARCHS, fit_rate  # noqa: E402
@@ -49,18 +50,53 @@ def profile_graph_step(config, batch, steps=200):
     return by_kind, count, names
 
 
+def graph_seconds(fn, replays=200) -> float:
+    "Seconds per call of `fn()` captured as one CUDA graph (no launch overhead in the timing)."
+    side = torch.cuda.Stream(); side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3): fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph): fn()
+    graph.replay(); torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(replays): graph.replay()
+    end.record(); torch.cuda.synchronize()
+    return start.elapsed_time(end) / 1e3 / replays
+
+
+def attention_backends(batch, heads, length, head_dim, dropout):
+    "µs of one SDPA forward + backward at the denoiser's shape, per backend that runs it."
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    q, k, v = (torch.randn(batch, heads, length, head_dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+               for _ in range(3))
+    grad = torch.randn_like(q)
+    out = {}
+    for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                    SDPBackend.MATH):
+        def step():
+            with sdpa_kernel([backend]):
+                torch.autograd.grad(F.scaled_dot_product_attention(q, k, v, dropout_p=dropout), (q, k, v), grad)
+        try: out[backend.name] = 1e6 * graph_seconds(step)
+        except Exception as e: out[backend.name] = f"fails: {str(e).splitlines()[0][:80]}"
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="shipped", choices=list(ARCHS))
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--fit-steps", type=int, default=400)
     p.add_argument("--out", default=None)
+    p.add_argument("--parts", nargs="*", default=["profile", "variants"], choices=["profile", "variants", "levers"])
     args = p.parse_args()
     base = DenoiserConfig.preset("paper", num_classes=6, **ARCHS[args.arch])
     lines = [f"# {torch.cuda.get_device_name()}, torch {torch.__version__}; {args.arch} denoiser, batch {args.batch_size}"]
     def say(line):  # each line reaches the file at once: a call cut short keeps what it measured
         lines.append(line); print(line, flush=True)
         if args.out: Path(args.out).write_text("\n".join(lines) + "\n")
+    if "levers" in args.parts: return levers(args, base, say)
     try: by_kind, count, names = profile_graph_step(base, args.batch_size)
     except Exception as e: by_kind, count, names = {"(profile failed: " + repr(e)[:200] + ")": 1.0}, {}, {}
     by_kind, count, names = map(collections.Counter, (by_kind, count, names))
@@ -79,6 +115,28 @@ def main():
     for name, (config, kw) in variants.items():
         its = fit_rate(config, args.batch_size, torch.device("cuda"), True, args.fit_steps, cuda_graph=True,
                        mode=kw.get("mode", "default"))
+        say(f"  {name:<44}{its:>8.1f} it/s  final loss {fit_rate.last_loss:.4f}")
+
+
+def levers(args, base, say):
+    "Two levers, measured: the attention backend at the denoiser's shape, and gradients set to None inside the graph."
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    for p in (base.dropout, 0.0):
+        times = attention_backends(args.batch_size, base.heads, base.num_latents, base.width // base.heads, p)
+        say(f"SDPA forward + backward, ({args.batch_size}, {base.heads}, {base.num_latents}, "
+            f"{base.width // base.heads}), dropout {p}: " + ", ".join(
+                f"{k.lower()} {v:.1f} µs" if isinstance(v, float) else f"{k.lower()} {v}" for k, v in times.items()))
+    best = min((k for k, v in times.items() if isinstance(v, float)), key=times.get)
+    zero_grad = torch.optim.Optimizer.zero_grad
+    runs = {"as shipped": ([], False), f"sdpa {best.lower()} only": ([getattr(SDPBackend, best)], False),
+            "grads set to None inside the graph": ([], True), f"both": ([getattr(SDPBackend, best)], True)}
+    for name, (backends, to_none) in runs.items():
+        if to_none: torch.optim.Optimizer.zero_grad = lambda self, set_to_none=True: zero_grad(self, True)
+        try:
+            with sdpa_kernel(backends) if backends else contextlib.nullcontext():
+                its = fit_rate(base, args.batch_size, torch.device("cuda"), True, args.fit_steps, cuda_graph=True)
+        finally: torch.optim.Optimizer.zero_grad = zero_grad
+        torch._dynamo.reset()
         say(f"  {name:<44}{its:>8.1f} it/s  final loss {fit_rate.last_loss:.4f}")
 
 
