@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .autoencoder import Attention, FeedForward
@@ -66,15 +67,15 @@ class DenoiserConfig(PresetConfig):
     def from_dict(cls, d: dict) -> "DenoiserConfig":
         return config_from_dict(cls, d)
 
-    PRESETS = Presets("DenoiserConfig", {  # DenoiserConfig.preset(name, **overrides)
-        # LD4LG scale: 12 blocks of width 768, 12 heads, ℓ=32, d_ae=64, dropout 0.1, 3 long skips (official script)
-        "paper": dict(num_latents=32, latent_dim=64, width=768, depth=12, heads=12, ff_mult=4, num_skips=3,
-                      dropout=0.1),
-        # the shipped model's denoiser: the paper's design at width 256, 8 blocks, 4 heads (10.4M parameters)
-        "course": dict(num_latents=32, latent_dim=64, width=256, depth=8, heads=4, ff_mult=4, num_skips=3, dropout=0.1),
-        # a denoiser that trains in seconds on a laptop CPU
-        "tiny": dict(num_latents=8, latent_dim=16, width=64, depth=4, heads=4, ff_mult=2, dropout=0.0),
-    })
+# %% ../nbs/05_denoiser.ipynb #74528339
+DenoiserConfig.PRESETS = Presets("DenoiserConfig", {  # DenoiserConfig.preset(name, **overrides)
+    # LD4LG scale: 12 blocks of width 768, 12 heads, ℓ=32, d_ae=64, dropout 0.1, 3 long skips (official script)
+    "paper": dict(num_latents=32, latent_dim=64, width=768, depth=12, heads=12, ff_mult=4, num_skips=3, dropout=0.1),
+    # the shipped model's denoiser: the paper's design at width 256, 8 blocks, 4 heads (10.4M parameters)
+    "course": dict(num_latents=32, latent_dim=64, width=256, depth=8, heads=4, ff_mult=4, num_skips=3, dropout=0.1),
+    # a denoiser that trains in seconds on a laptop CPU
+    "tiny": dict(num_latents=8, latent_dim=16, width=64, depth=4, heads=4, ff_mult=2, dropout=0.0),
+})
 
 # %% ../nbs/05_denoiser.ipynb #e1921320
 def sinusoidal_embedding(x: torch.Tensor, dim: int, min_freq: float = 1 / 16, max_freq: float = 16.0) -> torch.Tensor:
@@ -98,7 +99,8 @@ class AdaLN(nn.Linear):
         nn.init.zeros_(self.bias)
 
     def forward(self, time_vec: torch.Tensor) -> list:
-        params = super().forward(F.silu(time_vec))[:, None].chunk(2 * self.norms, dim=-1)  # 2·norms × (B, 1, width)
+        params = super().forward(F.silu(time_vec))[:, None]      # (B, width) -> (B, 1, 2·norms·width)
+        params = params.chunk(2 * self.norms, dim=-1)            # 2·norms × (B, 1, width): γ, β, γ, β, ...
         return [partial(_modulate, scale=scale, shift=shift) for scale, shift in zip(params[::2], params[1::2])]
 
 class NoAdaLN(nn.Module):
@@ -109,6 +111,7 @@ class NoAdaLN(nn.Module):
 
     def forward(self, time_vec: torch.Tensor) -> list: return [nn.Identity()] * self.norms
 
+# %% ../nbs/05_denoiser.ipynb #065fc3ba
 class DenoiserBlock(nn.Module):
     "Pre-LN block: self-attention, optional cross-attention, GeGLU; optional AdaLN from `time_vec: (B, width)`."
     def __init__(self, config: DenoiserConfig):
@@ -137,8 +140,6 @@ def skip_pairs(depth: int, num_skips: int) -> list[tuple[int, int]]:
     return [(i, depth - 1 - i) for i in range(num_skips)]
 
 # %% ../nbs/05_denoiser.ipynb #ec2df68f
-def _fail(msg: str): raise ValueError(msg)
-
 class Denoiser(nn.Module):
     "Transformer denoiser: `forward(noisy, alpha, self_cond, class_labels, cond, cond_mask) -> v_pred (B, ℓ, d_ae)`."
     def __init__(self, config: DenoiserConfig):
@@ -168,85 +169,107 @@ class Denoiser(nn.Module):
         nn.init.zeros_(self.output_proj.weight)
         nn.init.zeros_(self.output_proj.bias)
 
-    def _check_inputs(self, noisy, alpha, self_cond, class_labels, cond, cond_mask, self_cond_mask):
-        c = self.config
-        shape = (c.num_latents, c.latent_dim)
-        if not isinstance(noisy, torch.Tensor) or noisy.ndim != 3 or tuple(noisy.shape[1:]) != shape:
-            _fail(f"noisy must have shape (B, ℓ, d_ae) = (B, {c.num_latents}, {c.latent_dim}), got "
-                  f"{tuple(getattr(noisy, 'shape', ()))}; check the autoencoder's num_latents/latent_dim match this "
-                  "DenoiserConfig")
-        B = noisy.shape[0]
-        alpha = torch.as_tensor(alpha, device=noisy.device)
-        if alpha.ndim == 0: alpha = alpha.expand(B)  # (B,)
-        if alpha.shape != (B,):
-            _fail(f"alpha must have shape (B,) = ({B},), got {tuple(alpha.shape)}; pass one α_t per sample")
-        checking = value_checks()  # value checks sync a GPU: skipped in the training loop
-        if checking and ((alpha < 0) | (alpha > 1)).any():
-            _fail("alpha must lie in [0, 1] (it is α_t, the signal fraction); did you pass t or log-SNR instead?")
-        if self_cond is not None:
-            if not self.self_condition: _fail("this denoiser was built with self_condition=False; pass self_cond=None")
-            if self_cond.shape != noisy.shape:
-                _fail(f"self_cond must have the shape of noisy {tuple(noisy.shape)}, got {tuple(self_cond.shape)}")
-            if self_cond_mask is not None and (self_cond_mask.shape != (B,) or self_cond_mask.dtype != torch.bool):
-                _fail(f"self_cond_mask must be a bool tensor of shape (B,) = ({B},), got {self_cond_mask.dtype} "
-                      f"{tuple(self_cond_mask.shape)}")
-        elif self_cond_mask is not None: _fail("self_cond_mask given without self_cond; pass both or neither")
-        if class_labels is not None:
-            if not self.num_classes:
-                _fail("class_labels given to an unconditional denoiser (num_classes=0); pass class_labels=None or "
-                      "build it with num_classes=K")
-            if class_labels.shape != (B,) or class_labels.dtype not in (torch.int64, torch.int32):
-                _fail(f"class_labels must be an integer tensor of shape (B,) = ({B},), got {class_labels.dtype} "
-                      f"{tuple(class_labels.shape)}")
-            if checking and ((class_labels < 0) | (class_labels > self.null_class)).any():
-                _fail(f"class_labels must lie in [0, {self.null_class}] ({self.null_class} = null class), got min "
-                      f"{class_labels.min().item()} max {class_labels.max().item()}")
-        if cond is not None:
-            if self.cond_proj is None:
-                _fail("cond given to a denoiser without cross-attention; build it with cond_dim=d_c or pass cond=None")
-            if cond.ndim != 3 or cond.shape[0] != B or cond.shape[2] != c.cond_dim:
-                _fail(f"cond must have shape (B, S, d_c) = ({B}, S, {c.cond_dim}), got {tuple(cond.shape)}")
-            if cond_mask is not None and (cond_mask.shape != cond.shape[:2] or cond_mask.dtype != torch.bool):
-                _fail(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} (True = attend), "
-                      f"got {cond_mask.dtype} {tuple(cond_mask.shape)}")
-        elif cond_mask is not None: _fail("cond_mask given without cond; pass both or neither")
-        return alpha
+# %% ../nbs/05_denoiser.ipynb #a765dabb
+def _fail(msg: str): raise ValueError(msg)
 
-    def _context(self, B, cond, cond_mask, dtype):
-        "The cross-attention keys: `[null ; cond_proj(cond)]` (B, S+1, width) and mask (B, S+1)."
-        null = self.cond_null.to(dtype).expand(B, 1, -1)  # (B, 1, width)
-        keep_null = torch.ones(B, 1, dtype=torch.bool, device=null.device)
-        if cond is None: return null, keep_null
-        if cond_mask is None: cond_mask = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device)
-        return torch.cat([null, self.cond_proj(cond).to(dtype)], dim=1), torch.cat([keep_null, cond_mask], dim=1)
+@patch
+def _check_inputs(self: Denoiser, noisy, alpha, self_cond, class_labels, cond, cond_mask, self_cond_mask):
+    "Refuse inputs of the wrong shape, dtype or range, naming the fix; returns `alpha` as (B,)."
+    c = self.config
+    shape = (c.num_latents, c.latent_dim)
+    if not isinstance(noisy, torch.Tensor) or noisy.ndim != 3 or tuple(noisy.shape[1:]) != shape:
+        _fail(f"noisy must have shape (B, ℓ, d_ae) = (B, {c.num_latents}, {c.latent_dim}), got "
+              f"{tuple(getattr(noisy, 'shape', ()))}; check the autoencoder's num_latents/latent_dim match this "
+              "DenoiserConfig")
+    B = noisy.shape[0]
+    alpha = torch.as_tensor(alpha, device=noisy.device)
+    if alpha.ndim == 0: alpha = alpha.expand(B)  # (B,)
+    if alpha.shape != (B,):
+        _fail(f"alpha must have shape (B,) = ({B},), got {tuple(alpha.shape)}; pass one α_t per sample")
+    checking = value_checks()  # value checks sync a GPU: skipped in the training loop
+    if checking and ((alpha < 0) | (alpha > 1)).any():
+        _fail("alpha must lie in [0, 1] (it is α_t, the signal fraction); did you pass t or log-SNR instead?")
+    if self_cond is not None:
+        if not self.self_condition: _fail("this denoiser was built with self_condition=False; pass self_cond=None")
+        if self_cond.shape != noisy.shape:
+            _fail(f"self_cond must have the shape of noisy {tuple(noisy.shape)}, got {tuple(self_cond.shape)}")
+        if self_cond_mask is not None and (self_cond_mask.shape != (B,) or self_cond_mask.dtype != torch.bool):
+            _fail(f"self_cond_mask must be a bool tensor of shape (B,) = ({B},), got {self_cond_mask.dtype} "
+                  f"{tuple(self_cond_mask.shape)}")
+    elif self_cond_mask is not None: _fail("self_cond_mask given without self_cond; pass both or neither")
+    if class_labels is not None:
+        if not self.num_classes:
+            _fail("class_labels given to an unconditional denoiser (num_classes=0); pass class_labels=None or "
+                  "build it with num_classes=K")
+        if class_labels.shape != (B,) or class_labels.dtype not in (torch.int64, torch.int32):
+            _fail(f"class_labels must be an integer tensor of shape (B,) = ({B},), got {class_labels.dtype} "
+                  f"{tuple(class_labels.shape)}")
+        if checking and ((class_labels < 0) | (class_labels > self.null_class)).any():
+            _fail(f"class_labels must lie in [0, {self.null_class}] ({self.null_class} = null class), got min "
+                  f"{class_labels.min().item()} max {class_labels.max().item()}")
+    if cond is not None:
+        if self.cond_proj is None:
+            _fail("cond given to a denoiser without cross-attention; build it with cond_dim=d_c or pass cond=None")
+        if cond.ndim != 3 or cond.shape[0] != B or cond.shape[2] != c.cond_dim:
+            _fail(f"cond must have shape (B, S, d_c) = ({B}, S, {c.cond_dim}), got {tuple(cond.shape)}")
+        if cond_mask is not None and (cond_mask.shape != cond.shape[:2] or cond_mask.dtype != torch.bool):
+            _fail(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} (True = attend), "
+                  f"got {cond_mask.dtype} {tuple(cond_mask.shape)}")
+    elif cond_mask is not None: _fail("cond_mask given without cond; pass both or neither")
+    return alpha
 
-    def forward(self, noisy: torch.Tensor, alpha: torch.Tensor, self_cond: torch.Tensor | None = None,
-                class_labels: torch.Tensor | None = None, cond: torch.Tensor | None = None,
-                cond_mask: torch.Tensor | None = None, self_cond_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Predict v from `noisy: (B, ℓ, d_ae)` z_t and `alpha: (B,)` α_t. `self_cond: (B, ℓ, d_ae)` x̂0 or None;
-        `class_labels: (B,)` long (None = null class); `cond: (B, S, d_c)` with `cond_mask: (B, S)` bool
-        (True = attend); `self_cond_mask: (B,)` bool, rows where False ignore `self_cond` and get the learned
-        "no estimate" vector."""
-        alpha = self._check_inputs(noisy, alpha, self_cond, class_labels, cond, cond_mask, self_cond_mask)
-        B = noisy.shape[0]
-        if self.self_condition:
-            null = self.self_cond_null.to(noisy.dtype).expand_as(noisy)  # (B, ℓ, d_ae)
-            if self_cond is None: self_cond = null
-            elif self_cond_mask is not None:
-                keep = self_cond_mask[:, None, None]  # (B, 1, 1)
-                self_cond = torch.where(keep, self_cond.to(noisy.dtype), null)
-            noisy = torch.cat([noisy, self_cond.to(noisy.dtype)], dim=-1)  # (B, ℓ, 2·d_ae)
-        time_emb = self.time_mlp(sinusoidal_embedding(log_snr_from_alpha(alpha), self.config.width))  # (B, time_dim)
-        if self.class_emb is not None:
-            if class_labels is None: class_labels = torch.full((B,), self.null_class, device=noisy.device)
-            time_emb = time_emb + self.class_emb(class_labels.long())
-        time_vec = self.time_to_tokens(time_emb)                          # (B, width)
-        x = self.input_proj(noisy) + self.pos_emb + time_vec[:, None]     # (B, ℓ, width); time_vec as (B, 1, width)
-        context, context_mask = None, None
-        if self.cond_proj is not None: context, context_mask = self._context(B, cond, cond_mask, x.dtype)
-        skips, first_target = [], self.config.depth - len(self.skip_merges)
-        for i, block in enumerate(self.blocks):
-            if i >= first_target: x = self.skip_merges[i - first_target](torch.cat([x, skips.pop()], dim=-1))
-            x = block(x, time_vec, context, context_mask)
-            if i < len(self.skip_merges): skips.append(x)
-        return self.output_proj(self.norm_out(x))
+# %% ../nbs/05_denoiser.ipynb #04820278
+@patch
+def _with_estimate(self: Denoiser, noisy, self_cond=None, self_cond_mask=None) -> torch.Tensor:
+    """[z_t ; x̂0]: (B, ℓ, 2·d_ae), the learned "no estimate" vector standing in for a missing x̂0 (rows where
+    `self_cond_mask` is False, or all rows); `noisy` z_t (B, ℓ, d_ae) alone without self-conditioning."""
+    if not self.self_condition: return noisy
+    null = self.self_cond_null.to(noisy.dtype).expand_as(noisy)  # (d_ae,) -> (B, ℓ, d_ae)
+    if self_cond is None: self_cond = null
+    elif self_cond_mask is not None:
+        keep = self_cond_mask[:, None, None]                      # (B,) -> (B, 1, 1)
+        self_cond = torch.where(keep, self_cond.to(noisy.dtype), null)
+    return torch.cat([noisy, self_cond.to(noisy.dtype)], dim=-1)  # (B, ℓ, 2·d_ae)
+
+@patch
+def _time_vector(self: Denoiser, alpha: torch.Tensor, class_labels=None) -> torch.Tensor:
+    "c: (B, width) from `alpha` (B,): MLP(emb(λ_t)) plus the class embedding (None = the null class), projected."
+    time_emb = self.time_mlp(sinusoidal_embedding(log_snr_from_alpha(alpha), self.config.width))  # (B, time_dim)
+    if self.class_emb is not None:
+        if class_labels is None: class_labels = torch.full((alpha.shape[0],), self.null_class, device=alpha.device)
+        time_emb = time_emb + self.class_emb(class_labels.long())  # (B, time_dim)
+    return self.time_to_tokens(time_emb)                           # (B, width)
+
+@patch
+def _context(self: Denoiser, cond, cond_mask, like: torch.Tensor) -> tuple:
+    """The cross-attention keys `[null ; cond_proj(cond)]` (B, S+1, width) and their mask (B, S+1), in the dtype of
+    `like` (B, ℓ, width); (None, None) for a denoiser without cross-attention."""
+    if self.cond_proj is None: return None, None
+    B = like.shape[0]
+    null = self.cond_null.to(like.dtype).expand(B, 1, -1)  # (1, width) -> (B, 1, width)
+    keep_null = torch.ones(B, 1, dtype=torch.bool, device=null.device)
+    if cond is None: return null, keep_null
+    if cond_mask is None: cond_mask = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device)
+    return torch.cat([null, self.cond_proj(cond).to(like.dtype)], dim=1), torch.cat([keep_null, cond_mask], dim=1)
+
+# %% ../nbs/05_denoiser.ipynb #b4317ecd
+@patch
+def forward(self: Denoiser, noisy: torch.Tensor, alpha: torch.Tensor, self_cond: torch.Tensor | None = None,
+            class_labels: torch.Tensor | None = None, cond: torch.Tensor | None = None,
+            cond_mask: torch.Tensor | None = None, self_cond_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Predict v from `noisy: (B, ℓ, d_ae)` z_t and `alpha: (B,)` α_t. `self_cond: (B, ℓ, d_ae)` x̂0 or None;
+    `class_labels: (B,)` long (None = null class); `cond: (B, S, d_c)` with `cond_mask: (B, S)` bool
+    (True = attend); `self_cond_mask: (B,)` bool, rows where False ignore `self_cond` and get the learned
+    "no estimate" vector."""
+    alpha = self._check_inputs(noisy, alpha, self_cond, class_labels, cond, cond_mask, self_cond_mask)  # (B,)
+    time_vec = self._time_vector(alpha, class_labels)                       # (B, width)
+    tokens = self._with_estimate(noisy, self_cond, self_cond_mask)          # (B, ℓ, 2·d_ae)
+    x = self.input_proj(tokens) + self.pos_emb + time_vec[:, None]          # (B, ℓ, width); time as (B, 1, width)
+    context, context_mask = self._context(cond, cond_mask, x)               # (B, S+1, width), (B, S+1) or None
+    skips, first_target = [], self.config.depth - len(self.skip_merges)
+    for i, block in enumerate(self.blocks):
+        if i >= first_target:  # merge the newest skip: [x ; h_skip] (B, ℓ, 2·width) -> (B, ℓ, width)
+            x = self.skip_merges[i - first_target](torch.cat([x, skips.pop()], dim=-1))
+        x = block(x, time_vec, context, context_mask)
+        if i < len(self.skip_merges): skips.append(x)
+    return self.output_proj(self.norm_out(x))                              # (B, ℓ, d_ae)
