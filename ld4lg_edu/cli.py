@@ -4,14 +4,16 @@
 
 # %% ../nbs/11_cli.ipynb #fa98567d
 from __future__ import annotations
-import argparse, json, sys
+import json, sys
 from pathlib import Path
 
+from .cli_args import _run_args, _train_overrides, build_parser, subcommands
+
 # %% auto #0
-__all__ = ['COURSE_MARKER', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode',
+__all__ = ['COURSE_MARKER', 'COMMANDS', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode',
            'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_train_segments', 'cmd_sample', 'cmd_distill',
            'cmd_explore', 'cmd_train_seq2seq', 'cmd_generate', 'course_source', 'copy_course', 'launch_lab',
-           'cmd_course', 'build_parser', 'main']
+           'cmd_course', 'main']
 
 # %% ../nbs/11_cli.ipynb #84f5723f
 def cmd_corpus(args):
@@ -35,10 +37,6 @@ def cmd_corpus(args):
         print(f"{label}{r['src'] + ' -> ' + r['tgt'] if 'src' in r else r['text']}")
 
 # %% ../nbs/11_cli.ipynb #0b5ad359
-def _run_args(args) -> dict:
-    "The keyword arguments of --resume and --overwrite (`run_options`), handed on by every training command as one."
-    return {"resume": args.resume, "overwrite": args.overwrite}
-
 def cmd_train_tokenizer(args):
     "Train a byte-level BPE tokenizer (BART special tokens) on the train split of a corpus."
     from ld4lg_edu.data import load_corpus, train_tokenizer
@@ -114,15 +112,6 @@ def cmd_train_ar(args):
     train_ar_baseline(args.corpus, preset=args.preset, out_dir=args.out, steps=args.steps, seed=args.seed,
                       batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer, **_run_args(args))
     print(f"autoregressive baseline saved to {args.out}")
-
-def _train_overrides(train, args):
-    """The preset's `TrainConfig` with --steps/--batch-size/--lr/--seed/--compile; a new --batch-size without --lr
-    scales the lr by √."""
-    from dataclasses import replace
-    if args.batch_size and args.lr is None: train = train.with_batch_size(args.batch_size)
-    given = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr).items() if v is not None}
-    return replace(train, **given, seed=args.seed, compile=args.compile, compile_mode=args.compile_mode,
-                   cuda_graph=args.cuda_graph)
 
 def cmd_build(args):
     "Assemble a trained autoencoder and denoiser into a pipeline folder (optionally stored in bf16)."
@@ -319,202 +308,16 @@ def cmd_course(args):
     else: return launch_lab(folder, open_browser=not args.no_browser, port=args.port)
 
 # %% ../nbs/11_cli.ipynb #c818f6bd
-def build_parser() -> argparse.ArgumentParser:
-    "The `ld4lg` argument parser with all subcommands."
-    p = argparse.ArgumentParser(prog="ld4lg",
-                                description="Latent diffusion for language generation: data, training, sampling.")
-    sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("corpus", help="show a corpus (shipped, local or hub)")
-    c.add_argument("name", nargs="?", default="wordnet",
-                   help="corpus name, e.g. wordnet, wordnet-glosses, ag_news-local")
-    c.add_argument("--split", default="train", choices=["train", "valid", "test"])
-    c.add_argument("--label", default=None, help="only rows of this class")
-    c.add_argument("--show", type=int, default=5, help="how many rows to print")
-    c.add_argument("--json", action="store_true", help="machine-readable output")
-    c.set_defaults(func=cmd_corpus)
-
-    def run_options(c):  # what a training command does with an earlier run in --out (`_run_args` hands them on)
-        c.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-        c.add_argument("--overwrite", action="store_true",
-                       help="delete the run in --out (its checkpoints) and start again (refused otherwise)")
-
-    def common(c, steps=True, compile=True, compile_mode=False):
-        "--out; with `steps`: the recipe, run options, --compile (and --compile-mode, read by `_train_overrides`)"
-        c.add_argument("--out", required=True, help="output folder (or file, for encode)")
-        if steps:
-            c.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
-            c.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the preset's)")
-            c.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
-            run_options(c)
-            c.add_argument("--seed", type=int, default=0)
-        if steps and compile:
-            c.add_argument("--compile", action="store_true", help="torch.compile the model: the fast path on a GPU")
-        if steps and compile and compile_mode:
-            c.add_argument("--compile-mode", default="reduce-overhead",
-                           choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
-                           help="torch.compile mode (default: 'reduce-overhead', with CUDA graphs)")
-    c = sub.add_parser("train-tokenizer", help="train a byte-level BPE tokenizer on a corpus")
-    c.add_argument("--corpus", default="wordnet-glosses",
-                   help="a corpus name or a mixture such as 'wordnet+ag_news-local'")
-    c.add_argument("--vocab-size", type=int, default=8192)
-    common(c, steps=False); c.set_defaults(func=cmd_train_tokenizer)
-    c = sub.add_parser("train-lm", help="pretrain the course LM (BART text infilling)")
-    c.add_argument("--preset", default="course", help="tiny | course | course-l")
-    c.add_argument("--corpus", default="wordnet-glosses",
-                   help="a corpus name or a mixture such as 'wordnet+ag_news-local'")
-    c.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the shipped course tokenizer)")
-    c.add_argument("--vocab-size", type=int, default=None,
-                   help="train a new byte-level BPE of this size on the corpus instead")
-    c.add_argument("--workers", type=int, default=0, help="processes that noise the batches (GPU runs: 4-8)")
-    c.add_argument("--max-length", type=int, default=64,
-                   help="tokens per training text (at most the preset's 128 positions)")
-    c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    common(c); c.set_defaults(func=cmd_train_lm)
-    c = sub.add_parser("train-ae", help="train the autoencoder on a frozen LM")
-    c.add_argument("--preset", default="course", help="tiny | course | paper | paper-t5")
-    c.add_argument("--lm", default=None, help="LM hub name or folder (default: the preset's)")
-    c.add_argument("--corpus", default="wordnet-glosses")
-    c.add_argument("--num-latents", type=int, default=None, help="ℓ (default: the preset's)")
-    c.add_argument("--latent-dim", type=int, default=None, help="d_ae (default: the preset's)")
-    c.add_argument("--max-length", type=int, default=None, help="tokens per text (default: the preset's)")
-    c.add_argument("--eval-texts", type=int, default=1000, help="held-out texts for BLEU/ROUGE-L")
-    c.add_argument("--latent-noise", type=float, default=None,
-                   help="σ_max of the training-time latent noise (default: 0, off)")
-    c.add_argument("--feature-mask", type=float, default=None,
-                   help="share of encoder tokens hidden in training (default: 0)")
-    c.add_argument("--train-decoder", action="store_true",
-                   help="also train the LM's decoder (the encoder stays frozen)")
-    common(c); c.set_defaults(func=cmd_train_ae)
-    c = sub.add_parser("encode", help="encode a corpus into a latent file for train-diffusion")
-    c.add_argument("--ae", required=True, help="trained autoencoder folder")
-    c.add_argument("--corpus", default="wordnet")
-    c.add_argument("--split", default="train", choices=["train", "valid", "test"])
-    c.add_argument("--batch-size", type=int, default=256)
-    c.add_argument("--device", default=None)
-    common(c, steps=False); c.set_defaults(func=cmd_encode)
-    c = sub.add_parser("train-diffusion", help="train the denoiser on cached latents")
-    c.add_argument("--preset", default="course", help="tiny | course | paper")
-    c.add_argument("--latents", required=True, help="latent file written by `ld4lg encode`")
-    for name, kind in (("width", int), ("depth", int), ("heads", int), ("dropout", float)):
-        c.add_argument(f"--{name}", type=kind, default=None, help=f"denoiser {name} (default: the preset's)")
-    c.add_argument("--cuda-graph", action="store_true",
-                   help="replay each step as one CUDA graph (one GPU; with --compile)")
-    common(c, compile_mode=True); c.set_defaults(func=cmd_train_diffusion)
-    c = sub.add_parser("train-ar", help="train the autoregressive baseline on the same corpus")
-    c.add_argument("--preset", default="course", help="tiny | course")
-    c.add_argument("--corpus", default="wordnet")
-    c.add_argument("--tokenizer", default=None,
-                   help="tokenizer folder, e.g. the LD4LG model's LM (default: the shipped course tokenizer)")
-    common(c, compile=False); c.set_defaults(func=cmd_train_ar)
-    c = sub.add_parser("train-segments",
-                       help="train a segment-level model of long texts: one sentence latent per sentence")
-    c.add_argument("--ae", default="default", help="sentence autoencoder folder (default: the shipped one)")
-    c.add_argument("--corpus", default="rocstories-local", help="texts of several sentences, e.g. tinystories-local")
-    c.add_argument("--max-segments", type=int, default=6, help="most sentences per text (texts with more are dropped)")
-    c.add_argument("--preset", default="course", choices=["tiny", "course", "paper"], help="denoiser and recipe")
-    for name in ("width", "depth", "heads"):
-        c.add_argument(f"--{name}", type=int, default=None, help=f"denoiser {name} (default: the preset's)")
-    c.add_argument("--warmup-steps", type=int, default=None, help="lr warm-up steps (default: the preset's)")
-    c.add_argument("--limit", type=int, default=None, help="use the first N training texts")
-    c.add_argument("--cuda-graph", action="store_true",
-                   help="replay each step as one CUDA graph (one GPU; with --compile)")
-    c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16"])
-    c.add_argument("--device", default=None)
-    common(c); c.set_defaults(func=cmd_train_segments)
-    c = sub.add_parser("build", help="assemble autoencoder + denoiser into a pipeline folder")
-    c.add_argument("--ae", required=True); c.add_argument("--denoiser", required=True)
-    c.add_argument("--corpus", default="wordnet", help="where the class names come from")
-    c.add_argument("--sampler", default="dpmpp2m"); c.add_argument("--steps", type=int, default=25)
-    c.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"], help="storage dtype of the weights")
-    common(c, steps=False); c.set_defaults(func=cmd_build)
-    c = sub.add_parser("sample", help="generate texts with a trained pipeline (default: the shipped model)",
-                       description="Generate texts with a trained pipeline, one per line. A segment pipeline (a folder "
-                                   "holding segments.json, written by `ld4lg train-segments`) prints stories instead, "
-                                   "one per line, of --segments sentences each.")
-    c.add_argument("--model", default="default",
-                   help="'default' (shipped), a folder written by save_pretrained / `ld4lg build`, or a segment "
-                        "pipeline (`ld4lg train-segments` OUT/pipeline)")
-    c.add_argument("--label", default=None, help="class name, e.g. animal (default: unconditional)")
-    c.add_argument("--n", type=int, default=8, help="how many texts")
-    c.add_argument("--segments", type=int, default=None, metavar="N",
-                   help="segment pipelines only: N sentences per story, 1..the model's max_segments "
-                        "(default: each story stops where the model ends it)")
-    c.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale w (1 = none; default: 2.5 with --label, 1 without; "
-                        "needs --label)")
-    c.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's, 25)")
-    c.add_argument("--sampler", default=None, choices=["dpmpp2m", "ddim", "ddpm", "distilled"],
-                   help="'distilled': the pipeline's few-step student for --steps (one pass per step at any w)")
-    c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
-    c.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    c.add_argument("--json", action="store_true", help="machine-readable output")
-    c.set_defaults(func=cmd_sample)
-    c = sub.add_parser("train-seq2seq",
-                       help="train a sequence-to-sequence denoiser (e.g. QQP paraphrases) over an autoencoder")
-    c.add_argument("--ae", default="default", help="autoencoder folder (default: the shipped model's)")
-    c.add_argument("--corpus", default="qqp-local", help="a seq2seq corpus: qqp-local, qqp, xsum")
-    c.add_argument("--pairs", default=None, help='or a JSON-lines file of {"src": ..., "trg": ...} training pairs')
-    c.add_argument("--preset", default="course", choices=["tiny", "course", "paper"], help="denoiser and recipe")
-    c.add_argument("--one-direction", action="store_true",
-                   help="do not add each pair reversed (kept for paraphrase data)")
-    c.add_argument("--limit", type=int, default=None, help="use the first N training pairs of --corpus")
-    c.add_argument("--guidance", type=float, default=1.0, help="the pipeline's default guidance scale w")
-    c.add_argument("--device", default=None)
-    c.add_argument("--cuda-graph", action="store_true",
-                   help="replay each step as one CUDA graph (one GPU; implies --compile)")
-    common(c); c.set_defaults(func=cmd_train_seq2seq)
-    c = sub.add_parser("generate", help="generate a target for each line of a source file with a seq2seq pipeline")
-    c.add_argument("--model", required=True, help="a folder written by `ld4lg train-seq2seq` (OUT/pipeline)")
-    c.add_argument("--src", required=True, help="text file, one source per line")
-    c.add_argument("--k", type=int, default=5, help="candidates per source; the MBR pick is printed")
-    c.add_argument("--no-mbr", action="store_true", help="print the first candidate instead of the MBR pick")
-    c.add_argument("--guidance", type=float, default=None, help="guidance scale w (default: the pipeline's)")
-    c.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
-    c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--device", default=None)
-    c.add_argument("--json", action="store_true", help="machine-readable output with every candidate")
-    c.set_defaults(func=cmd_generate)
-    c = sub.add_parser("distill", help="distil a pipeline into few-step students (progressive distillation)")
-    c.add_argument("--model", default="default", help="'default' (shipped) or a pipeline folder: the teacher")
-    c.add_argument("--corpus", default="wordnet", help="training texts, encoded with the pipeline's autoencoder")
-    c.add_argument("--latents", default=None, help="or a latent file written by `ld4lg encode` with that autoencoder")
-    c.add_argument("--teacher-steps", type=int, default=64, help="DDIM steps of the first teacher")
-    c.add_argument("--rounds", type=int, default=6, help="halvings: 64 -> 32, 16, 8, 4, 2, 1")
-    c.add_argument("--steps-per-round", type=int, default=2500, help="optimizer steps per round")
-    c.add_argument("--batch-size", type=int, default=256)
-    c.add_argument("--lr", type=float, default=1e-4)
-    c.add_argument("--guidance", type=float, nargs=2, default=(1.0, 3.0), metavar=("W_MIN", "W_MAX"),
-                   help="the range of w the students take as an input")
-    c.add_argument("--keep", type=int, nargs="+", default=(1, 2, 4, 8), help="the students' step counts to keep")
-    run_options(c)
-    c.add_argument("--compile", action="store_true", help="torch.compile the student: the fast path on a GPU")
-    c.add_argument("--cuda-graph", action="store_true", help="replay each step as CUDA graphs (one GPU)")
-    c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16"])
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--device", default=None)
-    c.add_argument("--out", required=True, help="output folder: OUT/pipeline is the pipeline with its students")
-    c.set_defaults(func=cmd_distill)
-    c = sub.add_parser("explore", help="the interactive denoising explorer as a local web app")
-    c.add_argument("--port", type=int, default=8866)
-    c.add_argument("--model", default="default",
-                   help="'default' (shipped), 'tiny', a saved pipeline folder, or module:function")
-    c.add_argument("--open", action="store_true", help="open a browser tab")
-    c.add_argument("--ui", choices=["voila", "lab"], default="voila")
-    c.set_defaults(func=cmd_explore)
-    c = sub.add_parser("course", help="copy the course notebooks to a folder and open them in JupyterLab")
-    c.add_argument("--dir", default="ld4lg-course",
-                   help="where the notebooks go: a new or empty folder, or an earlier copy")
-    c.add_argument("--no-lab", action="store_true", help="only copy; do not start JupyterLab")
-    c.add_argument("--no-browser", action="store_true", help="start JupyterLab without opening a browser tab")
-    c.add_argument("--port", type=int, default=None)
-    c.set_defaults(func=cmd_course)
-    return p
+COMMANDS = {"corpus": cmd_corpus, "train-tokenizer": cmd_train_tokenizer, "train-lm": cmd_train_lm,
+            "train-ae": cmd_train_ae, "encode": cmd_encode, "train-diffusion": cmd_train_diffusion, "build": cmd_build,
+            "train-ar": cmd_train_ar, "train-segments": cmd_train_segments, "train-seq2seq": cmd_train_seq2seq,
+            "distill": cmd_distill, "sample": cmd_sample, "generate": cmd_generate, "explore": cmd_explore,
+            "course": cmd_course}  # subcommand -> the function that runs it
 
 def main(argv: list[str] | None = None):
     "Entry point of the `ld4lg` console script: bad input ends with `ld4lg <command>: error: ...` and exit status 2."
     args = build_parser().parse_args(argv)
-    try: return args.func(args)
+    try: return COMMANDS[args.command](args)
     except (ValueError, OSError, RuntimeError, KeyError) as e:  # every load and input error: one line, no traceback
         print(f"ld4lg {args.command}: error: {e}", file=sys.stderr)
         raise SystemExit(2)

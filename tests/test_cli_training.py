@@ -61,8 +61,8 @@ def test_commands_whose_trainer_takes_no_compile_mode_do_not_offer_it(command, m
 
 
 def test_compile_mode_is_offered_only_where_it_is_handed_on_and_with_the_modes_training_knows():
+    from ld4lg_edu.cli_args import subcommands
     from ld4lg_edu.training import COMPILE_MODES
-    commands = build_parser()._subparsers._group_actions[0].choices
-    offering = {name: a for name, c in commands.items() for a in c._actions if "--compile-mode" in a.option_strings}
+    offering = {name: a for name, c in subcommands().items() for a in c._actions if "--compile-mode" in a.option_strings}
     assert set(offering) == {"train-diffusion"}                      # the one command that hands it to TrainConfig
     assert tuple(offering["train-diffusion"].choices) == COMPILE_MODES
