@@ -51,6 +51,7 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, heads, N, head_dim)
         return self.to_out(out.transpose(1, 2).flatten(2))                    # (B, N, heads, head_dim) -> (B, N, dim)
 
+# %% ../nbs/03_autoencoder.ipynb #39b7ba14
 class FeedForward(nn.Module):
     """Position-wise feed-forward `x: (B, N, dim) -> (B, N, dim)`: Linear to `mult·dim`, GELU, Linear back. `gated`: a
     GeGLU, whose first Linear gives a value and a gate (2·mult·dim) and whose hidden units are value · GELU(gate)."""
@@ -88,6 +89,7 @@ class PerceiverLayer(nn.Module):
         latents = latents + self.attn(normed, context, mask)
         return latents + self.ff(self.norm_ff(latents))
 
+# %% ../nbs/03_autoencoder.ipynb #b2b2c855
 class PerceiverCompression(nn.Module):
     "f_φ: encoder features (B, L, d_model) → latents x (B, ℓ, d_ae)."
     def __init__(self, d_model: int, dim: int, num_latents: int, latent_dim: int, layers: int, heads: int,
@@ -104,10 +106,10 @@ class PerceiverCompression(nn.Module):
 
     def forward(self, features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         "`features`: (B, L, d_model); `attention_mask`: (B, L), 1 = token, 0 = padding. Returns (B, ℓ, d_ae)."
-        h = self.project_in(features) + self.positions[: features.shape[1]]
-        latents = self.latents.expand(features.shape[0], -1, -1)  # (B, ℓ, dim)
+        h = self.project_in(features) + self.positions[: features.shape[1]]  # (B, L, dim) + (L, dim)
+        latents = self.latents.expand(features.shape[0], -1, -1)             # (ℓ, dim) -> (B, ℓ, dim)
         for layer in self.layers: latents = layer(latents, h, attention_mask.bool())
-        x = self.project_out(self.norm_out(latents))
+        x = self.project_out(self.norm_out(latents))                         # (B, ℓ, d_ae)
         return F.normalize(x, dim=-1) * math.sqrt(self.latent_dim) if self.normalize else x
 
 # %% ../nbs/03_autoencoder.ipynb #9198bf8f
@@ -138,9 +140,9 @@ class Reconstruction(nn.Module):
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         "`latents`: (B, ℓ, d_ae). Returns (B, ℓ, d_model)."
-        h = self.project_in(latents) + self.positions
+        h = self.project_in(latents) + self.positions  # (B, ℓ, dim) + (ℓ, dim)
         for layer in self.layers: h = layer(h)
-        return self.project_out(self.norm_out(h))
+        return self.project_out(self.norm_out(h))      # (B, ℓ, d_model)
 
 # %% ../nbs/03_autoencoder.ipynb #fc145b98
 @dataclass
@@ -177,14 +179,15 @@ class AutoencoderConfig(PresetConfig):
     def from_dict(cls, d: dict) -> "AutoencoderConfig":
         return config_from_dict(cls, d)
 
-    PRESETS = Presets("AutoencoderConfig", {  # AutoencoderConfig.preset(name, **overrides)
-        "paper": dict(lm="facebook/bart-base"),
-        "paper-t5": dict(lm="google/flan-t5-base", normalize=False),
-        "course": dict(num_latents=16, latent_dim=32, compression_layers=2, reconstruction_layers=2, dim=128, heads=2,
-                       steps=10_000, lr=3e-4, warmup_steps=500),
-        "tiny": dict(num_latents=4, latent_dim=16, compression_layers=1, reconstruction_layers=1, max_length=32,
-                     batch_size=8, steps=200, lr=1e-3, warmup_steps=20),
-    })
+# %% ../nbs/03_autoencoder.ipynb #c29bcdaa
+AutoencoderConfig.PRESETS = Presets("AutoencoderConfig", {  # AutoencoderConfig.preset(name, **overrides)
+    "paper": dict(lm="facebook/bart-base"),
+    "paper-t5": dict(lm="google/flan-t5-base", normalize=False),
+    "course": dict(num_latents=16, latent_dim=32, compression_layers=2, reconstruction_layers=2, dim=128, heads=2,
+                   steps=10_000, lr=3e-4, warmup_steps=500),
+    "tiny": dict(num_latents=4, latent_dim=16, compression_layers=1, reconstruction_layers=1, max_length=32,
+                 batch_size=8, steps=200, lr=1e-3, warmup_steps=20),
+})
 
 # %% ../nbs/03_autoencoder.ipynb #16636833
 def _lm_reference(lm, fallback: str) -> str:
@@ -220,17 +223,19 @@ class LanguageAutoencoder(nn.Module):
         self.reconstruction = Reconstruction(config.latent_dim, dim, dims["d_model"], config.num_latents,
                                              config.reconstruction_layers, heads, config.ff_mult)
 
-    @property
-    def device(self) -> torch.device: return self.compression.latents.device
+# %% ../nbs/03_autoencoder.ipynb #9bf2e8df
+@patch(as_prop=True)
+def device(self: LanguageAutoencoder) -> torch.device: return self.compression.latents.device
 
-    @property
-    def latent_shape(self) -> tuple[int, int]: return (self.config.num_latents, self.config.latent_dim)
+@patch(as_prop=True)
+def latent_shape(self: LanguageAutoencoder) -> tuple[int, int]: return (self.config.num_latents, self.config.latent_dim)
 
-    def train(self, mode: bool = True):
-        "Switch f_φ, g_ψ (and an unfrozen LM) to training mode; a frozen LM always stays in eval mode."
-        super().train(mode)
-        if self.config.freeze_lm: self.lm.eval()
-        return self
+@patch
+def train(self: LanguageAutoencoder, mode: bool = True):
+    "Switch f_φ, g_ψ (and an unfrozen LM) to training mode; a frozen LM always stays in eval mode."
+    nn.Module.train(self, mode)
+    if self.config.freeze_lm: self.lm.eval()
+    return self
 
 # %% ../nbs/03_autoencoder.ipynb #8086d22e
 @patch
@@ -246,8 +251,7 @@ def tokenize(self: LanguageAutoencoder, texts: list[str]) -> dict[str, torch.Ten
     if too_long:
         self.truncated += too_long
         warnings.warn(f"{too_long} of {len(texts)} text(s) are longer than max_length={limit} tokens and were "
-                      f"truncated; "
-                      "raise AutoencoderConfig.max_length or shorten them")
+                      "truncated; raise AutoencoderConfig.max_length or shorten them")
     batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=limit, return_tensors="pt")
     return {"input_ids": batch["input_ids"].to(self.device), "attention_mask": batch["attention_mask"].to(self.device)}
 
@@ -257,22 +261,6 @@ def features(self: LanguageAutoencoder, input_ids: torch.Tensor, attention_mask:
     "E(w): frozen encoder features (B, L, d_model) of `input_ids`, `attention_mask` (B, L)."
     with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_lm):
         return encoder_features(self.lm, input_ids, attention_mask)
-
-@patch
-def hide_tokens(self: LanguageAutoencoder, mask: torch.Tensor) -> torch.Tensor:
-    """Feature masking: hide each token from f_φ with probability `feature_mask` (the first always stays). `mask`: (B,
-    L)."""
-    if not self.config.feature_mask: return mask
-    keep = torch.rand(mask.shape, device=mask.device) >= self.config.feature_mask
-    keep[:, 0] = True
-    return mask.bool() & keep
-
-@patch
-def add_latent_noise(self: LanguageAutoencoder, latents: torch.Tensor) -> torch.Tensor:
-    "Latent noise: x + σε with σ ~ U(0, `latent_noise`), one σ per text. `latents`: (B, ℓ, d_ae)."
-    if not self.config.latent_noise: return latents
-    sigma = self.config.latent_noise * torch.rand(latents.shape[0], 1, 1, device=latents.device)
-    return latents + sigma * torch.randn_like(latents)
 
 @patch
 def forward(self: LanguageAutoencoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -289,6 +277,23 @@ def forward(self: LanguageAutoencoder, batch: dict[str, torch.Tensor]) -> torch.
     if self.training: latents = self.add_latent_noise(latents)
     return decoder_loss(self.lm, self.reconstruction(latents), lm_labels(ids, mask))
 
+# %% ../nbs/03_autoencoder.ipynb #82316b67
+@patch
+def hide_tokens(self: LanguageAutoencoder, mask: torch.Tensor) -> torch.Tensor:
+    """Feature masking: hide each token from f_φ with probability `feature_mask` (the first always stays). `mask`: (B,
+    L)."""
+    if not self.config.feature_mask: return mask
+    keep = torch.rand(mask.shape, device=mask.device) >= self.config.feature_mask
+    keep[:, 0] = True
+    return mask.bool() & keep
+
+@patch
+def add_latent_noise(self: LanguageAutoencoder, latents: torch.Tensor) -> torch.Tensor:
+    "Latent noise: x + σε with σ ~ U(0, `latent_noise`), one σ per text. `latents`: (B, ℓ, d_ae)."
+    if not self.config.latent_noise: return latents
+    sigma = self.config.latent_noise * torch.rand(latents.shape[0], 1, 1, device=latents.device)
+    return latents + sigma * torch.randn_like(latents)
+
 # %% ../nbs/03_autoencoder.ipynb #9fae5880
 @patch
 @torch.no_grad()
@@ -304,6 +309,7 @@ def encode(self: LanguageAutoencoder, texts: list[str], batch_size: int = 64) ->
             out.append(self.compression(features, batch["attention_mask"]).float())
     return torch.cat(out)
 
+# %% ../nbs/03_autoencoder.ipynb #ee4f6794
 def check_latents(latents, latent_shape: tuple[int, int]) -> torch.Tensor:
     "Raise a ValueError unless `latents` is a floating-point tensor of shape (B, ℓ, d_ae) = (B, *latent_shape)."
     expected = f"(B, ℓ, d_ae) = (B, {latent_shape[0]}, {latent_shape[1]})"
@@ -321,11 +327,12 @@ def check_latents(latents, latent_shape: tuple[int, int]) -> torch.Tensor:
                          f"them")
     return latents
 
+# %% ../nbs/03_autoencoder.ipynb #d5040abe
 @patch
 @torch.no_grad()
 def decode(self: LanguageAutoencoder, latents: torch.Tensor, num_beams: int = 4, repetition_penalty: float = 1.2,
-           no_repeat_ngram_size: int = 3,
-            max_length: int | None = None, batch_size: int = 64, **generate_kwargs) -> list[str]:
+           no_repeat_ngram_size: int = 3, max_length: int | None = None, batch_size: int = 64,
+           **generate_kwargs) -> list[str]:
     "Texts decoded by beam search from latents x (B, ℓ, d_ae); extra kwargs go to `generate`."
     check_latents(latents, self.latent_shape)
     check_count("batch_size", batch_size, " (latents per beam search)")
@@ -394,6 +401,7 @@ def _upgrade_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     rename = lambda k: re.sub(r"\.ff\.[013]\.", lambda m: "." + _V1_FF[m.group()[1:]], k)
     return {rename(k): v for k, v in state.items()}
 
+# %% ../nbs/03_autoencoder.ipynb #781173c0
 def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> LanguageAutoencoder:
     """Load an autoencoder saved by `save_autoencoder`; `lm` (a model, with `tokenizer`, or a name/path) overrides the
     one it names. Folders saved before `format`/`version` were written are read as version 0."""
@@ -412,10 +420,8 @@ def load_autoencoder(path: str | Path, lm=None, tokenizer=None, device=None) -> 
     have, want = lm_dims(lm), meta["lm_dims"]
     if (have["d_model"], have["vocab_size"]) != (want["d_model"], want["vocab_size"]):
         raise ValueError(f"the autoencoder in {path} was trained on an LM with d_model={want['d_model']}, "
-                         f"vocab_size={want['vocab_size']} "
-                         f"({config.lm!r}), but the LM given has d_model={have['d_model']}, "
-                         f"vocab_size={have['vocab_size']}; "
-                         "pass the LM it was trained with")
+                         f"vocab_size={want['vocab_size']} ({config.lm!r}), but the LM given has "
+                         f"d_model={have['d_model']}, vocab_size={have['vocab_size']}; pass the LM it was trained with")
     ae = LanguageAutoencoder(lm, tokenizer, config)
     expected = {f"{n}.{k}": tuple(v.shape) for n in ("compression", "reconstruction")
                 for k, v in getattr(ae, n).state_dict().items()}
