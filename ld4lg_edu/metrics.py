@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .core import get_device, autocast
+from .samplers import class_ids
 
 # %% auto #0
 __all__ = ['check_texts', 'word_tokens', 'ngrams', 'diversity', 'ngram_set', 'memorization', 'minilm_available', 'minilm_embed',
@@ -324,21 +325,21 @@ def train_text_classifier(train_texts: Sequence[str], train_labels: Sequence[int
     acc = float((model.predict(embed_fn(held_x)) == held_y).mean())
     return TextClassifier(embed_fn, model, name, acc, list(label_names) if label_names is not None else None)
 
+# %% ../nbs/09_evaluation.ipynb #16dabf25
 def class_accuracy(texts: Sequence[str], labels, classifier: TextClassifier) -> float:
-    """Fraction of `texts` the classifier assigns to the requested `labels` (ints or label names; one label applies to
-    all)."""
+    """Fraction of `texts` (N strings) the classifier assigns to the requested `labels`: one label for all, or N of
+    them, each an id or one of `classifier.label_names`; a class the classifier was not trained on is refused."""
     texts = check_texts(texts)
-    if isinstance(labels, (int, np.integer, str)): labels = [labels] * len(texts)
+    known = np.asarray(classifier.model.classes_)  # the ids the classifier was trained on (and can predict)
+    if not np.issubdtype(known.dtype, np.integer):
+        raise ValueError(f"the classifier was trained on {known.dtype} labels {known[:5].tolist()}; train it on integer "
+                         "ids (with label_names for their names)")
     names = classifier.label_names or []
-    def to_int(label):
-        if isinstance(label, str):
-            if label not in names:
-                raise ValueError(f"unknown label {label!r}; the classifier knows {names or 'integer labels only'}")
-            return names.index(label)
-        return int(label)
-    wanted = np.array([to_int(l) for l in labels])
-    if wanted.shape != (len(texts),):
-        raise ValueError(f"got {len(wanted)} labels for {len(texts)} texts; pass one label per text, or a single label")
+    wanted = class_ids(labels, len(texts), len(names) or int(known.max()) + 1, names, arg="labels").numpy()
+    unseen = sorted(set(wanted.tolist()) - set(known.tolist()))
+    if unseen:
+        raise ValueError(f"labels ask for class(es) {unseen} that the classifier was never trained on (it knows "
+                         f"{known.tolist()}); train it on texts of every class you ask for, or drop those labels")
     return float((classifier.predict(texts) == wanted).mean())
 
 # %% ../nbs/09_evaluation.ipynb #609e807a

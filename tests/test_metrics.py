@@ -151,8 +151,30 @@ def test_tfidf_classifier_beats_chance(wordnet):
     assert class_accuracy(animals, "location", clf) < 0.2
     with pytest.raises(ValueError, match="unknown label"):
         class_accuracy(animals, "mineral", clf)
-    with pytest.raises(ValueError, match="one label per text"):
+    with pytest.raises(ValueError, match="give one label or n of them"):
         class_accuracy(animals, [0, 1], clf)
+    with pytest.raises(ValueError, match="out of range"):
+        class_accuracy(animals, 6, clf)  # six classes: ids 0..5
+    test = wordnet.texts("test")
+    by_hand = float((clf.predict(test) == np.asarray(wordnet.labels("test"))).mean())
+    assert class_accuracy(test, np.asarray(wordnet.labels("test")), clf) == by_hand
+
+
+def test_class_accuracy_refuses_a_class_the_classifier_never_saw():
+    def length(texts): return np.array([[len(t.split())] for t in texts], dtype=float)
+    texts = ["a b"] * 20 + ["a b c d e f g h"] * 20
+    clf = train_text_classifier(texts, [0] * 20 + [2] * 20, embed=length, label_names=["short", "medium", "long"])
+    assert class_accuracy(["a b", "a b c d e f g h"], ["short", "long"], clf) == 1.0
+    assert class_accuracy(["a b", "a b c d e f g h"], [0, 0], clf) == 0.5
+    with pytest.raises(ValueError, match="never trained on"):
+        class_accuracy(texts, "medium", clf)
+    with pytest.raises(ValueError, match="never trained on"):
+        class_accuracy(texts, [1] * 40, clf)
+    unnamed = train_text_classifier(texts, [0] * 20 + [2] * 20, embed=length)
+    with pytest.raises(ValueError, match="out of range"):
+        class_accuracy(texts, 3, unnamed)
+    with pytest.raises(ValueError, match="never trained on"):
+        class_accuracy(texts, 1, unnamed)
 
 
 def test_classifier_with_custom_embedding():
