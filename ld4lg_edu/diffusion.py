@@ -22,8 +22,8 @@ from .training import EMA, TensorData, TrainConfig, fit, host_coin
 
 # %% auto #0
 __all__ = ['DENOISER_FORMAT', 'DENOISER_VERSION', 'v_loss', 'loss_weight', 'drop_labels', 'drop_cond', 'DiffusionConfig',
-           'unwrap', 'diffusion_loss', 'LatentDataset', 'save_denoiser', 'read_denoiser_info', 'load_denoiser',
-           'DiffusionRun', 'as_latent_dataset', 'train_diffusion']
+           'unwrap', 'self_condition_inputs', 'diffusion_loss', 'LatentDataset', 'save_denoiser', 'read_denoiser_info',
+           'load_denoiser', 'DiffusionRun', 'as_latent_dataset', 'train_diffusion']
 
 # %% ../nbs/06_diffusion.ipynb #24410e5d
 def v_loss(v_pred: torch.Tensor, v: torch.Tensor, kind: str = "l2") -> torch.Tensor:
@@ -95,17 +95,18 @@ class DiffusionConfig(PresetConfig):
     def from_dict(cls, d: dict) -> "DiffusionConfig":
         return config_from_dict(cls, d)
 
-    PRESETS = Presets("DiffusionConfig", {  # DiffusionConfig.preset(name, train=dict(...) merged into the recipe's)
-        # LD4LG's ROCStories v-prediction run (official launch script; see the note below)
-        "paper": dict(train=dict(steps=250_000, batch_size=128, lr=2e-4, weight_decay=1e-6, warmup_steps=1000,
-                                 decay="cosine", grad_clip=1.0, log_every=100, checkpoint_every=5000)),
-        # the shipped model's recipe: the paper's optimiser and schedule, 60,000 steps of 256 at lr 3e-4 (6 min, H200)
-        "course": dict(train=dict(steps=60000, batch_size=256, lr=3e-4, weight_decay=1e-6, warmup_steps=1000,
-                                  decay="cosine", grad_clip=1.0, log_every=100, checkpoint_every=1000)),
-        # a few hundred large steps: trains a tiny denoiser on toy latents in seconds on a CPU
-        "tiny": dict(train=dict(steps=300, batch_size=64, lr=2e-3, weight_decay=0.0, warmup_steps=20, decay="cosine",
-                                grad_clip=1.0, log_every=10, checkpoint_every=100), ema_decay=0.999),
-    })
+# %% ../nbs/06_diffusion.ipynb #0a23d79d
+DiffusionConfig.PRESETS = Presets("DiffusionConfig", {  # DiffusionConfig.preset(name, train=dict(...) merged in)
+    # LD4LG's ROCStories v-prediction run (official launch script; see the note above)
+    "paper": dict(train=dict(steps=250_000, batch_size=128, lr=2e-4, weight_decay=1e-6, warmup_steps=1000,
+                             decay="cosine", grad_clip=1.0, log_every=100, checkpoint_every=5000)),
+    # the shipped model's recipe: the paper's optimiser and schedule, 60,000 steps of 256 at lr 3e-4 (6 min, H200)
+    "course": dict(train=dict(steps=60000, batch_size=256, lr=3e-4, weight_decay=1e-6, warmup_steps=1000,
+                              decay="cosine", grad_clip=1.0, log_every=100, checkpoint_every=1000)),
+    # a few hundred large steps: trains a tiny denoiser on toy latents in seconds on a CPU
+    "tiny": dict(train=dict(steps=300, batch_size=64, lr=2e-3, weight_decay=0.0, warmup_steps=20, decay="cosine",
+                            grad_clip=1.0, log_every=10, checkpoint_every=100), ema_decay=0.999),
+})
 
 # %% ../nbs/06_diffusion.ipynb #4c1a2ecd
 def unwrap(model: nn.Module) -> nn.Module:
@@ -115,6 +116,19 @@ def unwrap(model: nn.Module) -> nn.Module:
         if not isinstance(inner, nn.Module): return model
         model = inner
 
+# %% ../nbs/06_diffusion.ipynb #0faf56ce
+def self_condition_inputs(model: nn.Module, noisy: torch.Tensor, alpha: torch.Tensor, p: float,
+                          **extra) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(x̂0 (B, ℓ, d_ae), its `self_cond_mask` (B,), heads?) for the trained call: with probability `p` the x̂0 of a
+    first pass without gradients, else zeros masked out. `noisy`: (B, ℓ, d_ae) z_t; `alpha`: (B,); `extra`: the
+    conditioning inputs of both calls."""
+    heads = host_coin(p)  # a host coin: no GPU sync; one CUDA graph per outcome
+    self_cond = torch.zeros_like(noisy)
+    if heads:
+        with torch.no_grad(): self_cond = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
+    return self_cond, torch.full((noisy.shape[0],), heads, dtype=torch.bool, device=noisy.device), heads
+
+# %% ../nbs/06_diffusion.ipynb #c9141f5e
 def diffusion_loss(model: nn.Module, latents: torch.Tensor, schedule: NoiseSchedule, config: DiffusionConfig,
                    class_labels: torch.Tensor | None = None, cond: torch.Tensor | None = None,
                    cond_mask: torch.Tensor | None = None) -> dict:
@@ -122,27 +136,22 @@ def diffusion_loss(model: nn.Module, latents: torch.Tensor, schedule: NoiseSched
     `cond: (B, S, d_c)`, `cond_mask: (B, S)` bool. Returns {'loss': scalar tensor, 'self_cond': 0./1. (branch
     taken)}."""
     core, B = unwrap(model), latents.shape[0]
-    t = torch.rand(B, device=latents.device)
+    t = torch.rand(B, device=latents.device)                 # 1. t ~ U(0, 1), α_t from the schedule
     alpha = schedule.alpha(t)
-    noise = torch.randn_like(latents)
+    noise = torch.randn_like(latents)                        # 2. z_t = √α_t x + √(1-α_t) ε
     noisy = q_sample(latents, alpha, noise)
     if class_labels is not None: class_labels = drop_labels(class_labels, core.null_class, config.label_drop_prob)
     if cond is not None:
         cond_mask = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device) if cond_mask is None else cond_mask
         cond_mask = drop_cond(cond_mask, config.cond_drop_prob)
     extra = dict(class_labels=class_labels, cond=cond, cond_mask=cond_mask)
-    self_cond = self_cond_mask = None; use_self_cond = False
-    if core.self_condition:  # the same inputs either way, so a compiled model keeps one graph for this call
-        use_self_cond = host_coin(config.self_cond_prob)  # a host coin: no GPU sync; one CUDA graph per outcome
-        self_cond = torch.zeros_like(latents)
-        if use_self_cond:
-            with torch.no_grad():
-                self_cond = x0_from_v(noisy, model(noisy, alpha, **extra).float(), alpha).detach()
-        self_cond_mask = torch.full((B,), use_self_cond, dtype=torch.bool, device=latents.device)
-    v_pred = model(noisy, alpha, self_cond=self_cond, self_cond_mask=self_cond_mask, **extra)
-    per_sample = v_loss(v_pred, v_target(latents, noise, alpha), config.loss)
-    weight = loss_weight(schedule.log_snr(t), config.time_weighting, config.min_snr_gamma)
-    return {"loss": (weight * per_sample).mean(), "self_cond": float(use_self_cond)}
+    self_cond, self_cond_mask, heads = None, None, False
+    if core.self_condition:
+        self_cond, self_cond_mask, heads = self_condition_inputs(model, noisy, alpha, config.self_cond_prob, **extra)
+    v_pred = model(noisy, alpha, self_cond=self_cond, self_cond_mask=self_cond_mask, **extra)  # 3. v̂ against v
+    per_sample = v_loss(v_pred, v_target(latents, noise, alpha), config.loss)                 # (B,)
+    weight = loss_weight(schedule.log_snr(t), config.time_weighting, config.min_snr_gamma)     # ω(λ_t): (B,)
+    return {"loss": (weight * per_sample).mean(), "self_cond": float(heads)}
 
 # %% ../nbs/06_diffusion.ipynb #73504d2b
 class LatentDataset(TensorData):
@@ -181,26 +190,29 @@ class LatentDataset(TensorData):
     @property
     def num_classes(self) -> int: return 0 if self.labels is None else int(self.labels.max()) + 1
 
-    def save(self, path: str | Path):
-        "Write the tensors to one safetensors file (all at once: a kill leaves the old file)."
-        from safetensors.torch import save_file
-        with atomic_file(path) as tmp: save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp))
+# %% ../nbs/06_diffusion.ipynb #5e3f3917
+@patch
+def save(self: LatentDataset, path: str | Path):
+    "Write the tensors to one safetensors file (all at once: a kill leaves the old file)."
+    from safetensors.torch import save_file
+    with atomic_file(path) as tmp: save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp))
 
-    @classmethod
-    def load(cls, path: str | Path) -> "LatentDataset":
-        "Read a file written by `save` (or by the autoencoder chapter): needs 'latents', the other keys are optional."
-        if not Path(path).exists():
-            raise FileNotFoundError(f"no latent file at {path}; encode the corpus with the autoencoder first")
-        tensors = read_tensors(path, fix="encode the corpus again (ld4lg encode)")
-        if "latents" not in tensors: raise ValueError(f"{path} has no 'latents' tensor (keys: {sorted(tensors)})")
-        extra = set(tensors) - set(cls.KEYS)
-        if extra: raise ValueError(f"{path} has unexpected tensors {sorted(extra)}; expected some of {cls.KEYS}")
-        return cls(**tensors)
+@patch(cls_method=True)
+def load(cls: LatentDataset, path: str | Path) -> LatentDataset:
+    "Read a file written by `save` (or by the autoencoder chapter): needs 'latents', the other keys are optional."
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no latent file at {path}; encode the corpus with the autoencoder first")
+    tensors = read_tensors(path, fix="encode the corpus again (ld4lg encode)")
+    if "latents" not in tensors: raise ValueError(f"{path} has no 'latents' tensor (keys: {sorted(tensors)})")
+    extra = set(tensors) - set(cls.KEYS)
+    if extra: raise ValueError(f"{path} has unexpected tensors {sorted(extra)}; expected some of {cls.KEYS}")
+    return cls(**tensors)
 
 # %% ../nbs/06_diffusion.ipynb #f0781351
 DENOISER_FORMAT, DENOISER_VERSION = "ld4lg_edu.denoiser", 1
 
 def _config_diff(a: dict, b: dict) -> list[str]:
+    "One line per field where configs `a` (saved) and `b` (expected) differ."
     differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     return [f"{k}: saved {a.get(k)!r} vs expected {b.get(k)!r}" for k in differ]
 
@@ -240,6 +252,7 @@ def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedul
         (tmp / "denoiser.json").write_text(json.dumps(meta, indent=1))
     return directory
 
+# %% ../nbs/06_diffusion.ipynb #42fb7fcf
 _DENOISER_FIELDS = {"config": DenoiserConfig}
 _DENOISER_OPTIONAL = {"weights": list[str], "schedule": dict | None, "extra": dict}  # no "weights": model.safetensors
 
@@ -281,6 +294,7 @@ def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None 
     model.load_state_dict(state)
     return model.to(device).eval()
 
+# %% ../nbs/06_diffusion.ipynb #d3cab2f1
 @patch
 def save_pretrained(self: Denoiser, path: str | Path, schedule: NoiseSchedule | dict | None = None,
                     extra: dict | None = None, max_shard_mb: float = 15.0) -> Path:
@@ -310,14 +324,14 @@ def as_latent_dataset(latents) -> LatentDataset:
                     f"{type(latents).__name__}")
 
 def _check_data(data: LatentDataset, config: DenoiserConfig):
+    "Refuse latents whose shape, labels or condition do not fit the denoiser `config`, naming the setting to change."
     if (data.num_latents, data.latent_dim) != (config.num_latents, config.latent_dim):
-        raise ValueError(f"latents are (N, {data.num_latents}, {data.latent_dim}) but the denoiser expects (N, "
-                         f"{config.num_latents}, "
-                         f"{config.latent_dim}); set DenoiserConfig(num_latents={data.num_latents}, "
-                         f"latent_dim={data.latent_dim})")
+        raise ValueError(f"latents are (N, {data.num_latents}, {data.latent_dim}) but the denoiser expects "
+                         f"(N, {config.num_latents}, {config.latent_dim}); set "
+                         f"DenoiserConfig(num_latents={data.num_latents}, latent_dim={data.latent_dim})")
     if config.num_classes and data.labels is None:
         raise ValueError(f"the denoiser is class-conditional (num_classes={config.num_classes}) but the latents have "
-                         f"no labels")
+                         "no labels")
     if data.labels is not None and not config.num_classes:
         raise ValueError(f"the latents carry labels ({data.num_classes} classes) but num_classes=0; set "
                          f"num_classes={data.num_classes} or drop the labels")
@@ -326,9 +340,9 @@ def _check_data(data: LatentDataset, config: DenoiserConfig):
                          f"num_classes={data.num_classes}")
     cond_dim = None if data.cond is None else data.cond.shape[2]
     if cond_dim != config.cond_dim:
-        raise ValueError(f"cond in the data ({None if data.cond is None else data.cond.shape[2]}-d) does not match "
-                         f"cond_dim={config.cond_dim}")
+        raise ValueError(f"cond in the data ({cond_dim}-d) does not match cond_dim={config.cond_dim}")
 
+# %% ../nbs/06_diffusion.ipynb #b13fcb80
 def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: DiffusionConfig,
                     out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = (),
                     overwrite: bool = False) -> DiffusionRun:
@@ -345,8 +359,7 @@ def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: 
     recipe = {**diffusion_config.to_dict(), "train": diffusion_config.train.recipe()}
     saved = {"denoiser": denoiser_config.to_dict(), "diffusion": recipe}
     result = fit(model, loss_fn, data, diffusion_config.train, out_dir=out_dir, resume=resume, overwrite=overwrite,
-                 ema=ema,
-                 callbacks=callbacks, config_to_save=saved)
+                 ema=ema, callbacks=callbacks, config_to_save=saved)
     ema_model = copy.deepcopy(model)
     ema.copy_to(ema_model)
     ema_model.eval()
