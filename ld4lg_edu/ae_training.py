@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .core import autocast, count_parameters, seed_everything
+from .core import atomic_file, autocast, count_parameters, seed_everything
 from .lm import is_main_process, load_lm, pad_sequences
 from .autoencoder import AutoencoderConfig, LanguageAutoencoder, save_autoencoder
 from .training import TensorData
@@ -71,6 +71,7 @@ def tokenize_texts(ae: LanguageAutoencoder, texts: list[str]) -> list[list[int]]
         for i, s in zip(long, cut): ids[i] = s
     return ids
 
+# %% ../nbs/03a_autoencoder_training.ipynb #746171ef
 class ReconstructionSamples:
     "A `fit` callback that prints (and keeps) reconstructions of a few fixed `texts`."
     def __init__(self, texts: list[str], **decode_kwargs):
@@ -84,6 +85,19 @@ class ReconstructionSamples:
         self.log.append({"step": step, "reconstructions": outputs})
         for ref, out in zip(self.texts, outputs): tqdm.write(f"step {step:>6} | {ref[:60]!r} -> {out[:60]!r}")
 
+# %% ../nbs/03a_autoencoder_training.ipynb #1d832920
+def _training_data(ae: LanguageAutoencoder, data, cache, limit: int | None) -> tuple:
+    """(texts, data name, dataset, collate_fn) to train on: a feature `cache` (then `data` is not read), else texts
+    or a corpus name (its train split, the first `limit` texts), tokenised once."""
+    from ld4lg_edu.data import load_corpus
+    if cache is not None:
+        features = FeatureCache(cache, ae)
+        if features.padded_bytes() <= 8 * 2**30:  # padded in memory and on the GPU, else read row by row
+            return [], f"cache {Path(cache).name}", features.tensor_data(ae.tokenizer.pad_token_id), None
+        return [], f"cache {Path(cache).name}", features, FeatureCollator(ae.tokenizer.pad_token_id)
+    texts = (load_corpus(data).texts("train") if isinstance(data, str) else list(data))[:limit]
+    return texts, data, token_data(tokenize_texts(ae, texts), ae.tokenizer.pad_token_id), None
+
 # %% ../nbs/03a_autoencoder_training.ipynb #31f2906b
 _RECIPE = ("batch_size", "steps", "lr", "weight_decay", "warmup_steps")
 
@@ -96,7 +110,6 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
                       overwrite: bool = False):
     """Train f_φ, g_ψ of `autoencoder` (or of a new one from a preset name) on `data` (texts or a corpus name) or a
     feature `cache`; returns `(autoencoder, fit result)`."""
-    from ld4lg_edu.data import load_corpus
     from ld4lg_edu.training import TrainConfig, fit
     seed_everything(seed)
     if isinstance(autoencoder, str):
@@ -108,15 +121,7 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
     ae = autoencoder
     ae.config = replace(ae.config, **overrides)
     cfg = ae.config
-    if cache is not None:  # train from precomputed encoder features; `data` is not read
-        texts, data = [], f"cache {Path(cache).name}"
-        features = FeatureCache(cache, ae)
-        in_memory = features.padded_bytes() <= 8 * 2**30  # padded in memory and on the GPU, else read row by row
-        dataset = features.tensor_data(ae.tokenizer.pad_token_id) if in_memory else features
-        collate = None if in_memory else FeatureCollator(ae.tokenizer.pad_token_id)
-    else:
-        texts = (load_corpus(data).texts("train") if isinstance(data, str) else list(data))[:limit]
-        dataset, collate = token_data(tokenize_texts(ae, texts), ae.tokenizer.pad_token_id), None
+    texts, data, dataset, collate = _training_data(ae, data, cache, limit)
     train = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                         warmup_steps=cfg.warmup_steps, decay="linear", grad_clip=1.0, seed=seed, compile=compile,
                         log_every=log_every or max(1, cfg.steps // 20),
@@ -125,8 +130,8 @@ def train_autoencoder(autoencoder: LanguageAutoencoder | str = "course", data: l
     # changing the recipe may resume; the shape may not
     architecture = {k: v for k, v in asdict(cfg).items() if k not in _RECIPE}
     checkpoints = None if out_dir is None else Path(out_dir) / "checkpoints"
-    result = fit(ae, autoencoder_loss, dataset, train, out_dir=checkpoints,
-                 resume=resume, overwrite=overwrite, collate_fn=collate, callbacks=[samples] if samples.texts else [],
+    result = fit(ae, autoencoder_loss, dataset, train, out_dir=checkpoints, resume=resume, overwrite=overwrite,
+                 collate_fn=collate, callbacks=[samples] if samples.texts else [],
                  config_to_save={"autoencoder": architecture,
                                  "data": data if isinstance(data, str) else f"{len(texts)} texts"})
     result.samples = samples.log
@@ -145,19 +150,20 @@ def cache_features(ae: LanguageAutoencoder, texts: list[str], path: str | Path, 
     ids = tokenize_texts(ae, texts)
     features, lengths = [], []
     for i in tqdm(range(0, len(ids), batch_size), desc="caching features", disable=len(ids) <= 4 * batch_size):
-        batch = {k: v.to(ae.device) for k, v in TokenCollator(ae.tokenizer.pad_token_id)(ids[i:i + batch_size]).items()}
+        batch = TokenCollator(ae.tokenizer.pad_token_id)(ids[i:i + batch_size])
+        batch = {k: v.to(ae.device) for k, v in batch.items()}
         with autocast(ae.device):
             h = ae.features(batch["input_ids"], batch["attention_mask"])
         real = batch["attention_mask"].bool()
         features.append(h[real].to(dtype).cpu()); lengths += real.sum(1).tolist()
     offsets = torch.tensor([0] + lengths).cumsum(0)
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     flat_ids = torch.tensor([t for s in ids for t in s])
     tensors = {"features": torch.cat(features), "input_ids": flat_ids, "offsets": offsets}
     metadata = {"d_model": str(ae.d_model), "lm": ae.config.lm, "max_length": str(ae.config.max_length)}
-    save_file(tensors, str(path), metadata=metadata)
-    return path
+    with atomic_file(path) as tmp: save_file(tensors, str(tmp), metadata=metadata)  # a kill leaves no half file
+    return Path(path)
 
+# %% ../nbs/03a_autoencoder_training.ipynb #1d214651
 class FeatureCache(torch.utils.data.Dataset):
     "Rows `{'features': (L_i, d_model), 'input_ids': (L_i,)}` of a file written by `cache_features`."
     def __init__(self, path: str | Path, ae: LanguageAutoencoder | None = None):
@@ -166,9 +172,8 @@ class FeatureCache(torch.utils.data.Dataset):
         with safe_open(self.path, "pt") as f: self.metadata, self.offsets = f.metadata(), f.get_tensor("offsets")
         if ae is not None and int(self.metadata["d_model"]) != ae.d_model:
             raise ValueError(f"cache {path} holds features of width {self.metadata['d_model']} (LM "
-                             f"{self.metadata['lm']!r}), "
-                             f"the autoencoder's LM has d_model={ae.d_model}; rebuild the cache with "
-                             "cache_features(ae, ...)")
+                             f"{self.metadata['lm']!r}), the autoencoder's LM has d_model={ae.d_model}; rebuild the "
+                             "cache with cache_features(ae, ...)")
 
     def __len__(self): return len(self.offsets) - 1
 
@@ -197,6 +202,7 @@ class FeatureCache(torch.utils.data.Dataset):
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         return {"features": self._file.get_slice("features")[a:b], "input_ids": self._file.get_slice("input_ids")[a:b]}
 
+# %% ../nbs/03a_autoencoder_training.ipynb #134b4235
 class FeatureCollator:
     "Pad `FeatureCache` rows into `features` (B, L, d_model), `input_ids` and `attention_mask` (B, L)."
     def __init__(self, pad_token_id: int): self.pad_token_id = pad_token_id
@@ -208,8 +214,8 @@ class FeatureCollator:
 
 # %% ../nbs/03a_autoencoder_training.ipynb #86ac445c
 def ae_sweep(lm, tokenizer, train_texts: list[str], eval_texts: list[str], num_latents=(4, 8, 16, 32),
-             latent_dims=(8, 16, 32, 64),
-             base: AutoencoderConfig | None = None, out_path: str | Path | None = None, **train_kwargs) -> list[dict]:
+             latent_dims=(8, 16, 32, 64), base: AutoencoderConfig | None = None, out_path: str | Path | None = None,
+             **train_kwargs) -> list[dict]:
     """Train one autoencoder per ℓ in `num_latents` (at base d_ae) and per d_ae in `latent_dims` (at base ℓ); rows
     of metrics."""
     base = base or AutoencoderConfig.preset("course")
@@ -223,6 +229,6 @@ def ae_sweep(lm, tokenizer, train_texts: list[str], eval_texts: list[str], num_l
                      "trainable_parameters": count_parameters(ae),
                      **reconstruction_metrics(eval_texts, ae.reconstruct(eval_texts))})
         if out_path is not None:  # written after every setting: a killed sweep keeps what it measured
-            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-            Path(out_path).write_text(json.dumps({"lm": ae.config.lm, "base": asdict(base), "rows": rows}, indent=1))
+            with atomic_file(out_path) as tmp:
+                tmp.write_text(json.dumps({"lm": ae.config.lm, "base": asdict(base), "rows": rows}, indent=1))
     return rows
