@@ -1,6 +1,6 @@
-"""Headless tests of the explorer (chapters 10 and 10a): figures, texts and widgets, driven like a user
-would (clicking Sample, moving sliders) but without a browser. The pipeline is the stand-in of
-tests/fake_pipeline.py, whose maths is known exactly."""
+"""Headless tests of the explorer (chapter 10, 10_0_explorer_runs to 10a_explorer_app): figures, texts and
+widgets, driven like a user would (clicking Sample, moving sliders) but without a browser. The pipeline is the
+stand-in of tests/fake_pipeline.py, whose maths is known exactly."""
 import html, json, os, re, subprocess, sys, time, urllib.error, urllib.request, warnings
 from pathlib import Path
 
@@ -11,9 +11,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_pipeline import FakePipeline, make_fake_pipeline  # noqa: E402
 
-from ld4lg_edu.explorer import (Projection, _PROJECTIONS, cluster_figure, data_latents, decode_noisy, fit_projection,  # noqa: E402
-                                guidance_sweep, highlight_words, nearest_centre_accuracy, quick_decode, record_run, step_table_html, text_timeline_figure, trajectory_figure,
-                                trajectory_points, word_changes)
+from ld4lg_edu.explorer import (  # noqa: E402
+    Projection, _PROJECTIONS, cluster_figure, data_latents, decode_noisy, fit_projection, guidance_sweep,
+    highlight_words, nearest_centre_accuracy, quick_decode, record_run, step_table_html, text_timeline_figure,
+    trajectory_figure, trajectory_points, word_changes,
+)
 from ld4lg_edu import explorer_app as app  # noqa: E402
 from ld4lg_edu.explorer_app import ClusterExplorer, DenoisingExplorer, UNCONDITIONAL, parse_scales  # noqa: E402
 
@@ -200,8 +202,19 @@ def test_data_latents_balanced_and_cached(pipe):
 
 def test_import_stays_light():
     code = ("import sys, ld4lg_edu; assert 'plotly' not in sys.modules and 'ipywidgets' not in sys.modules; "
-            "import ld4lg_edu.explorer; assert 'umap' not in sys.modules; print('ok')")
+            "import ld4lg_edu.explorer_runs, ld4lg_edu.latent_maps; assert 'plotly' not in sys.modules; "
+            "import ld4lg_edu.explorer; assert 'umap' not in sys.modules and 'ipywidgets' not in sys.modules; "
+            "print('ok')")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.strip() == "ok"
+
+
+def test_one_import_still_gives_the_whole_explorer():
+    "explorer and explorer_app hand out every public name of the sections before them: the same objects, not copies."
+    from ld4lg_edu import explorer, explorer_controls, explorer_runs, explorer_views, latent_maps
+    for hub, parts in ((explorer, (explorer_runs, latent_maps)), (app, (explorer_controls, explorer_views))):
+        for part in parts:
+            assert set(part.__all__) <= set(hub.__all__), (hub.__name__, set(part.__all__) - set(hub.__all__))
+            assert all(getattr(hub, name) is getattr(part, name) for name in part.__all__)
 
 
 # ---------------------------------------------------------------- static figures
