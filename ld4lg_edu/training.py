@@ -6,200 +6,23 @@
 from __future__ import annotations
 import math, tempfile, time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, asdict, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
-from .core import (get_device, autocast_dtype, config_from_dict, flatten_state, unflatten_state, rng_state,
-                            set_rng_state, save_checkpoint, load_checkpoint, latest_checkpoint, trusted_inputs,
-                            _discard)
+from .core import (get_device, autocast_dtype, flatten_state, unflatten_state, rng_state, set_rng_state,
+                            save_checkpoint, load_checkpoint, latest_checkpoint, trusted_inputs, _discard)
+# the recipe the loop runs (chapter 01); importable from here too, next to `fit`
+from .train_recipe import (COMPILE_MODES, TrainConfig, lr_multiplier, trainable_state, EMA, EpochSampler,
+                                    TensorData)
 
 # %% auto #0
-__all__ = ['COMPILE_MODES', 'TrainConfig', 'lr_multiplier', 'trainable_state', 'EMA', 'EpochSampler', 'TensorData', 'TrainResult',
-           'process_state', 'check_out_dir', 'host_coin', 'StepGraph', 'fit']
-
-# %% ../nbs/01a_training.ipynb #77997466
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
-
-@dataclass
-class TrainConfig:
-    "Hyper-parameters of one training run (`batch_size` is the global batch over all processes)."
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 1e-2
-    warmup_steps: int = 100
-    decay: str = "linear"            # 'linear' | 'cosine' | 'constant' after warm-up
-    grad_clip: float | None = 1.0
-    log_every: int = 50
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    mixed_precision: str = "auto"    # 'auto' (bf16 on CUDA) | 'no' | 'bf16'
-    seed: int = 0
-    compile: bool = False            # torch.compile the model: the fast path on a GPU
-    compile_mode: str = "reduce-overhead"  # + CUDA graphs (measured fastest) | 'default' | 'max-autotune-no-cudagraphs'
-    debug_checks: bool = False       # keep the value checks (one GPU sync each) on inside the loop
-    workers: int = 0                 # processes that collate batches (collate_fn path); 0 keeps resume exact
-    cuda_graph: bool = False         # replay forward + backward as one captured CUDA graph (one GPU, static shapes)
-
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1: raise ValueError("steps and batch_size must be >= 1")
-        if self.decay not in ("linear", "cosine", "constant"):
-            raise ValueError(f"decay must be 'linear', 'cosine' or 'constant', got {self.decay!r}")
-        if self.compile_mode not in COMPILE_MODES:
-            raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
-        if self.workers < 0: raise ValueError(f"workers must be >= 0, got {self.workers}")
-
-    def with_batch_size(self, batch_size: int) -> "TrainConfig":
-        "The same recipe at another global batch size, with the peak lr scaled by √(batch_size / self.batch_size)."
-        return replace(self, batch_size=batch_size, lr=self.lr * math.sqrt(batch_size / self.batch_size))
-
-    def to_dict(self) -> dict: return asdict(self)
-
-    def recipe(self) -> dict:
-        "`to_dict()` without the fields that change how a run executes but not what it trains (resume may change them)."
-        return {
-            k: v
-            for k, v in self.to_dict().items()
-            if k not in ("compile", "compile_mode", "debug_checks", "workers", "cuda_graph")
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return config_from_dict(cls, d)
-
-# %% ../nbs/01a_training.ipynb #b62f7aef
-def lr_multiplier(step: int, warmup_steps: int, total_steps: int, decay: str = "linear") -> float:
-    "The factor applied to the peak learning rate at optimizer step `step` (0-based)."
-    if step < warmup_steps: return (step + 1) / warmup_steps
-    if decay == "constant": return 1.0
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return 1.0 - progress if decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-
-# %% ../nbs/01a_training.ipynb #c5d3dfc2
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    "The trainable parameters of `model` by name (what a checkpoint stores; frozen weights are not copied)."
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-
-class EMA:
-    "Exponential moving average of a model's trainable parameters, with warm-up decay `min(decay, 1-(1+n)^-power)`."
-    def __init__(self, model: nn.Module, decay: float = 0.9999, power: float = 0.75):
-        self.decay, self.power, self.num_updates = decay, power, 0
-        self.shadow = {n: p.clone().float() for n, p in trainable_state(model).items()}
-
-    def current_decay(self) -> float:
-        return min(self.decay, 1.0 - (1.0 + self.num_updates) ** -self.power)
-
-    def _sources(self, model: nn.Module) -> list[torch.Tensor]:
-        "`model`'s parameters in the shadow's order (looked up once per model), shadows moved to their device."
-        if getattr(self, "_model", None) is not model:
-            params = dict(model.named_parameters())
-            missing = [n for n in self.shadow if n not in params]
-            if missing: raise ValueError(f"model lacks EMA parameters {missing[:5]}; is it the same architecture?")
-            self._model, self._params = model, [params[n] for n in self.shadow]
-        first = next(iter(self.shadow.values()), None)
-        if first is not None and first.device != self._params[0].device:  # model moved to GPU after the EMA was made
-            self.shadow = {n: v.to(self._params[0].device) for n, v in self.shadow.items()}
-        return self._params
-
-    def _floats(self, model: nn.Module) -> list[torch.Tensor]:
-        return [p.detach() if p.dtype == torch.float32 else p.detach().float() for p in self._sources(model)]
-
-    @torch.no_grad()
-    def update(self, model: nn.Module):
-        "Move the shadow weights towards `model`'s current weights (one fused multi-tensor lerp)."
-        params = self._floats(model)
-        if params: torch._foreach_lerp_(list(self.shadow.values()), params, 1.0 - self.current_decay())
-        self.num_updates += 1
-
-    def advance(self, weight: torch.Tensor) -> torch.Tensor:
-        """Count one update; write its weight 1 - β into the device scalar `weight` that `lerp_` reads (host side, no
-        sync)."""
-        weight.fill_(1.0 - self.current_decay())
-        self.num_updates += 1
-        return weight
-
-    @torch.no_grad()
-    def lerp_(self, model: nn.Module, weight: torch.Tensor):
-        "The device side of an update, as a CUDA graph captures it: shadow += weight · (θ - shadow), `weight` 0-dim."
-        params = self._floats(model)  # first: moves the shadows to the model's device
-        shadow = list(self.shadow.values())
-        delta = torch._foreach_sub(params, shadow)
-        torch._foreach_mul_(delta, weight)
-        torch._foreach_add_(shadow, delta)
-
-    @torch.no_grad()
-    def copy_to(self, model: nn.Module):
-        "Load the averaged weights into `model` (in place)."
-        params = dict(model.named_parameters())
-        missing = set(self.shadow) - set(params)
-        if missing:
-            raise ValueError(f"model lacks EMA parameters {sorted(missing)[:5]}...; is it the same architecture?")
-        for n, v in self.shadow.items(): params[n].copy_(v.to(params[n].dtype))
-
-    def state_dict(self) -> dict[str, torch.Tensor]: return dict(self.shadow)
-
-    def load_state_dict(self, state: dict[str, torch.Tensor], num_updates: int):
-        if set(state) != set(self.shadow): raise ValueError("EMA state does not match the model's trainable parameters")
-        self.shadow = {k: v.clone().float() for k, v in state.items()}; self.num_updates = num_updates
-
-# %% ../nbs/01a_training.ipynb #2a7397d9
-class EpochSampler(Sampler):
-    """Shuffled indices that depend only on `(seed, epoch)`, sharded over `num_replicas` processes, with skip-ahead for
-    resume."""
-    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, num_replicas: int = 1):
-        self.n, self.batch_size, self.seed, self.rank, self.num_replicas = n, batch_size, seed, rank, num_replicas
-        self.epoch, self.skip_batches = 0, 0
-
-    def set_epoch(self, epoch: int, skip_batches: int = 0): self.epoch, self.skip_batches = epoch, skip_batches
-
-    def batches_per_epoch(self) -> int: return (self.n // self.num_replicas) // self.batch_size
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        shard = torch.randperm(self.n, generator=g)[self.rank::self.num_replicas].tolist()
-        usable = self.batches_per_epoch() * self.batch_size
-        return iter(shard[self.skip_batches * self.batch_size:usable])
-
-    def __len__(self): return max(0, (self.batches_per_epoch() - self.skip_batches) * self.batch_size)
-
-class TensorData(torch.utils.data.Dataset):
-    """Rows of equal-length tensors `{name: (N, ...)}` that `fit` keeps on the training device and batches with one
-    gather per tensor (no per-row collation). With `lengths: (N,)`, the tensors named in `padded` — (N, L, ...),
-    padded along axis 1 — are cut to the longest row of each batch."""
-    def __init__(self, lengths: torch.Tensor | None = None, padded: tuple[str, ...] = (), **tensors: torch.Tensor):
-        if not tensors: raise ValueError("TensorData needs at least one tensor, e.g. TensorData(latents=x)")
-        rows = {k: v.shape[0] if isinstance(v, torch.Tensor) and v.ndim else None for k, v in tensors.items()}
-        if None in rows.values() or len(set(rows.values())) != 1:
-            raise ValueError(f"TensorData needs tensors with the same number of rows (N, ...); got {rows}")
-        n = next(iter(rows.values()))
-        if lengths is not None and (lengths.shape != (n,) or lengths.is_floating_point()):
-            raise ValueError(
-                f"lengths must be an integer tensor of shape (N,) = ({n},), got {lengths.dtype} {tuple(lengths.shape)}"
-            )
-        if (lengths is None) != (not padded) or set(padded) - set(tensors):
-            raise ValueError(f"pass lengths together with padded= names among {sorted(tensors)} (got padded={padded})")
-        self.tensors, self.padded = tensors, tuple(padded)
-        self.lengths = None if lengths is None else lengths.cpu().long()
-
-    def __len__(self): return next(iter(self.tensors.values())).shape[0]
-    def __getitem__(self, i): return {k: v[i] for k, v in self.tensors.items()}
-
-    def to(self, device) -> "TensorData":
-        "The same rows, every tensor moved to `device` (once, before training)."
-        return TensorData(self.lengths, self.padded, **{k: v.to(device) for k, v in self.tensors.items()})
-
-    def batch(self, index: torch.Tensor, trim: bool = True) -> dict[str, torch.Tensor]:
-        """`index: (B,)` long, on the CPU → `{name: rows}` on the tensors' device (no host sync); `trim=False` keeps
-        full padding."""
-        cut = None if self.lengths is None or not trim else int(self.lengths[index].max())  # lengths live on the CPU
-        rows = index.to(next(iter(self.tensors.values())).device, non_blocking=True)
-        return {k: (v[:, :cut] if k in self.padded else v).index_select(0, rows) for k, v in self.tensors.items()}
+__all__ = ['TrainResult', 'process_state', 'check_out_dir', 'host_coin', 'coin_script', 'StepGraph', 'fit']
 
 # %% ../nbs/01a_training.ipynb #69bcf185
 @dataclass
@@ -339,7 +162,10 @@ def host_coin(p: float) -> bool:
     return _SCRIPTS[-1].draw(p) if _SCRIPTS else torch.rand(()).item() < p
 
 @contextmanager
-def _coin_script(outcomes: tuple | None = None):
+def coin_script(outcomes: tuple | None = None):
+    """Inside the block, `host_coin` draws as usual but records each probability (`script.probs`), or, given
+    `outcomes` (one bool per coin), returns those instead; drawing more or fewer coins than `outcomes` is an error.
+    `StepGraph` runs each captured step in one; a test can force a branch with it."""
     script = _CoinScript(outcomes)
     _SCRIPTS.append(script)
     try: yield script
@@ -365,14 +191,14 @@ class StepGraph:
     def _eager(self, batch: dict, outcomes: tuple | None) -> tuple[dict, _CoinScript]:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), _coin_script(outcomes) as script: logs = self.step(batch)
+        with torch.cuda.stream(side), coin_script(outcomes) as script: logs = self.step(batch)
         torch.cuda.current_stream().wait_stream(side)
         return logs, script
 
     def _capture(self, batch: dict, outcomes: tuple):
         inputs = {k: v.clone() for k, v in batch.items()}
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), _coin_script(outcomes): outputs = self.step(inputs)
+        with torch.cuda.graph(graph), coin_script(outcomes): outputs = self.step(inputs)
         self.graphs[outcomes] = (graph, inputs, outputs)  # logged numbers are this outcome's constants (e.g. the coin)
 
     def __call__(self, batch: dict) -> dict:

@@ -91,22 +91,22 @@ def test_cuda_graph_needs_one_cuda_device_and_is_not_part_of_the_recipe():
 
 def test_host_coins_come_from_the_cpu_generator_or_from_the_steps_script():
     "Without a script a host coin is torch.rand(()) < p; a script forces the outcomes and insists on their number."
-    from ld4lg_edu.training import _coin_script, host_coin
+    from ld4lg_edu.training import coin_script, host_coin
     torch.manual_seed(3); free = [host_coin(0.5) for _ in range(16)]
     torch.manual_seed(3); assert free == [torch.rand(()).item() < 0.5 for _ in range(16)] and len(set(free)) == 2
-    with _coin_script((True, False)) as script: assert (host_coin(0.1), host_coin(0.9)) == (True, False)
+    with coin_script((True, False)) as script: assert (host_coin(0.1), host_coin(0.9)) == (True, False)
     assert script.probs == [0.1, 0.9]
     with pytest.raises(RuntimeError, match="more host coins"):
-        with _coin_script((True,)): host_coin(0.5); host_coin(0.5)
+        with coin_script((True,)): host_coin(0.5); host_coin(0.5)
     with pytest.raises(RuntimeError, match="drew 1 host coins, 2"):
-        with _coin_script((True, True)): host_coin(0.5)
+        with coin_script((True, True)): host_coin(0.5)
 
 
 def test_self_conditioning_follows_the_host_coin():
     "The diffusion loss's self-conditioning branch is a host coin, so a StepGraph can pick one graph per outcome."
     from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
     from ld4lg_edu.diffusion import DiffusionConfig, diffusion_loss
-    from ld4lg_edu.training import _coin_script
+    from ld4lg_edu.training import coin_script
     model = Denoiser(DenoiserConfig.preset("tiny", latent_dim=8, num_classes=3, dropout=0.0))
     schedule, config = get_schedule("cosine"), DiffusionConfig()
     latents, labels = torch.randn(4, 8, 8), torch.tensor([0, 1, 2, 0])
@@ -114,7 +114,7 @@ def test_self_conditioning_follows_the_host_coin():
     model.register_forward_hook(lambda module, args, out: calls.append(1))
     for kept, passes in ((True, 2), (False, 1)):           # kept: the estimate's extra pass, then the prediction
         calls.clear()
-        with _coin_script((kept,)) as script: out = diffusion_loss(model, latents, schedule, config, labels)
+        with coin_script((kept,)) as script: out = diffusion_loss(model, latents, schedule, config, labels)
         assert out["self_cond"] == float(kept) and script.probs == [config.self_cond_prob] and len(calls) == passes
 
 
@@ -306,3 +306,11 @@ def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path):
         fit(make_net(), mse, TensorData(x=x, y=y), TrainConfig(**{**cfg.to_dict(), "steps": 8}), out_dir=tmp_path / "run",
             resume=True, config_to_save={"width": 32, "lr": 1}, callbacks=[lambda s, m, h: steps.append(s)])
     assert steps == [] and step_folders(tmp_path / "run") == ["step_000002", "step_000004"]
+
+
+def test_the_recipe_is_importable_from_training_as_the_same_objects():
+    "Chapter 01's recipe is re-exported by the training module: one definition, two import paths."
+    from ld4lg_edu import train_recipe, training
+    for name in ("COMPILE_MODES", "TrainConfig", "lr_multiplier", "trainable_state", "EMA", "EpochSampler", "TensorData"):
+        assert getattr(training, name) is getattr(train_recipe, name), name
+        assert name in train_recipe.__all__ and name not in training.__all__, name
