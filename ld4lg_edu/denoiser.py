@@ -197,6 +197,14 @@ def _check_inputs(self: Denoiser, noisy, alpha, self_cond, class_labels, cond, c
             _fail(f"self_cond_mask must be a bool tensor of shape (B,) = ({B},), got {self_cond_mask.dtype} "
                   f"{tuple(self_cond_mask.shape)}")
     elif self_cond_mask is not None: _fail("self_cond_mask given without self_cond; pass both or neither")
+    self._check_conditioning(B, class_labels, cond, cond_mask, checking)
+    return alpha
+
+# %% ../nbs/05_denoiser.ipynb #d6bb87b2
+@patch
+def _check_conditioning(self: Denoiser, B: int, class_labels, cond, cond_mask, checking: bool = True):
+    "Refuse class labels or a conditioning sequence this denoiser cannot read, or of the wrong shape for B rows."
+    c = self.config
     if class_labels is not None:
         if not self.num_classes:
             _fail("class_labels given to an unconditional denoiser (num_classes=0); pass class_labels=None or "
@@ -216,7 +224,6 @@ def _check_inputs(self: Denoiser, noisy, alpha, self_cond, class_labels, cond, c
             _fail(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} (True = attend), "
                   f"got {cond_mask.dtype} {tuple(cond_mask.shape)}")
     elif cond_mask is not None: _fail("cond_mask given without cond; pass both or neither")
-    return alpha
 
 # %% ../nbs/05_denoiser.ipynb #04820278
 @patch

@@ -211,11 +211,6 @@ def load(cls: LatentDataset, path: str | Path) -> LatentDataset:
 # %% ../nbs/06_diffusion.ipynb #f0781351
 DENOISER_FORMAT, DENOISER_VERSION = "ld4lg_edu.denoiser", 1
 
-def _config_diff(a: dict, b: dict) -> list[str]:
-    "One line per field where configs `a` (saved) and `b` (expected) differ."
-    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return [f"{k}: saved {a.get(k)!r} vs expected {b.get(k)!r}" for k in differ]
-
 def _shards(state: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, torch.Tensor]]:
     "Split `state` into consecutive groups of at most `max_bytes` (a tensor larger than that gets a group of its own)."
     groups, size = [{}], 0
@@ -253,6 +248,11 @@ def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedul
     return directory
 
 # %% ../nbs/06_diffusion.ipynb #42fb7fcf
+def _config_diff(a: dict, b: dict) -> list[str]:
+    "One line per field where configs `a` (saved) and `b` (expected) differ."
+    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [f"{k}: saved {a.get(k)!r} vs expected {b.get(k)!r}" for k in differ]
+
 _DENOISER_FIELDS = {"config": DenoiserConfig}
 _DENOISER_OPTIONAL = {"weights": list[str], "schedule": dict | None, "extra": dict}  # no "weights": model.safetensors
 
