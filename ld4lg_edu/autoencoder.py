@@ -127,6 +127,7 @@ class TransformerLayer(nn.Module):
         x = x + self.attn(self.norm(x))
         return x + self.ff(self.norm_ff(x))
 
+# %% ../nbs/03_autoencoder.ipynb #30c61194
 class Reconstruction(nn.Module):
     "g_ψ: latents x (B, ℓ, d_ae) → decoder features ĥ (B, ℓ, d_model)."
     def __init__(self, latent_dim: int, dim: int, d_model: int, num_latents: int, layers: int, heads: int,

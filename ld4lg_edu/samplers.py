@@ -165,6 +165,7 @@ class DistilledSampler(DDIMSampler):
     name, needs_student = "distilled", True
     def __init__(self, schedule: NoiseSchedule | str = "cosine"): super().__init__(schedule, eta=0.0)
 
+# %% ../nbs/07_samplers.ipynb #be7b1dc2
 SAMPLERS = {"ddpm": DDPMSampler, "ddim": DDIMSampler, "dpmpp2m": DPMSolverPP2MSampler}  # these work with any denoiser
 STUDENT_SAMPLERS = {"distilled": DistilledSampler}  # this one needs a distilled student
 
@@ -228,35 +229,47 @@ class Conditioning:
     guidance_scale: float | torch.Tensor = 1.0
 
     def __post_init__(self):
-        w, labels, cond, mask = self.guidance_scale, self.class_labels, self.cond, self.cond_mask
-        if isinstance(w, torch.Tensor):
-            if w.ndim != 1 or not w.is_floating_point():
-                raise ValueError(f"guidance_scale as a tensor must be one float w per row (B,), got {w.dtype} "
-                                 f"{tuple(w.shape)}")
-        elif isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
-            raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {w!r}")
-        else: object.__setattr__(self, "guidance_scale", float(w))
-        if self.guided and labels is None and cond is None:
-            raise ValueError(f"guidance_scale={w} needs class_labels or cond to guide towards (a class, label= in a "
-                             "pipeline, or a source): no guidance without one; use guidance_scale=1.0 for "
-                             "unconditional samples")
-        if labels is not None and (not isinstance(labels, torch.Tensor) or labels.ndim != 1
-                                   or labels.dtype not in (torch.int64, torch.int32)):
-            got = f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}"
-            raise ValueError(f"class_labels must be a (B,) integer tensor of class ids (Conditioning.make reads names "
-                             f"and lists), got {got}")
-        if cond is not None and (not isinstance(cond, torch.Tensor) or cond.ndim != 3):
-            raise ValueError("cond must be a (B, S, d_c) tensor of source features, got "
-                             f"{tuple(getattr(cond, 'shape', ()))}")
-        if mask is not None:
-            if cond is None: raise ValueError("cond_mask given without cond; pass both or neither")
-            if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != cond.shape[:2]:
-                got = f"{getattr(mask, 'dtype', None)} {tuple(getattr(mask, 'shape', ()))}"
-                raise ValueError(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} "
-                                 f"(True = a real token), got {got}")
-        sizes = {len(x) for x in (labels, cond, w if isinstance(w, torch.Tensor) else None) if x is not None}
-        if len(sizes) > 1:
-            raise ValueError(f"class_labels, cond and a per-row guidance_scale must agree on B, got {sorted(sizes)}")
+        self._check_guidance()
+        self._check_tensors()
+
+# %% ../nbs/07_samplers.ipynb #72083b62
+@patch
+def _check_guidance(self: Conditioning):
+    "w: a finite number (stored as float) or one float per row (B,); w ≠ 1 needs a class or a source."
+    w, labels, cond = self.guidance_scale, self.class_labels, self.cond
+    if isinstance(w, torch.Tensor):
+        if w.ndim != 1 or not w.is_floating_point():
+            raise ValueError(f"guidance_scale as a tensor must be one float w per row (B,), got {w.dtype} "
+                             f"{tuple(w.shape)}")
+    elif isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+        raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {w!r}")
+    else: object.__setattr__(self, "guidance_scale", float(w))
+    if self.guided and labels is None and cond is None:
+        raise ValueError(f"guidance_scale={w} needs class_labels or cond to guide towards (a class, label= in a "
+                         "pipeline, or a source): no guidance without one; use guidance_scale=1.0 for "
+                         "unconditional samples")
+
+@patch
+def _check_tensors(self: Conditioning):
+    "Labels (B,) integer ids, source (B, S, d_c), its mask (B, S) bool, and one B for all of them and w."
+    w, labels, cond, mask = self.guidance_scale, self.class_labels, self.cond, self.cond_mask
+    if labels is not None and (not isinstance(labels, torch.Tensor) or labels.ndim != 1
+                               or labels.dtype not in (torch.int64, torch.int32)):
+        got = f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}"
+        raise ValueError(f"class_labels must be a (B,) integer tensor of class ids (Conditioning.make reads names "
+                         f"and lists), got {got}")
+    if cond is not None and (not isinstance(cond, torch.Tensor) or cond.ndim != 3):
+        raise ValueError("cond must be a (B, S, d_c) tensor of source features, got "
+                         f"{tuple(getattr(cond, 'shape', ()))}")
+    if mask is not None:
+        if cond is None: raise ValueError("cond_mask given without cond; pass both or neither")
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != cond.shape[:2]:
+            got = f"{getattr(mask, 'dtype', None)} {tuple(getattr(mask, 'shape', ()))}"
+            raise ValueError(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} "
+                             f"(True = a real token), got {got}")
+    sizes = {len(x) for x in (labels, cond, w if isinstance(w, torch.Tensor) else None) if x is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"class_labels, cond and a per-row guidance_scale must agree on B, got {sorted(sizes)}")
 
 # %% ../nbs/07_samplers.ipynb #2f842842
 @patch(as_prop=True)
