@@ -272,11 +272,12 @@ def forward(self: LanguageAutoencoder, batch: dict[str, torch.Tensor]) -> torch.
     if features is None: features = self.features(ids, mask)
     elif features.shape[-1] != self.d_model:
         raise ValueError(f"cached features have width {features.shape[-1]}, the LM's d_model is {self.d_model}; "
-                         f"rebuild the cache with this LM")
-    seen = self.hide_tokens(mask) if self.training else mask
-    latents = self.compression(features.to(self.compression.latents.dtype), seen)
+                         "rebuild the cache with this LM")
+    seen = self.hide_tokens(mask) if self.training else mask                        # (B, L): tokens f_φ may read
+    latents = self.compression(features.to(self.compression.latents.dtype), seen)  # x = f_φ(E(w)): (B, ℓ, d_ae)
     if self.training: latents = self.add_latent_noise(latents)
-    return decoder_loss(self.lm, self.reconstruction(latents), lm_labels(ids, mask))
+    hidden = self.reconstruction(latents)                                           # ĥ = g_ψ(x): (B, ℓ, d_model)
+    return decoder_loss(self.lm, hidden, lm_labels(ids, mask))
 
 # %% ../nbs/03_autoencoder.ipynb #82316b67
 @patch

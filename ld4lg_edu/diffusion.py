@@ -248,11 +248,6 @@ def save_denoiser(model: Denoiser, directory: str | Path, schedule: NoiseSchedul
     return directory
 
 # %% ../nbs/06_diffusion.ipynb #42fb7fcf
-def _config_diff(a: dict, b: dict) -> list[str]:
-    "One line per field where configs `a` (saved) and `b` (expected) differ."
-    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return [f"{k}: saved {a.get(k)!r} vs expected {b.get(k)!r}" for k in differ]
-
 _DENOISER_FIELDS = {"config": DenoiserConfig}
 _DENOISER_OPTIONAL = {"weights": list[str], "schedule": dict | None, "extra": dict}  # no "weights": model.safetensors
 
@@ -265,6 +260,12 @@ def read_denoiser_info(directory: str | Path) -> dict:
                                 f"save_denoiser")
     return read_meta(path, DENOISER_FORMAT, DENOISER_VERSION, _DENOISER_FIELDS, _DENOISER_OPTIONAL, untagged=True,
                      fix="save the denoiser again (save_denoiser)")
+
+# %% ../nbs/06_diffusion.ipynb #c8495d86
+def _config_diff(a: dict, b: dict) -> list[str]:
+    "One line per field where configs `a` (saved) and `b` (expected) differ."
+    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [f"{k}: saved {a.get(k)!r} vs expected {b.get(k)!r}" for k in differ]
 
 def load_denoiser(directory: str | Path, expected_config: DenoiserConfig | None = None,
                   device: str | torch.device = "cpu") -> Denoiser:
