@@ -23,11 +23,11 @@ from ld4lg_edu.metrics import (class_accuracy, minilm_embed, ngram_set, ngrams, 
 
 
 def parse_key(key: str) -> dict:
-    "'w=2.0,seed=0' -> {'w': 2.0, 'seed': 0}."
+    "'w=2.0,seed=0' -> {'w': 2.0, 'seed': 0}; an optional 'variant=NAME' part names how the texts were made."
     out = {}
     for part in key.split(","):
         name, value = part.split("=")
-        out[name] = int(value) if name == "seed" else float(value)
+        out[name] = value if name == "variant" else int(value) if name == "seed" else float(value)
     return out
 
 
@@ -102,7 +102,7 @@ def main(argv=None):
         for key, run in samples[part].items():
             k = parse_key(key)
             row = score(run, names, train_texts, test_texts, classifier, k["seed"])
-            rows.append({"model": part, "guidance_w": k.get("w"), "seed": k["seed"],
+            rows.append({"model": part, "guidance_w": k.get("w"), "seed": k["seed"], **({"variant": k["variant"]} if "variant" in k else {}),
                          "sampler": args.sampler if part == "ld4lg" else "nucleus", "steps": args.steps if part == "ld4lg" else None,
                          **row, "sample_seconds": samples["timing"].get(f"{part},{key}")})
             if args.examples and k["seed"] == 0: shown[f"{part},{key}"] = examples(run, train_texts, args.examples)
