@@ -7,7 +7,8 @@ from torch import nn
 
 from ld4lg_edu.samplers import (SAMPLERS, Conditioning, DDIMSampler, DDPMSampler, DPMSolverPP2MSampler, get_sampler, guided_v,
                                 sample_latents)
-from ld4lg_edu.schedule import CosineSchedule, SigmoidSchedule, q_sample, v_from_x0, x0_from_v
+from ld4lg_edu.samplers import Sampler
+from ld4lg_edu.schedule import CosineSchedule, SigmoidSchedule, eps_from_v, q_sample, v_from_x0, x0_from_v
 from ld4lg_edu.toy import GaussianMixture, MixtureDenoiser, mode_stats, transport_1d, wasserstein_1d
 
 COSINE = CosineSchedule()
@@ -114,6 +115,25 @@ def test_ddim_step_lands_on_the_forward_point():
         noisy = q_sample(x_star, s.alphas[0].float(), eps)
         out = s.step(v_from_x0(noisy, x_star, s.alphas[0].item()), 0, noisy)
         torch.testing.assert_close(out.noisy, q_sample(x_star, s.alphas[1].float(), eps), atol=1e-5, rtol=0)
+
+
+def test_update_rules_get_x0_and_eps_from_the_conversions_of_chapter_04():
+    "Every sampler's own move receives x̂0 and ε̂ made from v̂ by x0_from_v / eps_from_v; the last step returns x̂0."
+    class Spy(Sampler):
+        def _update(self, x0_pred, eps_pred, noisy, index, generator):
+            self.seen = (x0_pred, eps_pred)
+            return noisy
+    spy = Spy(COSINE).set_timesteps(4)
+    g = torch.Generator().manual_seed(1)
+    noisy, v = torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, 3, generator=g)
+    for i in range(3):
+        out = spy.step(v, i, noisy)
+        alpha_t = spy.alphas[i].item()
+        assert torch.equal(spy.seen[0], x0_from_v(noisy, v, alpha_t)) and torch.equal(out.x0_pred, spy.seen[0])
+        assert torch.equal(spy.seen[1], eps_from_v(noisy, v, alpha_t))
+    del spy.seen
+    last = spy.step(v, 3, noisy)
+    assert not hasattr(spy, "seen") and torch.equal(last.noisy, last.x0_pred)  # σ_N = 0: no update rule runs
 
 
 def test_ddpm_equals_ddim_eta_one_and_posterior_variance():
@@ -292,6 +312,17 @@ def test_trajectory_and_eval_mode():
     torch.testing.assert_close(out.latents, traj.x0_pred[-1])
     assert not any(c["training"] for c in rec.calls) and rec.training
     assert sample_latents(rec, COSINE, (3, 4, 2), steps=2, progress=False).trajectory is None
+
+
+def test_training_mode_comes_back_after_a_failed_run():
+    class NaNAtStep1(Recorder):
+        def forward(self, noisy, alpha, **kw):
+            out = super().forward(noisy, alpha, **kw)
+            return out * float("nan") if len(self.calls) > 1 else out
+    model = NaNAtStep1().train()
+    with pytest.raises(RuntimeError, match="at step 1 of 4"):
+        sample_latents(model, COSINE, (3, 4, 2), steps=4, generator=0, progress=False)
+    assert model.training and not any(c["training"] for c in model.calls)
 
 
 def test_reproducibility():
