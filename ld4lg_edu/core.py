@@ -19,8 +19,8 @@ import torch
 __all__ = ['PICKLE_SUFFIXES', 'ASSETS', 'get_device', 'autocast_dtype', 'autocast', 'value_checks', 'trusted_inputs',
            'seed_everything', 'check_count', 'count_parameters', 'config_from_dict', 'Presets', 'PresetConfig',
            'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state', 'atomic_directory', 'atomic_file',
-           'read_utf8', 'read_json', 'read_meta', 'confined_file', 'check_folder', 'read_tensors', 'save_checkpoint',
-           'list_checkpoints', 'latest_checkpoint', 'load_checkpoint', 'asset_path']
+           'read_utf8', 'read_json', 'read_meta', 'confined_file', 'check_folder', 'read_tensors', 'discard_folder',
+           'save_checkpoint', 'list_checkpoints', 'latest_checkpoint', 'load_checkpoint', 'asset_path']
 
 # %% ../nbs/00_core.ipynb #8e394901
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -382,8 +382,9 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"cannot store {type(o).__name__} in a checkpoint's state.json")
 
-def _discard(path: Path):
-    "Remove a folder so that it vanishes at once: rename it aside (atomic), then delete."
+def discard_folder(path: Path):
+    """Delete the folder `path` so that it vanishes at once: renamed aside (atomic), then removed, so no reader ever
+    sees it half deleted (a pruned checkpoint, another run's folders under `overwrite`)."""
     trash = path.with_name(f".{path.name}.trash-{os.getpid()}")
     os.rename(path, trash); shutil.rmtree(trash)
 
@@ -397,7 +398,7 @@ def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, to
             save_file({k: v.detach().cpu().contiguous() for k, v in named.items()}, str(tmp / f"{group}.safetensors"))
         (tmp / "state.json").write_text(json.dumps({"step": step, **(state or {})}, default=_json_default, indent=1))
     if keep is not None:
-        for old in list_checkpoints(root)[:-keep]: _discard(old)
+        for old in list_checkpoints(root)[:-keep]: discard_folder(old)
     return final
 
 def list_checkpoints(root: str | Path) -> list[Path]:

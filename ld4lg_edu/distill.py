@@ -12,8 +12,8 @@ from typing import Callable, Iterable, NamedTuple
 import torch
 from torch import nn
 
-from .core import (_discard, atomic_directory, atomic_file, check_folder, config_from_dict, confined_file,
-                            read_json, read_meta, read_tensors)
+from .core import (atomic_directory, atomic_file, check_folder, config_from_dict, confined_file,
+                            discard_folder, read_json, read_meta, read_tensors)
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, q_sample, v_from_x0, x0_from_v
 from .denoiser import Denoiser, sinusoidal_embedding
 from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
@@ -287,7 +287,7 @@ def prepare_distill_dir(out_dir: str | Path, resume: bool = False, overwrite: bo
     if overwrite:  # the state first: a half-deleted run never claims finished rounds
         (out / "distill.json").unlink(missing_ok=True)
         for old in sorted(out.glob("round_*")) + [out / "students"]:
-            if old.is_dir(): _discard(old)
+            if old.is_dir(): discard_folder(old)
     return out
 
 def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: DistillConfig,

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .core import (get_device, autocast_dtype, flatten_state, unflatten_state, rng_state, set_rng_state,
-                            save_checkpoint, load_checkpoint, latest_checkpoint, trusted_inputs, _discard)
+                            save_checkpoint, load_checkpoint, latest_checkpoint, trusted_inputs, discard_folder)
 # the recipe the loop runs (chapter 01); importable from here too, next to `fit`
 from .train_recipe import (COMPILE_MODES, TrainConfig, lr_multiplier, trainable_state, EMA, EpochSampler,
                                     TensorData)
@@ -104,7 +104,7 @@ def check_out_dir(out_dir: str | Path, resume: bool, overwrite: bool = False) ->
             f"cannot write checkpoints to {out_dir} ({e.strerror}); choose a writable folder"
         ) from None
     if overwrite:  # the old run's step folders, half-deleted ones too: none may mix with the new run's
-        for old in sorted(p for p in out_dir.glob("step_*") if p.is_dir()): _discard(old)
+        for old in sorted(p for p in out_dir.glob("step_*") if p.is_dir()): discard_folder(old)
     return out_dir
 
 # %% ../nbs/01a_training.ipynb #1949f5cc
