@@ -20,7 +20,7 @@ site_rc=""
 if [ "$workers" -gt 1 ]; then site_rc=0; wait "$site" || site_rc=$?; fi  # two kernels already fill two cores
 echo "== pytest (tests/)"
 pytest_rc=0
-LD4LG_SITE="$PWD/_site/html" LD4LG_SITE_STAMP="$PWD/_site/site.json" python -m pytest -q tests/ "$@" \
+LD4LG_SITE="$PWD/_site/html" LD4LG_SITE_STAMP="$PWD/_site/site.json" python -m pytest -q --durations=15 tests/ "$@" \
   | tee _site/pytest.log || pytest_rc=$?
 if [ -z "$site_rc" ]; then site_rc=0; wait "$site" || site_rc=$?; fi
 trap - EXIT
