@@ -77,6 +77,7 @@ class GuidanceEmbedding(nn.Module):
         "`guidance_scale`: (B,) w -> (B, time_dim)."
         return self.mlp(sinusoidal_embedding(guidance_scale, self.width))
 
+# %% ../nbs/07a_distillation.ipynb #5f765d4a
 class DistilledStudent(nn.Module):
     """A `Denoiser` that also reads w: `forward(noisy, alpha, ..., guidance_scale)` -> v̂_w (B, ℓ, d_ae); `steps`
     steps."""
@@ -290,6 +291,21 @@ def prepare_distill_dir(out_dir: str | Path, resume: bool = False, overwrite: bo
             if old.is_dir(): discard_folder(old)
     return out
 
+def _distill_state(out: Path | None, config: DistillConfig, schedule: NoiseSchedule, resume: bool,
+                   overwrite: bool) -> dict:
+    """The run's state — its recipe, its schedule, the finished rounds and their history: a fresh one, or the one in
+    `out/distill.json` when resuming, refused if it was written with another recipe or schedule."""
+    state = {"config": config.recipe(), "schedule": schedule.to_config(), "done": [], "history": []}
+    if out is None: return state
+    state_path = prepare_distill_dir(out, resume, overwrite) / "distill.json"
+    if not state_path.exists(): return state
+    saved = read_json(state_path, fix="start a new out_dir")
+    if (saved.get("config"), saved.get("schedule")) != (state["config"], state["schedule"]):
+        raise ValueError(f"{state_path} was written with another config or schedule; resume with the same "
+                         "ones, or start a new out_dir")
+    return saved
+
+# %% ../nbs/07a_distillation.ipynb #a8dab581
 def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: DistillConfig,
             out_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
             callbacks: Iterable[Callable] = ()) -> DistillRun:
@@ -302,15 +318,7 @@ def distill(teacher: Denoiser, latents, schedule: NoiseSchedule | str, config: D
     _check_distill_data(data, teacher, config)
     if resume and out_dir is None: raise ValueError("resume=True needs out_dir (where the run's checkpoints are)")
     out = None if out_dir is None else Path(out_dir)
-    state = {"config": config.recipe(), "schedule": schedule.to_config(), "done": [], "history": []}
-    if out is not None:
-        state_path = prepare_distill_dir(out, resume, overwrite) / "distill.json"
-        if state_path.exists():
-            saved = read_json(state_path, fix="start a new out_dir")
-            if (saved.get("config"), saved.get("schedule")) != (state["config"], state["schedule"]):
-                raise ValueError(f"{state_path} was written with another config or schedule; resume with the same "
-                                 "ones, or start a new out_dir")
-            state = saved
+    state = _distill_state(out, config, schedule, resume, overwrite)
     device = process_state().device
     current, students = teacher.to(device).eval(), {}
     for r, steps in enumerate(config.student_steps):

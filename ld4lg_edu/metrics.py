@@ -332,8 +332,8 @@ def class_accuracy(texts: Sequence[str], labels, classifier: TextClassifier) -> 
     texts = check_texts(texts)
     known = np.asarray(classifier.model.classes_)  # the ids the classifier was trained on (and can predict)
     if not np.issubdtype(known.dtype, np.integer):
-        raise ValueError(f"the classifier was trained on {known.dtype} labels {known[:5].tolist()}; train it on integer "
-                         "ids (with label_names for their names)")
+        raise ValueError(f"the classifier was trained on {known.dtype} labels {known[:5].tolist()}; train it on "
+                         "integer ids (with label_names for their names)")
     names = classifier.label_names or []
     wanted = class_ids(labels, len(texts), len(names) or int(known.max()) + 1, names, arg="labels").numpy()
     unseen = sorted(set(wanted.tolist()) - set(known.tolist()))

@@ -24,8 +24,8 @@ from .training import check_out_dir
 
 # %% auto #0
 __all__ = ['SEGMENTS_FORMAT', 'SEGMENTS_VERSION', 'SEGMENTS_META', 'split_sentences', 'segment_texts', 'encode_segments',
-           'flatten_segments', 'unflatten_segments', 'segment_norms', 'segment_mask', 'FixedSegments',
-           'SegmentSampleResult', 'SegmentDiffusionPipeline', 'measure_token_norm', 'train_segments']
+           'flatten_segments', 'unflatten_segments', 'segment_norms', 'segment_mask', 'measure_token_norm',
+           'FixedSegments', 'SegmentDiffusionPipeline', 'SegmentSampleResult', 'train_segments']
 
 # %% ../nbs/09c_segments.ipynb #7e0d8510
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "etc", "no", "e.g", "i.e", "a.m",
@@ -118,6 +118,11 @@ def segment_mask(latents: torch.Tensor, token_norm: float, threshold: float = 0.
     real[:, 0] = True
     return real.long().cumprod(dim=1).bool()
 
+# %% ../nbs/09c_segments.ipynb #1930e160
+def measure_token_norm(latents: torch.Tensor, mask: torch.Tensor) -> float:
+    "Mean vector norm of the real segments of `latents` (N, S, ℓ, d_ae) under `mask` (N, S)."
+    return float(segment_norms(latents)[mask].mean())
+
 # %% ../nbs/09c_segments.ipynb #8529d499
 class FixedSegments(nn.Module):
     """Wrap a segment denoiser so that every sample has exactly `counts[b]` sentences: on the slots from
@@ -145,14 +150,6 @@ class FixedSegments(nn.Module):
         return (a * noisy - x0) / sigma
 
 # %% ../nbs/09c_segments.ipynb #459f2151
-@dataclass
-class SegmentSampleResult:
-    "`texts` (n stories), `sentences` (n lists of sentences), `latents` (n, S, ℓ, d_ae), `mask` (n, S) bool."
-    texts: list[str]
-    sentences: list[list[str]]
-    latents: torch.Tensor
-    mask: torch.Tensor
-
 class SegmentDiffusionPipeline:
     """A sentence autoencoder + a denoiser over `max_segments` × ℓ latent vectors: texts of several sentences in and
     out. `token_norm` is the norm of a sentence latent's vectors (√d_ae for a normalising autoencoder)."""
@@ -195,10 +192,6 @@ class SegmentDiffusionPipeline:
         return (f"SegmentDiffusionPipeline(S×ℓ×d_ae={S}×{l}×{d}, sampler={self.sampler!r}, steps={self.steps}, "
                 f"device={self.device})")
 
-def measure_token_norm(latents: torch.Tensor, mask: torch.Tensor) -> float:
-    "Mean vector norm of the real segments of `latents` (N, S, ℓ, d_ae) under `mask` (N, S)."
-    return float(segment_norms(latents)[mask].mean())
-
 # %% ../nbs/09c_segments.ipynb #dc9a2f26
 @patch
 def encode(self: SegmentDiffusionPipeline, texts: list[str], batch_size: int = 256
@@ -236,6 +229,14 @@ def reconstruct(self: SegmentDiffusionPipeline, texts: list[str], **decode_kwarg
     return self.decode(*self.encode(texts), **decode_kwargs)
 
 # %% ../nbs/09c_segments.ipynb #3d9b3fa2
+@dataclass
+class SegmentSampleResult:
+    "`texts` (n stories), `sentences` (n lists of sentences), `latents` (n, S, ℓ, d_ae), `mask` (n, S) bool."
+    texts: list[str]
+    sentences: list[list[str]]
+    latents: torch.Tensor
+    mask: torch.Tensor
+
 def _segment_counts(segments, n: int, max_segments: int) -> torch.Tensor | None:
     "`segments` (None, one int, or n ints in 1..S) as a (n,) long tensor, or None."
     if segments is None: return None
@@ -247,6 +248,7 @@ def _segment_counts(segments, n: int, max_segments: int) -> torch.Tensor | None:
             raise ValueError(f"segments must lie in 1..{max_segments} (this model's max_segments), got {v!r}")
     return torch.tensor(values, dtype=torch.long)
 
+# %% ../nbs/09c_segments.ipynb #95a3d68a
 @patch
 def sample(self: SegmentDiffusionPipeline, n: int, segments=None, steps: int | None = None, sampler: str | None = None,
            seed: int | None = None, batch_size: int = 256, progress: bool = False,
@@ -308,6 +310,20 @@ def _presets(preset: str, shape: dict, train: dict):
     diffusion.train = replace(diffusion.train, **{k: v for k, v in train.items() if v is not None})
     return denoiser, diffusion
 
+def _story_latents(ae: LanguageAutoencoder, corpus, max_segments: int, limit: int | None, cache: Path | None
+                   ) -> torch.Tensor:
+    """The flattened stacks (N, S·ℓ, d_ae) of the first `limit` texts of `corpus` (a name, a `Corpus`: its train
+    split, or a list of texts), stories of more than `max_segments` sentences dropped; read from `cache` when it
+    exists, else encoded and written there."""
+    if cache is not None and cache.exists(): return LatentDataset.load(cache).latents
+    if isinstance(corpus, str): corpus = load_corpus(corpus)
+    texts = corpus if isinstance(corpus, list) else corpus.texts("train")
+    stories, _ = segment_texts(texts[:limit], max_segments)
+    flat = flatten_segments(encode_segments(ae, stories, max_segments)[0])
+    if cache is not None: LatentDataset(flat).save(cache)
+    return flat
+
+# %% ../nbs/09c_segments.ipynb #2412c176
 def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default",
                    corpus: str | Corpus | list[str] = "rocstories-local", out_dir: str | Path | None = None,
                    max_segments: int = 6, preset: str = "course", steps: int | None = None,
@@ -330,16 +346,7 @@ def train_segments(autoencoder: LanguageAutoencoder | str | Path = "default",
         check_out_dir(out / "diffusion", resume, overwrite)   # another run there: refused, or deleted with overwrite
         if overwrite: (out / "latents.safetensors").unlink(missing_ok=True)
     ae = as_autoencoder(autoencoder, device).eval()
-    cache = None if out is None else out / "latents.safetensors"
-    if cache is not None and cache.exists():
-        flat = LatentDataset.load(cache).latents
-    else:
-        if isinstance(corpus, str): corpus = load_corpus(corpus)
-        texts = corpus if isinstance(corpus, list) else corpus.texts("train")
-        stories, _ = segment_texts(texts[:limit], max_segments)
-        latents, mask = encode_segments(ae, stories, max_segments)
-        flat = flatten_segments(latents)
-        if cache is not None: LatentDataset(flat).save(cache)
+    flat = _story_latents(ae, corpus, max_segments, limit, None if out is None else out / "latents.safetensors")
     latents = unflatten_segments(flat, max_segments)
     mask = segment_norms(latents) > 0
     shape = {**(denoiser or {}), "num_latents": flat.shape[1], "latent_dim": flat.shape[2]}

@@ -27,7 +27,7 @@ from .pipeline import LatentDiffusionPipeline, mbr_select, read_pipeline_parts, 
 
 # %% auto #0
 __all__ = ['SEQ2SEQ_FORMAT', 'SEQ2SEQ_VERSION', 'seq2seq_pairs', 'source_features', 'encode_pairs', 'seq2seq_denoiser_config',
-           'GenerateResult', 'Seq2SeqPipeline', 'train_seq2seq', 'PairCollator', 'seq2seq_lm_loss', 'shipped_lm',
+           'Seq2SeqPipeline', 'GenerateResult', 'train_seq2seq', 'PairCollator', 'seq2seq_lm_loss', 'shipped_lm',
            'finetune_lm', 'beam_generate', 'self_bleu', 'seq2seq_scores']
 
 # %% ../nbs/09b_seq2seq.ipynb #2d14d3e5
@@ -101,17 +101,6 @@ def seq2seq_denoiser_config(ae: LanguageAutoencoder, preset: str = "course", **o
     return DenoiserConfig.preset(preset, **{**shape, **overrides})
 
 # %% ../nbs/09b_seq2seq.ipynb #bd73cb5b
-SEQ2SEQ_FORMAT, SEQ2SEQ_VERSION = "ld4lg_edu.seq2seq", 1
-
-@dataclass
-class GenerateResult:
-    """`texts` (n: each source's pick), `candidates` (n lists of k texts), `picks` (n indices into them),
-    `latents` (n, k, ℓ, d_ae) of every candidate."""
-    texts: list[str]
-    candidates: list[list[str]]
-    picks: list[int]
-    latents: torch.Tensor
-
 def _check_run(steps, sampler, guidance_scale, batch_size: int = 1):
     "Refuse bad sampling arguments by name before any work is done."
     check_count("steps", steps); check_count("batch_size", batch_size)
@@ -140,14 +129,26 @@ class Seq2SeqPipeline(LatentDiffusionPipeline):
                 f"source features={self.autoencoder.d_model}-d, "
                 f"sampler={self.sampler!r}, steps={self.steps}, w={self.guidance_scale}, device={self.device})")
 
-# %% ../nbs/09b_seq2seq.ipynb #5495b2df
+# %% ../nbs/09b_seq2seq.ipynb #f712e121
+@dataclass
+class GenerateResult:
+    """`texts` (n: each source's pick), `candidates` (n lists of k texts), `picks` (n indices into them),
+    `latents` (n, k, ℓ, d_ae) of every candidate."""
+    texts: list[str]
+    candidates: list[list[str]]
+    picks: list[int]
+    latents: torch.Tensor
+
 def _check_sources(sources) -> list[str]:
+    """`sources` as a list of non-blank strings; a lone string, or a blank or non-string entry (named by its position),
+    is refused."""
     if isinstance(sources, str): raise TypeError("sources must be a list of strings; wrap a single source as [source]")
     sources = list(sources)
     bad = [i for i, s in enumerate(sources) if not isinstance(s, str) or not s.strip()]
     if bad: raise ValueError(f"sources at positions {bad[:5]} are empty, blank or not strings; remove them first")
     return sources
 
+# %% ../nbs/09b_seq2seq.ipynb #5495b2df
 @patch
 def generate(self: Seq2SeqPipeline, sources: Sequence[str], k: int = 5, guidance_scale: float | None = None,
              mbr: bool = True, metric: str = "bleu", steps: int | None = None, sampler: str | None = None,
@@ -179,6 +180,7 @@ def generate(self: Seq2SeqPipeline, sources: Sequence[str], k: int = 5, guidance
                           torch.cat(latents) if latents else torch.zeros(0, k, *shape))
 
 # %% ../nbs/09b_seq2seq.ipynb #39e1b8f0
+SEQ2SEQ_FORMAT, SEQ2SEQ_VERSION = "ld4lg_edu.seq2seq", 1
 _SEQ2SEQ_FILES = (
     "pipeline.json", "autoencoder/autoencoder.json", "autoencoder/autoencoder.safetensors", "denoiser/denoiser.json")
 
@@ -256,14 +258,14 @@ def seq2seq_lm_loss(model, batch: dict) -> torch.Tensor:
     "Token cross-entropy of `labels` given `input_ids` (an encoder-decoder; its decoder reads `labels` shifted right)."
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
 
+# %% ../nbs/09b_seq2seq.ipynb #e8a6f10c
 def shipped_lm() -> Path:
     "The course LM inside the shipped model (the LM its autoencoder wraps): the baseline starts from the same network."
     return asset_path("default_model") / "autoencoder" / "lm"
 
 def finetune_lm(sources: Sequence[str], targets: Sequence[str], lm: str | Path | None = None, steps: int = 1000,
                 batch_size: int = 64, lr: float = 1e-4, max_length: int = 64, seed: int = 0,
-                log_every: int | None = None,
-                device=None):
+                log_every: int | None = None, device=None):
     """Fine-tune the encoder-decoder `lm` (a hub name or folder; None: `shipped_lm()`) on (source → target) pairs;
     returns `(model in eval mode, tokenizer, history)`."""
     sources, targets = _check_sources(sources), _check_sources(targets)
@@ -277,6 +279,7 @@ def finetune_lm(sources: Sequence[str], targets: Sequence[str], lm: str | Path |
     result = fit(model, seq2seq_lm_loss, data, config, collate_fn=PairCollator(tokenizer.pad_token_id))
     return model.eval(), tokenizer, result.history
 
+# %% ../nbs/09b_seq2seq.ipynb #71f16bfa
 @torch.no_grad()
 def beam_generate(model, tokenizer, sources: Sequence[str], num_beams: int = 4, max_length: int = 64,
                   batch_size: int = 64, repetition_penalty: float = 1.2, no_repeat_ngram_size: int = 3) -> list[str]:
@@ -310,6 +313,7 @@ def self_bleu(candidates: Sequence[Sequence[str]]) -> float:
     per_source = [mean_against_others(group) for group in candidates]
     return sum(per_source) / len(per_source)
 
+# %% ../nbs/09b_seq2seq.ipynb #08853aaa
 def seq2seq_scores(hypotheses: Sequence[str], references: Sequence[str],
                    candidates: Sequence[Sequence[str]] | None = None) -> dict[str, float]:
     "BLEU and ROUGE-L (0-100) of one hypothesis per reference, and the self-BLEU of `candidates` when given."
