@@ -10,6 +10,7 @@ from dataclasses import dataclass, asdict, replace
 import torch
 from torch import nn
 from torch.utils.data import Sampler
+from fastcore.basics import patch
 
 from .core import config_from_dict
 
@@ -110,36 +111,46 @@ class EMA:
         if params: torch._foreach_lerp_(list(self.shadow.values()), params, 1.0 - self.current_decay())
         self.num_updates += 1
 
-    def advance(self, weight: torch.Tensor) -> torch.Tensor:
-        """Count one update; write its weight 1 - β into the device scalar `weight` that `lerp_` reads (host side, no
-        sync)."""
-        weight.fill_(1.0 - self.current_decay())
-        self.num_updates += 1
-        return weight
+# %% ../nbs/01_train_recipe.ipynb #f38ee63c
+@patch
+def advance(self: EMA, weight: torch.Tensor) -> torch.Tensor:
+    """Count one update; write its weight 1 - β into the device scalar `weight` that `lerp_` reads (host side, no
+    sync)."""
+    weight.fill_(1.0 - self.current_decay())
+    self.num_updates += 1
+    return weight
 
-    @torch.no_grad()
-    def lerp_(self, model: nn.Module, weight: torch.Tensor):
-        "The device side of an update, as a CUDA graph captures it: shadow += weight · (θ - shadow), `weight` 0-dim."
-        params = self._floats(model)  # first: moves the shadows to the model's device
-        shadow = list(self.shadow.values())
-        delta = torch._foreach_sub(params, shadow)
-        torch._foreach_mul_(delta, weight)
-        torch._foreach_add_(shadow, delta)
+@patch
+@torch.no_grad()
+def lerp_(self: EMA, model: nn.Module, weight: torch.Tensor):
+    "The device side of an update, as a CUDA graph captures it: shadow += weight · (θ - shadow), `weight` 0-dim."
+    params = self._floats(model)  # first: moves the shadows to the model's device
+    shadow = list(self.shadow.values())
+    delta = torch._foreach_sub(params, shadow)
+    torch._foreach_mul_(delta, weight)
+    torch._foreach_add_(shadow, delta)
 
-    @torch.no_grad()
-    def copy_to(self, model: nn.Module):
-        "Load the averaged weights into `model` (in place)."
-        params = dict(model.named_parameters())
-        missing = set(self.shadow) - set(params)
-        if missing:
-            raise ValueError(f"model lacks EMA parameters {sorted(missing)[:5]}...; is it the same architecture?")
-        for n, v in self.shadow.items(): params[n].copy_(v.to(params[n].dtype))
+# %% ../nbs/01_train_recipe.ipynb #e3f35e34
+@patch
+@torch.no_grad()
+def copy_to(self: EMA, model: nn.Module):
+    "Load the averaged weights into `model` (in place)."
+    params = dict(model.named_parameters())
+    missing = set(self.shadow) - set(params)
+    if missing:
+        raise ValueError(f"model lacks EMA parameters {sorted(missing)[:5]}...; is it the same architecture?")
+    for n, v in self.shadow.items(): params[n].copy_(v.to(params[n].dtype))
 
-    def state_dict(self) -> dict[str, torch.Tensor]: return dict(self.shadow)
+@patch
+def state_dict(self: EMA) -> dict[str, torch.Tensor]:
+    "The shadow weights by name: what a checkpoint stores."
+    return dict(self.shadow)
 
-    def load_state_dict(self, state: dict[str, torch.Tensor], num_updates: int):
-        if set(state) != set(self.shadow): raise ValueError("EMA state does not match the model's trainable parameters")
-        self.shadow = {k: v.clone().float() for k, v in state.items()}; self.num_updates = num_updates
+@patch
+def load_state_dict(self: EMA, state: dict[str, torch.Tensor], num_updates: int):
+    "Restore a shadow written by `state_dict`, and the number of updates behind it (a resumed run)."
+    if set(state) != set(self.shadow): raise ValueError("EMA state does not match the model's trainable parameters")
+    self.shadow = {k: v.clone().float() for k, v in state.items()}; self.num_updates = num_updates
 
 # %% ../nbs/01_train_recipe.ipynb #2a7397d9
 class EpochSampler(Sampler):
@@ -161,6 +172,7 @@ class EpochSampler(Sampler):
 
     def __len__(self): return max(0, (self.batches_per_epoch() - self.skip_batches) * self.batch_size)
 
+# %% ../nbs/01_train_recipe.ipynb #d16d17c1
 class TensorData(torch.utils.data.Dataset):
     """Rows of equal-length tensors `{name: (N, ...)}` that `fit` keeps on the training device and batches with one
     gather per tensor (no per-row collation). With `lengths: (N,)`, the tensors named in `padded` — (N, L, ...),
