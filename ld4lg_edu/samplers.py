@@ -8,19 +8,19 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .core import autocast, check_count, get_device
+# what a sample is conditioned on (the previous chapter); importable from here too, next to the samplers
+from .conditioning import DEFAULT_GUIDANCE, Conditioning, class_ids
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, log_snr_from_alpha, x0_from_v
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'STUDENT_SAMPLERS', 'DEFAULT_GUIDANCE', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler',
-           'DPMSolverPP2MSampler', 'DistilledSampler', 'get_sampler', 'class_ids', 'Conditioning', 'Trajectory',
-           'SampleOutput', 'guided_v', 'sample_latents']
+__all__ = ['SAMPLERS', 'STUDENT_SAMPLERS', 'StepOutput', 'Sampler', 'DDIMSampler', 'DDPMSampler', 'DPMSolverPP2MSampler',
+           'DistilledSampler', 'get_sampler', 'Trajectory', 'SampleOutput', 'guided_v', 'sample_latents']
 
 # %% ../nbs/07_samplers.ipynb #ec6ae539
 @dataclass
@@ -180,127 +180,6 @@ def get_sampler(name: str | Sampler, schedule: NoiseSchedule | str = "cosine", *
     try: return known[name](schedule, **kwargs)
     except TypeError as e:
         raise TypeError(f"sampler {name!r} got unexpected arguments {sorted(kwargs)}: {e}") from None
-
-# %% ../nbs/07_samplers.ipynb #8aeda1b2
-# w when a class (or a source) is asked for and no w is given (`guidance_scale=None`): the smallest w at which every
-# class of the shipped model is ≥ 0.90 by chapter 09's classifier (animal 0.935–0.95 at 2.5, 0.88–0.92 at 2)
-DEFAULT_GUIDANCE = 2.5
-
-def class_ids(labels, n: int, num_classes: int, label_names=None, arg: str = "class_labels") -> torch.Tensor | None:
-    """The one check of class labels: `labels` — None (no class), one class for all n samples, or n of them; each an
-    id in [0, num_classes) or, given `label_names`, a name — as ids (n,) long (None stays None). Values are checked
-    even for n = 0; errors name the bad value, the known classes and the fix."""
-    if labels is None: return None
-    if not num_classes:
-        raise ValueError(f"{arg} given but this model is unconditional (it has no classes); drop {arg} "
-                         f"(pass {arg}=None)")
-    names = list(label_names or [])
-    def one(label) -> int:
-        if isinstance(label, str):
-            if label not in names: raise ValueError(f"unknown label {label!r}; known labels: {', '.join(names)}"
-                                                    if names else f"{arg} {label!r} is a name; this model takes ids")
-            return names.index(label)
-        integer = isinstance(label, (int, np.integer)) and not isinstance(label, (bool, np.bool_))
-        if integer and 0 <= label < num_classes: return int(label)
-        known = f"; known labels: {', '.join(names)}" if names else f" (the model has {num_classes} classes)"
-        raise ValueError(f"{arg} {label!r} is out of range: not a class id in [0, {num_classes - 1}]"
-                         + (" nor a known name" if names else "") + known)
-    if isinstance(labels, torch.Tensor):
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(f"{arg} must be integer class ids, got a {labels.dtype} tensor")
-        labels = labels.item() if labels.ndim == 0 else labels.tolist()
-    if isinstance(labels, np.ndarray): labels = labels.tolist()
-    if not isinstance(labels, (list, tuple)): return torch.full((n,), one(labels), dtype=torch.long)
-    if len(labels) != n:
-        raise ValueError(f"got {len(labels)} {arg} for {n} samples: give one label or n of them "
-                         f"(one for all, or shape ({n},))")
-    return torch.tensor([one(label) for label in labels], dtype=torch.long)
-
-# %% ../nbs/07_samplers.ipynb #e15443b3
-@dataclass(frozen=True)
-class Conditioning:
-    """What B samples are conditioned on, checked when made and passed down unchanged. `class_labels`: (B,) long ids, or
-    None (no class); `cond`: (B, S, d_c) source features for a denoiser that cross-attends to them (seq2seq), with
-    `cond_mask`: (B, S) bool (True = a real token; None = all), or None; `guidance_scale`: w (1 = no guidance), a number
-    or (B,) one per row. `Conditioning.make` builds one from a request (class names, one class for all, a default w)."""
-    class_labels: torch.Tensor | None = None
-    cond: torch.Tensor | None = None
-    cond_mask: torch.Tensor | None = None
-    guidance_scale: float | torch.Tensor = 1.0
-
-    def __post_init__(self):
-        self._check_guidance()
-        self._check_tensors()
-
-# %% ../nbs/07_samplers.ipynb #72083b62
-@patch
-def _check_guidance(self: Conditioning):
-    "w: a finite number (stored as float) or one float per row (B,); w ≠ 1 needs a class or a source."
-    w, labels, cond = self.guidance_scale, self.class_labels, self.cond
-    if isinstance(w, torch.Tensor):
-        if w.ndim != 1 or not w.is_floating_point():
-            raise ValueError(f"guidance_scale as a tensor must be one float w per row (B,), got {w.dtype} "
-                             f"{tuple(w.shape)}")
-    elif isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
-        raise ValueError(f"guidance_scale must be a finite number (1.0 = no guidance), got {w!r}")
-    else: object.__setattr__(self, "guidance_scale", float(w))
-    if self.guided and labels is None and cond is None:
-        raise ValueError(f"guidance_scale={w} needs class_labels or cond to guide towards (a class, label= in a "
-                         "pipeline, or a source): no guidance without one; use guidance_scale=1.0 for "
-                         "unconditional samples")
-
-@patch
-def _check_tensors(self: Conditioning):
-    "Labels (B,) integer ids, source (B, S, d_c), its mask (B, S) bool, and one B for all of them and w."
-    w, labels, cond, mask = self.guidance_scale, self.class_labels, self.cond, self.cond_mask
-    if labels is not None and (not isinstance(labels, torch.Tensor) or labels.ndim != 1
-                               or labels.dtype not in (torch.int64, torch.int32)):
-        got = f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}"
-        raise ValueError(f"class_labels must be a (B,) integer tensor of class ids (Conditioning.make reads names "
-                         f"and lists), got {got}")
-    if cond is not None and (not isinstance(cond, torch.Tensor) or cond.ndim != 3):
-        raise ValueError("cond must be a (B, S, d_c) tensor of source features, got "
-                         f"{tuple(getattr(cond, 'shape', ()))}")
-    if mask is not None:
-        if cond is None: raise ValueError("cond_mask given without cond; pass both or neither")
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != cond.shape[:2]:
-            got = f"{getattr(mask, 'dtype', None)} {tuple(getattr(mask, 'shape', ()))}"
-            raise ValueError(f"cond_mask must be a bool tensor of shape (B, S) = {tuple(cond.shape[:2])} "
-                             f"(True = a real token), got {got}")
-    sizes = {len(x) for x in (labels, cond, w if isinstance(w, torch.Tensor) else None) if x is not None}
-    if len(sizes) > 1:
-        raise ValueError(f"class_labels, cond and a per-row guidance_scale must agree on B, got {sorted(sizes)}")
-
-# %% ../nbs/07_samplers.ipynb #2f842842
-@patch(as_prop=True)
-def guided(self: Conditioning) -> bool:
-    "Whether guidance is on: w ≠ 1 (one w per row always counts)."
-    return isinstance(self.guidance_scale, torch.Tensor) or self.guidance_scale != 1.0
-
-@patch(as_prop=True)
-def batch_size(self: Conditioning) -> int | None:
-    "B, when a tensor fixes it (else None: a conditioning that fits any batch)."
-    for x in (self.class_labels, self.cond):
-        if x is not None: return len(x)
-    return len(self.guidance_scale) if isinstance(self.guidance_scale, torch.Tensor) else None
-
-@patch
-def to(self: Conditioning, device) -> "Conditioning":
-    "The same conditioning with its tensors on `device`."
-    move = lambda x: x.to(device) if isinstance(x, torch.Tensor) else x
-    return Conditioning(move(self.class_labels), move(self.cond), move(self.cond_mask), move(self.guidance_scale))
-
-# %% ../nbs/07_samplers.ipynb #d492832c
-@patch(cls_method=True)
-def make(cls: Conditioning, n: int, class_labels=None, guidance_scale: float | None = 1.0, cond=None, cond_mask=None,
-         num_classes: int = 0, label_names=None, arg: str = "class_labels") -> "Conditioning":
-    """The conditioning of `n` samples for a model with `num_classes` classes (or `label_names`, one name each):
-    `class_labels` as `class_ids` takes them; `guidance_scale=None` is `DEFAULT_GUIDANCE` with a class or a source,
-    1 without. `arg` is what the caller calls the labels, for the error messages."""
-    num_classes = len(label_names) if label_names else int(num_classes or 0)
-    labels = class_ids(class_labels, n, num_classes, label_names, arg)
-    if guidance_scale is None: guidance_scale = DEFAULT_GUIDANCE if labels is not None or cond is not None else 1.0
-    return cls(labels, cond, cond_mask, guidance_scale)
 
 # %% ../nbs/07_samplers.ipynb #7f94715d
 @dataclass
