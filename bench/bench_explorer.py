@@ -1,7 +1,8 @@
 """How fast does the explorer answer? Prints a table (no assertions: timings belong here, not in tests).
 
 Kernel side: one Sample click of the denoising explorer (record the run with n samples, project it,
-build the figure widget, show the texts) and one move of the timestep slider, for each pipeline:
+build the figure widget, show the texts) and moves of the timestep slider -- to a step not shown before (whose texts
+a lazy explorer decodes then) and back to one already shown -- for each pipeline:
 the stand-in of tests/fake_pipeline.py, the tiny random pipeline, and the shipped default when present.
 With --start: where a kernel's start goes (import, model load, data latents, first map, widget build), in a fresh
 process each time, with an empty cache folder and then with the one the first start filled.
@@ -37,13 +38,13 @@ def kernel_side(threads, repeats, n, steps):
     for name, pipe in pipelines():
         ex = DenoisingExplorer(pipe, data_latents(pipe, per_class=60, progress=False), n=n, steps=steps)
         ex.sample()  # warm-up
-        clicks, records, moves = [], [], []
+        clicks, records, new, shown = [], [], [], []
         for i in range(repeats):
             ex.seed.value = i
             start = time.perf_counter(); run = ex.sample(); clicks.append(time.perf_counter() - start); records.append(run.seconds)
-            for step in (0, steps // 2, steps - 1):
-                start = time.perf_counter(); ex.step_slider.value = step; moves.append(time.perf_counter() - start)
-        rows.append((name, threads, statistics.median(clicks), statistics.median(records), statistics.median(moves)))
+            for step, times in ((steps // 2, new), (steps // 4, new), (steps // 2, shown), (steps, shown)):
+                start = time.perf_counter(); ex.step_slider.value = step; times.append(time.perf_counter() - start)
+        rows.append((name, threads, *map(statistics.median, (clicks, records, new, shown))))
     return rows
 
 
@@ -133,11 +134,12 @@ if __name__ == "__main__":
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; n={args.n} samples, {args.steps} steps, median of {args.repeats}")
     if args.threads:
-        print(f"| pipeline | torch threads | Sample click (s) | of which pipe.sample + decode (s) | slider move (ms) |")
-        print(f"|---|---|---|---|---|")
+        print("| pipeline | torch threads | Sample click (s) | of which record_run (s) "
+              "| slider move to a new step (ms) | slider move to a step shown before (ms) |")
+        print("|---|---|---|---|---|---|")
     for threads in args.threads:
-        for name, t, click, record, move in kernel_side(threads, args.repeats, args.n, args.steps):
-            print(f"| {name} | {t} | {click:.3f} | {record:.3f} | {1000 * move:.1f} |")
+        for name, t, click, record, new, shown in kernel_side(threads, args.repeats, args.n, args.steps):
+            print(f"| {name} | {t} | {click:.3f} | {record:.3f} | {1000 * new:.1f} | {1000 * shown:.1f} |")
     if args.start:
         names = ("import explorer app", "load the model", "data latents (360)", "build the app (maps, widgets)")
         with tempfile.TemporaryDirectory() as cache:
@@ -159,4 +161,5 @@ if __name__ == "__main__":
         sizes = ", ".join(f"{p['html_kb']:.0f}" for p in parts)
         print(f"| size of the page's HTML (kB) | {sizes} |")
         print(f"| Sample click with {args.n} samples -> texts and status on screen (median of {len(clicks)}) | {statistics.median(clicks):.2f} |")
-        print(f"| decode toggle x̂0 <-> z_t (median of {len(toggles)}; the first z_t of a run decodes S·n latents) | {statistics.median(toggles):.2f} |")
+        print(f"| decode toggle x̂0 <-> z_t (median of {len(toggles)}) | {statistics.median(toggles):.2f} |")
+    print(f"# load average at the end (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())}")

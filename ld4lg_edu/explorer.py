@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .pipeline import SampleResult
 from ld4lg_edu.explorer_runs import (
-    TEXT_SOURCES, STEP_TABLE_STYLE, decode_noisy, highlight_words, quick_decode, record_run, step_caption,
+    TEXT_SOURCES, STEP_TABLE_STYLE, decode_texts, highlight_words, quick_decode, record_run, step_caption,
     step_table_html, word_changes,
 )
 from ld4lg_edu.latent_maps import (
@@ -23,16 +23,16 @@ from ld4lg_edu.latent_maps import (
 )
 
 # %% auto #0
-__all__ = ['CLASS_COLORS', 'SAMPLE_COLORS', 'background_traces', 'trajectory_points', 'trajectory_step', 'trajectory_figure',
-           'step_label', 'text_timeline_figure', 'GuidanceSweep', 'guidance_sweep', 'cluster_step', 'cluster_figure',
-           'TEXT_SOURCES', 'STEP_TABLE_STYLE', 'PROJECTION_METHODS', 'quick_decode', 'record_run', 'decode_noisy',
-           'word_changes', 'highlight_words', 'step_caption', 'step_table_html', 'Projection', 'latent_fingerprint',
-           'default_cache_dir', 'save_projection', 'load_projection', 'fit_projection', 'LatentSet', 'data_latents',
-           'nearest_centre_accuracy', 'class_map']
+__all__ = ['CLASS_COLORS', 'SAMPLE_COLORS', 'NOT_DECODED', 'background_traces', 'trajectory_points', 'trajectory_step',
+           'path_hovers', 'trajectory_figure', 'step_label', 'text_timeline_figure', 'GuidanceSweep', 'guidance_sweep',
+           'cluster_step', 'cluster_figure', 'TEXT_SOURCES', 'STEP_TABLE_STYLE', 'PROJECTION_METHODS', 'quick_decode',
+           'record_run', 'decode_texts', 'word_changes', 'highlight_words', 'step_caption', 'step_table_html',
+           'Projection', 'latent_fingerprint', 'default_cache_dir', 'save_projection', 'load_projection',
+           'fit_projection', 'LatentSet', 'data_latents', 'nearest_centre_accuracy', 'class_map']
 
 # %% ../nbs/10_explorer.ipynb #68d00741
 _all_ = [
-    "TEXT_SOURCES", "STEP_TABLE_STYLE", "PROJECTION_METHODS", "quick_decode", "record_run", "decode_noisy",
+    "TEXT_SOURCES", "STEP_TABLE_STYLE", "PROJECTION_METHODS", "quick_decode", "record_run", "decode_texts",
     "word_changes", "highlight_words", "step_caption", "step_table_html", "Projection", "latent_fingerprint",
     "default_cache_dir", "save_projection", "load_projection", "fit_projection", "LatentSet", "data_latents",
     "nearest_centre_accuracy", "class_map",
@@ -93,12 +93,20 @@ def trajectory_step(run: SampleResult, points: dict, step: int, show_x0: bool = 
     return updates
 
 # %% ../nbs/10_explorer.ipynb #6c04944a
+NOT_DECODED = "(not decoded yet: move the step slider here)"
+
 def _path_hover(run: SampleResult, points: dict, j: int) -> list[str]:
     return [
         f"sample {j + 1}, {'final' if i == run.num_steps else f'step {i + 1}'}, t = {points['t'][i]:.3f}<br>x̂0 → "
-        + _wrap(run.texts_at(i)[j])
+        + (_wrap(run.texts_at(i)[j]) if run.is_decoded(i) else NOT_DECODED)
         for i in range(run.num_steps + 1)
     ]
+
+def path_hovers(run: SampleResult, points: dict, show_x0: bool = True) -> dict:
+    "Trace updates (by trace name) that set the hover texts of every path to the texts decoded so far."
+    kinds = ("z_t", "x̂0") if show_x0 else ("z_t",)
+    return {f"sample {j + 1}: {kind}": dict(hovertext=_path_hover(run, points, j))
+            for j in range(run.num_samples) for kind in kinds}
 
 # %% ../nbs/10_explorer.ipynb #184e15c0
 def trajectory_figure(

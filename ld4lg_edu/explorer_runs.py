@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from .pipeline import SampleResult
 
 # %% auto #0
-__all__ = ['TEXT_SOURCES', 'STEP_TABLE_STYLE', 'quick_decode', 'record_run', 'decode_noisy', 'word_changes', 'highlight_words',
+__all__ = ['TEXT_SOURCES', 'STEP_TABLE_STYLE', 'quick_decode', 'decode_texts', 'record_run', 'word_changes', 'highlight_words',
            'step_caption', 'step_table_html']
 
 # %% ../nbs/10_0_explorer_runs.ipynb #76c8d268
@@ -24,21 +24,30 @@ def num_steps(self: SampleResult) -> int:
     "S, the model calls of the recorded trajectory (0 without one)."
     return 0 if self.trajectory is None else len(self.trajectory)
 
+def _step_texts(run: SampleResult, source: str) -> list | None:
+    "The trajectory's texts of `source` (S lists of n, None where not decoded), or None when none are."
+    if source not in TEXT_SOURCES: raise ValueError(f"source must be one of {list(TEXT_SOURCES)}, got {source!r}")
+    return run.trajectory.texts if source == "x0" else run.trajectory.noisy_texts
+
+@patch
+def is_decoded(self: SampleResult, step: int, source: str = "x0") -> bool:
+    "Whether the texts at slider position `step` (0..S) from `source` are decoded (the final texts always are)."
+    if step == self.num_steps: return True
+    texts = _step_texts(self, source)
+    return texts is not None and texts[step] is not None
+
 @patch
 def texts_at(self: SampleResult, step: int, source: str = "x0") -> list[str]:
     """The n texts at slider position `step`: at model call `step` (0..S-1) the text decoded from x̂0
-    (`source='x0'`) or from the noisy latent z_t itself (`source='z_t'`, after `decode_noisy`); at `step` = S the
-    final texts."""
+    (`source='x0'`) or from the noisy latent z_t itself (`source='z_t'`), once `decode_texts` decoded it; at
+    `step` = S the final texts."""
     if not 0 <= step <= self.num_steps:
         raise ValueError(f"step must be in [0, {self.num_steps}] (0..S-1 = model calls, S = the final text), "
                          f"got {step}")
-    if source not in TEXT_SOURCES: raise ValueError(f"source must be one of {list(TEXT_SOURCES)}, got {source!r}")
-    if step == self.num_steps: return self.texts
-    texts = self.trajectory.texts if source == "x0" else self.trajectory.noisy_texts
-    if texts is None:
-        raise ValueError(f"the texts of {TEXT_SOURCES[source]} are not decoded yet; "
-                         + ("call decode_noisy(run, pipe) first" if source == "z_t" else "record it with record_run"))
-    return texts[step]
+    if not self.is_decoded(step, source):
+        raise ValueError(f"the texts of {TEXT_SOURCES[source]} at step {step} are not decoded yet; "
+                         f"call decode_texts(run, pipe, [{step}], {source!r}) first")
+    return self.texts if step == self.num_steps else _step_texts(self, source)[step]
 
 # %% ../nbs/10_0_explorer_runs.ipynb #d4b882e5
 def quick_decode(pipe, latents) -> list[str]:
@@ -49,43 +58,47 @@ def quick_decode(pipe, latents) -> list[str]:
     greedy = any(p.name == "num_beams" or p.kind is p.VAR_KEYWORD for p in params)
     return list(pipe.decode(latents, num_beams=1) if greedy else pipe.decode(latents))
 
+# %% ../nbs/10_0_explorer_runs.ipynb #6b5c988b
+def decode_texts(run: SampleResult, pipe, steps=None, source: str = "x0") -> list[int]:
+    """Decode the texts of `source` ('x0': x̂0, 'z_t': the noisy latent) at the model calls `steps` of `run`
+    (default: all S; position S, the final text, needs none) that are not decoded yet, in one call of (k·n, ℓ, d_ae)
+    latents, and keep them in its trajectory; returns the k steps decoded now."""
+    S, trajectory = run.num_steps, run.trajectory
+    steps = range(S) if steps is None else list(steps)
+    bad = [s for s in steps if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= S]
+    if bad: raise ValueError(f"steps must be ints in [0, {S}] (0..S-1 = model calls, S = the final text), got {bad}")
+    texts = list(_step_texts(run, source) or [None] * S)
+    missing = sorted({int(s) for s in steps if s < S and texts[s] is None})
+    if missing:  # one decoder call for every missing step: (len(missing)·n, ℓ, d_ae)
+        latents = trajectory.x0_pred if source == "x0" else trajectory.noisy
+        decoded, n = quick_decode(pipe, latents[missing].flatten(0, 1)), run.num_samples
+        for k, s in enumerate(missing): texts[s] = list(decoded[k * n:(k + 1) * n])
+    if source == "x0": trajectory.texts = texts
+    else: trajectory.noisy_texts = texts
+    return missing
+
 # %% ../nbs/10_0_explorer_runs.ipynb #56019538
 def record_run(pipe, n: int = 4, label=None, guidance_scale: float | None = 1.0, steps: int = 25,
-               sampler: str = "dpmpp2m", seed: int | None = 0, decode_every: int = 1, callback=None) -> SampleResult:
-    """Sample `n` texts with `pipe` keeping the whole trajectory and the text of x̂0 at every step (steps the pipeline
-    left undecoded are decoded here, in one batch); `callback(i, steps)` runs after each sampler step (raise in it to
-    stop)."""
-    for name, value in (("n", n), ("steps", steps), ("decode_every", decode_every)):
+               sampler: str = "dpmpp2m", seed: int | None = 0, lazy: bool = False, callback=None) -> SampleResult:
+    """Sample `n` texts with `pipe` keeping the whole trajectory and the text of x̂0 at every step (`lazy=True`: only
+    at the last model call, what a slider shows first; `decode_texts` decodes the others when asked);
+    `callback(i, steps)` runs after each sampler step (raise in it to stop)."""
+    for name, value in (("n", n), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not isinstance(lazy, bool): raise ValueError(f"lazy must be True or False, got {lazy!r}")
     start = time.perf_counter()
     run = pipe.sample(int(n), label=label, guidance_scale=guidance_scale, steps=int(steps), sampler=sampler, seed=seed,
-                      return_trajectory=True, decode_every=int(decode_every),
+                      return_trajectory=True, decode_every=int(steps) if lazy else 1,
                       **({} if callback is None else dict(callback=callback)))
-    trajectory = run.trajectory
-    if trajectory is None:
+    if run.trajectory is None:
         raise TypeError(
             "pipe.sample(..., return_trajectory=True) returned no trajectory; the explorer needs a pipeline that"
             " records one"
         )
-    texts = list(trajectory.texts or [None] * len(trajectory))
-    missing = [i for i, step_texts in enumerate(texts) if step_texts is None]
-    if missing:  # one decoder call for every skipped step: (len(missing)·n, ℓ, d_ae)
-        decoded = quick_decode(pipe, trajectory.x0_pred[missing].flatten(0, 1))
-        for k, i in enumerate(missing): texts[i] = list(decoded[k * n:(k + 1) * n])
-    trajectory.texts = [list(step_texts) for step_texts in texts]
+    decode_texts(run, pipe, [run.num_steps - 1] if lazy else None)  # what the pipeline left undecoded, in one batch
     run.seconds = time.perf_counter() - start
     return run
-
-# %% ../nbs/10_0_explorer_runs.ipynb #2f3b0497
-def decode_noisy(run: SampleResult, pipe) -> list[list[str]]:
-    """The texts of the noisy latents z_t of `run` (S lists of n), decoded in one call of S·n latents, kept in its
-    trajectory."""
-    trajectory = run.trajectory
-    if trajectory.noisy_texts is None:
-        decoded, n = quick_decode(pipe, trajectory.noisy.flatten(0, 1)), run.num_samples
-        trajectory.noisy_texts = [decoded[i * n:(i + 1) * n] for i in range(run.num_steps)]
-    return trajectory.noisy_texts
 
 # %% ../nbs/10_0_explorer_runs.ipynb #6a784217
 def word_changes(before: str | None, after: str) -> list[tuple[str, bool]]:

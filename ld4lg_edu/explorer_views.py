@@ -12,10 +12,10 @@ from fastcore.basics import patch
 
 from .pipeline import SampleResult
 from .samplers import DEFAULT_GUIDANCE
-from .explorer_runs import decode_noisy, record_run, step_caption, step_table_html
+from .explorer_runs import decode_texts, record_run, step_caption, step_table_html
 from .latent_maps import LatentSet, data_latents
 from ld4lg_edu.explorer import (
-    cluster_figure, cluster_step, guidance_sweep, trajectory_figure, trajectory_points, trajectory_step,
+    cluster_figure, cluster_step, guidance_sweep, path_hovers, trajectory_figure, trajectory_points, trajectory_step,
 )
 from ld4lg_edu.explorer_controls import (
     MAP_OPTIONS, Cancelled, Progress, _apply, _control, _error, _fitted_map, _guarded, _row, _sampler_options,
@@ -33,11 +33,12 @@ class DenoisingExplorer(W.VBox):
     replays the run: the text decoded from x̂0 — or from z_t itself — at each step (changed words marked, final
     text beside it) and each sample's path of z_t and x̂0 on a map of data latents (`background`, default:
     `data_latents(pipe)`; `projection`: 'means', 'pca' or 'umap', default: 'means' when the data have classes).
-    `threaded`: Sample runs on a thread (progress, Cancel)."""
+    `threaded`: Sample runs on a thread (progress, Cancel). `lazy`: a step's texts are decoded when the slider first
+    shows it (Sample pays for the final texts and the last step only), else all at Sample."""
     def __init__(self, pipe, background: LatentSet | None = None, n: int = 4, steps: int = 25, seed: int = 0,
-                 projection: str | None = None, dims: int = 2, cache_dir=None, decode_every: int = 1,
+                 projection: str | None = None, dims: int = 2, cache_dir=None, lazy: bool = True,
                  threaded: bool = False):
-        self.pipe, self.cache_dir, self.decode_every = pipe, cache_dir, decode_every
+        self.pipe, self.cache_dir, self.lazy = pipe, cache_dir, lazy
         self.background = data_latents(pipe, cache_dir=cache_dir) if background is None else background
         names = list(getattr(pipe, "label_names", None) or [])
         maps = MAP_OPTIONS if self.background.labels is not None else MAP_OPTIONS[1:]
@@ -119,8 +120,7 @@ def sample(self: DenoisingExplorer) -> SampleResult | None:
     try:
         run = record_run(self.pipe, n=_control(self.num_samples), label=label, guidance_scale=_control(self.guidance),
                          steps=_control(self.steps), sampler=self.sampler.value, seed=_control(self.seed),
-                         decode_every=self.decode_every, callback=progress)
-        if self.source.value == "z_t": decode_noisy(run, self.pipe)
+                         lazy=self.lazy, callback=progress)
     except Exception as e:
         shown = "the run on screen is the previous one" if self.run else "nothing sampled yet"
         self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else _error(e)
@@ -181,26 +181,25 @@ def redraw(self: DenoisingExplorer, step: int | None = None):
 @patch
 def show_step(self: DenoisingExplorer, step: int, move_markers: bool = True):
     """Show slider position `step` of the recorded run: texts (changes since the previously shown position marked)
-    and the figure's markers."""
-    self.texts.value = step_table_html(self.run, step, previous=self._shown, caption=False, source=self.source.value)
+    and the figure's markers. The texts of `step` and of the position compared with are decoded here the first time
+    they are shown; newly decoded x̂0 texts also reach the paths' hover texts."""
+    previous = step - 1 if self._shown is None else self._shown
+    fresh = decode_texts(self.run, self.pipe, [s for s in (previous, step) if s >= 0], self.source.value)
+    self.texts.value = step_table_html(self.run, step, previous=previous, caption=False, source=self.source.value)
     self.caption.value = html.escape(step_caption(self.run, step, self.source.value))
-    if move_markers: _apply(self.figure, trajectory_step(self.run, self.points, step, self.show_x0.value))
+    updates = trajectory_step(self.run, self.points, step, self.show_x0.value) if move_markers else {}
+    if fresh and self.source.value == "x0":
+        for name, hover in path_hovers(self.run, self.points, self.show_x0.value).items():
+            updates[name] = updates.get(name, {}) | hover
+    if updates: _apply(self.figure, updates)
     self._shown = step
 
 # %% ../nbs/10_explorer_views.ipynb #244b8151
 @patch
 def show_source(self: DenoisingExplorer, source: str):
-    """Show the texts decoded from `source` ('x0' or 'z_t'); the z_t texts of a run are decoded the first time they
-    are asked for."""
+    """Show the texts decoded from `source` ('x0' or 'z_t') at the slider's position (decoded there the first time
+    they are asked for)."""
     if self.run is None: return
-    if source == "z_t" and self.run.trajectory.noisy_texts is None:
-        self.status.value = f"<i>decoding z_t at {self.run.num_steps} steps × {self.run.num_samples} samples…</i>"
-        start = time.perf_counter()
-        decode_noisy(self.run, self.pipe)
-        self._message = (
-            f"z_t of {self.run.num_steps} steps × {self.run.num_samples} samples decoded in"
-            f" {time.perf_counter() - start:.2f} s."
-        )
     self._shown = None
     self.show_step(self.step_slider.value, move_markers=False)
     self.status.value = self._message

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_pipeline import FakePipeline, make_fake_pipeline  # noqa: E402
 
 from ld4lg_edu.explorer import (  # noqa: E402
-    Projection, _PROJECTIONS, cluster_figure, data_latents, decode_noisy, fit_projection, guidance_sweep,
+    Projection, _PROJECTIONS, cluster_figure, data_latents, decode_texts, fit_projection, guidance_sweep,
     highlight_words, nearest_centre_accuracy, quick_decode, record_run, step_table_html, text_timeline_figure,
     trajectory_figure, trajectory_points, word_changes,
 )
@@ -73,9 +73,33 @@ def test_record_run_decodes_each_step_once(pipe):
     assert full.texts_at(full.num_steps) == full.texts and full.labels == [2, 2, 2]
     assert full.trajectory.texts[3] == pipe.decode(full.trajectory.x0_pred[3])
     counting = Counting(pipe)
-    sparse = record_run(counting, n=3, label="food", guidance_scale=2.0, steps=10, seed=4, decode_every=4)
-    assert counting.decodes == 1 and counting.decoded == (10 - 3) * 3   # steps 0, 4, 8 decoded by the pipeline; 7 here, in one batch
-    assert sparse.trajectory.texts == full.trajectory.texts
+    lazy = record_run(counting, n=3, label="food", guidance_scale=2.0, steps=10, seed=4, lazy=True)
+    assert counting.decodes == 1 and counting.decoded == 3           # the pipeline decoded step 0; the last call here
+    assert [lazy.is_decoded(i) for i in range(11)] == [i in (0, 9, 10) for i in range(11)]
+    with pytest.raises(ValueError, match=r"decode_texts\(run, pipe, \[4\], 'x0'\) first"): lazy.texts_at(4)
+    for step in (4, 5, 4, 10, 5):                                    # a reader scrubbing the slider
+        decode_texts(lazy, counting, [step])
+        assert lazy.texts_at(step) == full.texts_at(step)
+    assert counting.decodes == 3 and counting.decoded == 3 * 3       # steps 4 and 5, once each
+    assert decode_texts(lazy, counting) == [1, 2, 3, 6, 7, 8] and counting.decodes == 4   # the rest in one batch
+    assert lazy.trajectory.texts == full.trajectory.texts and lazy.texts == full.texts
+    with pytest.raises(ValueError, match=r"steps must be ints in \[0, 10\]"): decode_texts(lazy, pipe, [11])
+    with pytest.raises(ValueError, match="lazy must be True or False"): record_run(pipe, lazy="yes")
+
+
+def test_lazy_texts_equal_eager_ones_on_the_tiny_pipeline():
+    "The real decoder (chapter 08's tiny pipeline, random weights): a step decoded alone gives the texts of the batch."
+    from ld4lg_edu.data import load_corpus
+    from ld4lg_edu.pipeline import tiny_pipeline
+    tiny = tiny_pipeline(label_names=load_corpus("wordnet").label_names)
+    settings = dict(n=3, label="plant", guidance_scale=2.0, steps=6, seed=11)
+    eager, lazy = record_run(tiny, **settings), record_run(tiny, **settings, lazy=True)
+    assert [i for i in range(6) if lazy.is_decoded(i)] == [0, 5] and lazy.texts == eager.texts
+    for step in (3, 1, 2, 4):
+        decode_texts(lazy, tiny, [step])
+        assert lazy.texts_at(step) == eager.texts_at(step)
+    decode_texts(lazy, tiny, source="z_t"); decode_texts(eager, tiny, [2], source="z_t")
+    assert lazy.texts_at(2, "z_t") == eager.texts_at(2, "z_t")
 
 
 def test_record_run_rejects_bad_input(pipe):
@@ -102,8 +126,9 @@ def test_texts_of_z_t_come_out_of_noise(pipe):
     "Decoding z_t itself: one batched call of S·n latents; early steps are noise, the last ones close to the sample."
     run = record_run(pipe, n=3, label="animal", guidance_scale=2.0, steps=12, seed=5)
     counting = Counting(pipe)
-    texts = decode_noisy(run, counting)
-    assert counting.decodes == 1 and counting.decoded == 12 * 3 and decode_noisy(run, counting) is texts
+    assert decode_texts(run, counting, source="z_t") == list(range(12))
+    assert decode_texts(run, counting, source="z_t") == []                       # kept: nothing decoded twice
+    assert counting.decodes == 1 and counting.decoded == 12 * 3
     assert run.texts_at(4, "z_t") == pipe.decode(run.trajectory.noisy[4]) and run.texts_at(12, "z_t") == run.texts
     def agreement(step):  # share of words equal to the final text's
         return np.mean([np.mean([a == b for a, b in zip(t.split(), f.split())]) for t, f in zip(run.texts_at(step, "z_t"), run.texts)])
@@ -297,15 +322,20 @@ def test_denoising_explorer_sample_and_slider(pipe, background):
     assert counting.samples == 1 and run.num_samples == 4 and run.labels == [0] * 4
     assert (ex.step_slider.min, ex.step_slider.max, ex.step_slider.value, ex.step_slider.disabled) == (0, 9, 9, False)
     assert all(html.escape(t) in ex.texts.value for t in run.texts) and "recorded in" in ex.status.value
+    assert [i for i in range(9) if run.is_decoded(i)] == [0, 8]      # Sample decoded the last call (the fake the first)
+    assert "not decoded yet" in trace(ex.figure, "sample 1: x̂0").hovertext[5]
+    eager = record_run(pipe, n=4, label="animal", guidance_scale=ex.guidance.value, steps=9, seed=0)
     decodes = counting.decodes
-    for step in (0, 5, 8, 0):                                        # scrub back and forth
+    for step in (0, 5, 8, 0, 5, 3):                                  # scrub back and forth
         ex.step_slider.value = step
         assert f"data-step='{step}'" in ex.texts.value
         shown = re.sub(r"<mark[^>]*>|</mark>", "", ex.texts.value)    # the text without the change marks
-        assert all(html.escape(t) in shown for t in run.texts_at(step))
+        assert all(html.escape(t) in shown for t in eager.texts_at(step))   # the texts an eager run decodes
         np.testing.assert_allclose(xy(trace(ex.figure, "z_t now")), ex._projection().transform(run.trajectory.noisy[step]), atol=1e-4)
         assert len(trace(ex.figure, "sample 4: x̂0").x) == step + 1
-    assert counting.samples == 1 and counting.decodes == decodes and ex.run is run   # the slider never samples nor decodes
+    assert counting.samples == 1 and counting.decodes == decodes + 2 and ex.run is run   # steps 5 and 3, once each
+    hover = trace(ex.figure, "sample 1: x̂0").hovertext                # the paths' hovers follow what is decoded
+    assert html.escape(run.texts_at(5)[0].split()[0]) in hover[5] and "not decoded yet" in hover[6]
 
 
 def test_denoising_explorer_controls_reach_the_pipeline(pipe, background):
@@ -370,17 +400,18 @@ def test_decode_toggle_shows_text_coming_out_of_noise(pipe, background):
     ex = DenoisingExplorer(counting, background, n=2, steps=6)
     assert ex.method.value == "means" and ex.figure.layout.xaxis.title.text.startswith("class axis 1")   # the first view
     ex.sample()
-    decodes = counting.decodes
     ex.step_slider.value = 1
+    decodes, decoded = counting.decodes, counting.decoded
     ex.source.value = "z_t"
-    assert counting.decodes == decodes + 1 and "data-source='z_t'" in ex.texts.value and "decoded from z_t" in ex.caption.value
+    assert counting.decodes == decodes + 1 and counting.decoded == decoded + 2 * 2   # steps 0 and 1 of z_t, one call
+    assert "data-source='z_t'" in ex.texts.value and "decoded from z_t" in ex.caption.value
     shown = re.sub(r"<mark[^>]*>|</mark>", "", ex.texts.value)
     assert all(html.escape(t) in shown for t in ex.run.texts_at(1, "z_t"))
     ex.seed.value = 3
-    ex.sample()                                                      # a new run while z_t is chosen: decoded with it
-    assert ex.run.trajectory.noisy_texts is not None and "data-source='z_t'" in ex.texts.value
-    ex.source.value = "x0"
-    assert "data-source='x0'" in ex.texts.value and counting.decodes == decodes + 2
+    ex.sample()                                                      # a new run while z_t is chosen: its shown step decoded
+    assert ex.run.is_decoded(5, "z_t") and not ex.run.is_decoded(4, "z_t") and "data-source='z_t'" in ex.texts.value
+    ex.source.value = "x0"                                           # x̂0 of the last call: decoded at Sample
+    assert "data-source='x0'" in ex.texts.value and counting.decodes == decodes + 3
 
 
 def test_data_latents_are_kept_on_disk_for_the_same_encoder_only(tmp_path, monkeypatch):
