@@ -4,146 +4,25 @@
 
 # %% ../nbs/03_autoencoder.ipynb #9eeca16f
 from __future__ import annotations
-import json, math, re, warnings
+import json, re, warnings
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import torch
 from fastcore.basics import patch
-import torch.nn.functional as F
 from torch import nn
 
 from .core import (PresetConfig, Presets, asset_path, atomic_directory, autocast, check_count, check_folder,
                             config_from_dict, confined_file, count_parameters, read_meta, read_tensors)
+# f_φ, g_ψ and their blocks (the previous chapter); importable from here too, next to the autoencoder
+from .blocks import (Attention, FeedForward, PerceiverLayer, PerceiverCompression, TransformerLayer,
+                              Reconstruction)
 from .lm import (course_lm_path, decoder_loss, encoder_features, frozen, generate_from_hidden, lm_dims,
                           lm_labels, load_lm)
 
 # %% auto #0
-__all__ = ['AE_WEIGHTS', 'AE_CONFIG', 'AE_FORMAT', 'AE_VERSION', 'Attention', 'FeedForward', 'PerceiverLayer',
-           'PerceiverCompression', 'TransformerLayer', 'Reconstruction', 'AutoencoderConfig', 'LanguageAutoencoder',
-           'check_latents', 'save_autoencoder', 'load_autoencoder', 'as_autoencoder']
-
-# %% ../nbs/03_autoencoder.ipynb #9ff8b66a
-class Attention(nn.Module):
-    """Multi-head attention of `x: (B, N, dim)` over `context: (B, M, dim)` (`x` itself when None); `mask: (B, M)` bool,
-    True = attend. `qk_norm`: RMSNorm on each head's queries and keys; `bias`: biases on the q, k, v projections."""
-    def __init__(self, dim: int, heads: int, qk_norm: bool = True, bias: bool = False, dropout: float = 0.0):
-        super().__init__()
-        if dim % heads: raise ValueError(f"dim={dim} is not divisible by heads={heads}; choose heads that divide dim")
-        self.heads = heads
-        self.dropout = dropout
-        self.to_q = nn.Linear(dim, dim, bias=bias)
-        self.to_kv = nn.Linear(dim, 2 * dim, bias=bias)
-        self.to_out = nn.Linear(dim, dim)
-        self.q_norm = nn.RMSNorm(dim // heads) if qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(dim // heads) if qk_norm else nn.Identity()
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        "`x`: (B, N, dim); `context`: (B, M, dim) or None; `mask`: (B, M) bool. Returns (B, N, dim)."
-        context = x if context is None else context
-        heads = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, ·, dim) -> (B, heads, ·, head_dim)
-        q = self.q_norm(heads(self.to_q(x)))                                  # (B, heads, N, head_dim)
-        k, v = (heads(t) for t in self.to_kv(context).chunk(2, dim=-1))       # (B, heads, M, head_dim) each
-        k = self.k_norm(k)
-        mask = None if mask is None else mask[:, None, None, :]               # (B, 1, 1, M): one row for every query
-        dropout = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)  # (B, heads, N, head_dim)
-        return self.to_out(out.transpose(1, 2).flatten(2))                    # (B, N, heads, head_dim) -> (B, N, dim)
-
-# %% ../nbs/03_autoencoder.ipynb #39b7ba14
-class FeedForward(nn.Module):
-    """Position-wise feed-forward `x: (B, N, dim) -> (B, N, dim)`: Linear to `mult·dim`, GELU, Linear back. `gated`: a
-    GeGLU, whose first Linear gives a value and a gate (2·mult·dim) and whose hidden units are value · GELU(gate)."""
-    def __init__(self, dim: int, mult: int = 4, gated: bool = False, dropout: float = 0.0):
-        super().__init__()
-        self.gated = gated
-        self.proj_in = nn.Linear(dim, (2 if gated else 1) * mult * dim)
-        self.drop = nn.Dropout(dropout)
-        self.proj_out = nn.Linear(mult * dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.proj_in(x)                   # (B, N, mult·dim), twice that when gated
-        if self.gated:
-            value, gate = h.chunk(2, dim=-1)  # (B, N, mult·dim) each
-            h = value * F.gelu(gate)
-        else: h = F.gelu(h)
-        return self.proj_out(self.drop(h))
-
-# %% ../nbs/03_autoencoder.ipynb #95a1ed0f
-class PerceiverLayer(nn.Module):
-    "One resampler layer: latents attend to [features; latents] (pre-LN), then a feed-forward block."
-    def __init__(self, dim: int, heads: int, ff_mult: int = 4):
-        super().__init__()
-        self.norm_features = nn.LayerNorm(dim)
-        self.norm_latents = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads)
-        self.norm_ff = nn.LayerNorm(dim)
-        self.ff = FeedForward(dim, ff_mult)
-
-    def forward(self, latents: torch.Tensor, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        "`latents`: (B, ℓ, dim); `features`: (B, L, dim); `mask`: (B, L) bool. Returns (B, ℓ, dim)."
-        normed = self.norm_latents(latents)
-        context = torch.cat([self.norm_features(features), normed], dim=1)  # (B, L + ℓ, dim)
-        mask = torch.cat([mask, mask.new_ones(latents.shape[:2])], dim=1)    # (B, L + ℓ)
-        latents = latents + self.attn(normed, context, mask)
-        return latents + self.ff(self.norm_ff(latents))
-
-# %% ../nbs/03_autoencoder.ipynb #b2b2c855
-class PerceiverCompression(nn.Module):
-    "f_φ: encoder features (B, L, d_model) → latents x (B, ℓ, d_ae)."
-    def __init__(self, d_model: int, dim: int, num_latents: int, latent_dim: int, layers: int, heads: int,
-                 max_length: int, ff_mult: int = 4, normalize: bool = True):
-        super().__init__()
-        self.normalize = normalize
-        self.latent_dim = latent_dim
-        self.project_in = nn.Linear(d_model, dim) if d_model != dim else nn.Identity()
-        self.positions = nn.Parameter(0.02 * torch.randn(max_length, dim))
-        self.latents = nn.Parameter(0.02 * torch.randn(num_latents, dim))
-        self.layers = nn.ModuleList(PerceiverLayer(dim, heads, ff_mult) for _ in range(layers))
-        self.norm_out = nn.LayerNorm(dim)
-        self.project_out = nn.Linear(dim, latent_dim)
-
-    def forward(self, features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        "`features`: (B, L, d_model); `attention_mask`: (B, L), 1 = token, 0 = padding. Returns (B, ℓ, d_ae)."
-        h = self.project_in(features) + self.positions[: features.shape[1]]  # (B, L, dim) + (L, dim)
-        latents = self.latents.expand(features.shape[0], -1, -1)             # (ℓ, dim) -> (B, ℓ, dim)
-        for layer in self.layers: latents = layer(latents, h, attention_mask.bool())
-        x = self.project_out(self.norm_out(latents))                         # (B, ℓ, d_ae)
-        return F.normalize(x, dim=-1) * math.sqrt(self.latent_dim) if self.normalize else x
-
-# %% ../nbs/03_autoencoder.ipynb #9198bf8f
-class TransformerLayer(nn.Module):
-    "Pre-LN self-attention + feed-forward block."
-    def __init__(self, dim: int, heads: int, ff_mult: int = 4):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads)
-        self.norm_ff = nn.LayerNorm(dim)
-        self.ff = FeedForward(dim, ff_mult)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        "`x`: (B, N, dim) → (B, N, dim)."
-        x = x + self.attn(self.norm(x))
-        return x + self.ff(self.norm_ff(x))
-
-# %% ../nbs/03_autoencoder.ipynb #30c61194
-class Reconstruction(nn.Module):
-    "g_ψ: latents x (B, ℓ, d_ae) → decoder features ĥ (B, ℓ, d_model)."
-    def __init__(self, latent_dim: int, dim: int, d_model: int, num_latents: int, layers: int, heads: int,
-                 ff_mult: int = 4):
-        super().__init__()
-        self.project_in = nn.Linear(latent_dim, dim)
-        self.positions = nn.Parameter(0.02 * torch.randn(num_latents, dim))
-        self.layers = nn.ModuleList(TransformerLayer(dim, heads, ff_mult) for _ in range(layers))
-        self.norm_out = nn.LayerNorm(dim)
-        self.project_out = nn.Linear(dim, d_model)
-
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        "`latents`: (B, ℓ, d_ae). Returns (B, ℓ, d_model)."
-        h = self.project_in(latents) + self.positions  # (B, ℓ, dim) + (ℓ, dim)
-        for layer in self.layers: h = layer(h)
-        return self.project_out(self.norm_out(h))      # (B, ℓ, d_model)
+__all__ = ['AE_WEIGHTS', 'AE_CONFIG', 'AE_FORMAT', 'AE_VERSION', 'AutoencoderConfig', 'LanguageAutoencoder', 'check_latents',
+           'save_autoencoder', 'load_autoencoder', 'as_autoencoder']
 
 # %% ../nbs/03_autoencoder.ipynb #fc145b98
 @dataclass

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import nn
 
-from .autoencoder import Attention, FeedForward
+from .blocks import Attention, FeedForward
 from .core import PresetConfig, Presets, config_from_dict, value_checks
 from .schedule import log_snr_from_alpha
 

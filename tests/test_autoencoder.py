@@ -1,4 +1,4 @@
-"Behavioural tests of ld4lg_edu.autoencoder and ld4lg_edu.ae_training on tiny CPU models (BART and T5)."
+"Behavioural tests of ld4lg_edu.blocks, .autoencoder and .ae_training on tiny CPU models (BART and T5)."
 import math
 import warnings
 
@@ -9,8 +9,9 @@ from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5F
 from ld4lg_edu.core import count_parameters
 from ld4lg_edu.data import load_corpus, load_tokenizer, train_tokenizer
 from ld4lg_edu.lm import frozen, load_lm, pretrain_course_lm
-from ld4lg_edu.autoencoder import (AutoencoderConfig, LanguageAutoencoder, PerceiverCompression, load_autoencoder,
-                                   save_autoencoder)
+from ld4lg_edu import autoencoder, blocks, denoiser
+from ld4lg_edu.autoencoder import AutoencoderConfig, LanguageAutoencoder, load_autoencoder, save_autoencoder
+from ld4lg_edu.blocks import PerceiverCompression
 from ld4lg_edu.ae_training import (FeatureCache, FeatureCollator, cache_features, reconstruction_metrics,
                                    train_autoencoder)
 
@@ -73,6 +74,14 @@ def test_padding_never_changes_the_latent(tokenizer):
     torch.testing.assert_close(x3, x, atol=1e-5, rtol=0)
     for i, text in enumerate(TEXTS):  # a text's latent is the same alone as in a padded batch
         torch.testing.assert_close(ae.encode([text])[0], x[i], atol=1e-5, rtol=0)
+
+
+def test_blocks_are_handed_out_by_the_autoencoder_module_too():
+    "The networks live in chapter 03_0 (blocks); the autoencoder module and the denoiser use those same objects."
+    for name in blocks.__all__:
+        assert getattr(autoencoder, name) is getattr(blocks, name), name
+        assert name not in autoencoder.__all__, name
+    assert denoiser.Attention is blocks.Attention and denoiser.FeedForward is blocks.FeedForward
 
 
 def test_perceiver_output_size_is_independent_of_length():
