@@ -19,7 +19,8 @@ from .denoiser import Denoiser, sinusoidal_embedding
 from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
                                  save_denoiser, unwrap, v_loss)
 from .training import EMA, TrainConfig, check_out_dir, fit, host_coin, process_state
-from .samplers import Conditioning, guided_v, sample_latents
+from .conditioning import Conditioning
+from .samplers import guided_v, sample_latents
 
 # %% auto #0
 __all__ = ['GUIDANCE_FILE', 'STUDENT_FILE', 'STUDENT_FORMAT', 'STUDENT_VERSION', 'grid_alpha', 'ddim_move', 'teacher_v',

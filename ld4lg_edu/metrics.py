@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .core import get_device, autocast
-from .samplers import class_ids
+from .conditioning import class_ids
 
 # %% auto #0
 __all__ = ['check_texts', 'word_tokens', 'ngrams', 'diversity', 'ngram_set', 'memorization', 'minilm_available', 'minilm_embed',

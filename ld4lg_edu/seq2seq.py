@@ -20,7 +20,8 @@ from .ae_training import reconstruction_metrics
 from .data import Corpus, load_corpus
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import DiffusionConfig, LatentDataset, train_diffusion
-from .samplers import Conditioning, get_sampler, sample_latents
+from .conditioning import Conditioning
+from .samplers import get_sampler, sample_latents
 from .schedule import NoiseSchedule
 from .training import TrainConfig, check_out_dir, fit
 from .pipeline import LatentDiffusionPipeline, mbr_select, read_pipeline_parts, write_pipeline_folder

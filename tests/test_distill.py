@@ -8,7 +8,8 @@ from ld4lg_edu.denoiser import Denoiser, DenoiserConfig
 from ld4lg_edu.diffusion import save_denoiser
 from ld4lg_edu.distill import (DistillConfig, DistilledStudent, distill, distillation_loss, distillation_target,
                                energy_distance, grid_alpha, load_student, save_student)
-from ld4lg_edu.samplers import Conditioning, DDIMSampler, guided_v, sample_latents
+from ld4lg_edu.conditioning import Conditioning
+from ld4lg_edu.samplers import DDIMSampler, guided_v, sample_latents
 from ld4lg_edu.schedule import CosineSchedule
 from ld4lg_edu.toy import GaussianMixture, MixtureDenoiser
 from ld4lg_edu.training import TrainConfig
