@@ -230,9 +230,33 @@ def _epoch_batches(dataset, sampler, loader, device, trim: bool = True):
     order, size = torch.tensor(list(sampler), dtype=torch.long), sampler.batch_size
     for start in range(0, len(order), size): yield dataset.batch(order[start:start + size], trim)
 
+def _run_data(dataset, config: TrainConfig, acc, collate_fn: Callable | None):
+    """`(sampler, dataset, loader)` of one process: its `EpochSampler` shard, and a `TensorData` moved to the device
+    (batched by gathers, `loader` None) or a `DataLoader` that collates rows with `collate_fn`."""
+    sampler = EpochSampler(
+        len(dataset), config.batch_size // acc.num_processes, config.seed, acc.process_index, acc.num_processes
+    )
+    if sampler.batches_per_epoch() == 0:
+        raise ValueError(
+            f"dataset of {len(dataset)} rows is smaller than one batch of {config.batch_size}; lower batch_size"
+        )
+    if isinstance(dataset, TensorData) and collate_fn is None: return sampler, dataset.to(acc.device), None
+    loader = DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, collate_fn=collate_fn,
+                        generator=torch.Generator().manual_seed(config.seed), num_workers=config.workers,
+                        worker_init_fn=_seed_worker, persistent_workers=config.workers > 0)
+    return sampler, dataset, loader
+
 def _seed_worker(worker_id: int):
     "Give each loader process its own NumPy stream (collators draw noise from NumPy), derived from torch's worker seed."
     np.random.seed(torch.initial_seed() % 2**32)
+
+def _log_row(step: int, count: int, sums: dict, lr: float) -> dict:
+    "A log step's row: the mean of each logged value over the `count` steps since the last one (the one host sync)."
+    means = {k: float(v) / count for k, v in sums.items()}
+    if not math.isfinite(means["loss"]):
+        raise RuntimeError(f"loss became {means['loss']} between steps {step - count + 1} and {step}; lower lr or "
+                           "check the data")
+    return {"step": step, "lr": lr, **means}
 
 def _accumulate(sums: dict, logs: dict):
     "Add this step's logged values to `sums`, on the device (no host sync until the log step reads them)."
@@ -255,22 +279,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
     if config.batch_size % acc.num_processes:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {acc.num_processes} processes")
     torch.manual_seed(config.seed)
-    sampler = EpochSampler(
-        len(dataset), config.batch_size // acc.num_processes, config.seed, acc.process_index, acc.num_processes
-    )
-    if sampler.batches_per_epoch() == 0:
-        raise ValueError(
-            f"dataset of {len(dataset)} rows is smaller than one batch of {config.batch_size}; lower batch_size"
-        )
-    on_device = isinstance(dataset, TensorData) and collate_fn is None
-    dataset = dataset.to(acc.device) if on_device else dataset
-    loader = (
-        None
-        if on_device
-        else DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, collate_fn=collate_fn,
-                        generator=torch.Generator().manual_seed(config.seed), num_workers=config.workers,
-                        worker_init_fn=_seed_worker, persistent_workers=config.workers > 0)
-    )
+    sampler, dataset, loader = _run_data(dataset, config, acc, collate_fn)
     optimizer = _optimizer(model.to(acc.device), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_multiplier(s, config.warmup_steps, config.steps, config.decay))
@@ -327,13 +336,7 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
                 step += 1; count += 1; bar.update(1)
                 _accumulate(sums, logs)
                 if step % config.log_every == 0 or step == config.steps:
-                    means = {k: float(v) / count for k, v in sums.items()}  # the one host sync per log window
-                    if not math.isfinite(means["loss"]):
-                        raise RuntimeError(
-                            f"loss became {means['loss']} between steps {step - count + 1} and {step}; lower lr or "
-                            "check the data"
-                        )
-                    row = {"step": step, "lr": float(scheduler.get_last_lr()[0]), **means}
+                    row = _log_row(step, count, sums, float(scheduler.get_last_lr()[0]))
                     history.append(row); sums, count = {}, 0
                     timings.append((step, time.perf_counter() - start))
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
