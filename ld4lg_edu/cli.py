@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, sys
 from pathlib import Path
 
-from .cli_args import _run_args, _train_overrides, build_parser, subcommands
+from .cli_args import run_kwargs, train_overrides, build_parser, subcommands
 
 # %% auto #0
 __all__ = ['COURSE_MARKER', 'COMMANDS', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode',
@@ -52,7 +52,7 @@ def cmd_train_lm(args):
     result = pretrain_course_lm(args.preset, out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 corpus=args.corpus, tokenizer=args.tokenizer, max_length=args.max_length,
                                 save_dtype=args.save_dtype, seed=args.seed, compile=args.compile,
-                                vocab_size=args.vocab_size, workers=args.workers, **_run_args(args))
+                                vocab_size=args.vocab_size, workers=args.workers, **run_kwargs(args))
     print(f"trained {result.step} steps; final loss {result.history[-1]['loss']:.4f}; saved to {args.out}")
 
 def cmd_train_ae(args):
@@ -69,7 +69,7 @@ def cmd_train_ae(args):
     lm, tokenizer = load_lm(config.lm, freeze=config.freeze_lm)
     ae, result = train_autoencoder(LanguageAutoencoder(lm, tokenizer, config), data=args.corpus, out_dir=args.out,
                                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                   compile=args.compile, **_run_args(args))
+                                   compile=args.compile, **run_kwargs(args))
     held_out = load_corpus(args.corpus).texts("test")[:args.eval_texts]
     ae.eval()
     scores = reconstruction_metrics(held_out, ae.reconstruct(held_out))
@@ -101,8 +101,8 @@ def cmd_train_diffusion(args):
     shape.update({k: v for k, v in given.items() if v is not None})
     denoiser_config = DenoiserConfig.preset(args.preset, **shape)
     diffusion_config = DiffusionConfig.preset(args.preset)
-    diffusion_config.train = _train_overrides(diffusion_config.train, args)
-    run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, **_run_args(args))
+    diffusion_config.train = train_overrides(diffusion_config.train, args)
+    run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, **run_kwargs(args))
     print(f"trained {len(run.history) and run.history[-1]['step']} steps; final loss {run.history[-1]['loss']:.4f}; "
           f"saved to {args.out}")
 
@@ -110,7 +110,7 @@ def cmd_train_ar(args):
     "Train the autoregressive baseline (GPT-2 config, class prefix) on the same corpus."
     from ld4lg_edu.baseline import train_ar_baseline
     train_ar_baseline(args.corpus, preset=args.preset, out_dir=args.out, steps=args.steps, seed=args.seed,
-                      batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer, **_run_args(args))
+                      batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer, **run_kwargs(args))
     print(f"autoregressive baseline saved to {args.out}")
 
 def cmd_build(args):
@@ -136,7 +136,7 @@ def cmd_train_segments(args):
                           steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                           compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,
                           limit=args.limit, denoiser=shape, save_dtype=args.save_dtype, device=args.device,
-                          **_run_args(args))
+                          **run_kwargs(args))
     last = pipe.history[-1]
     print(f"trained {last['step']} steps; final loss {last['loss']:.4f}; "
           f"pipeline written to {Path(args.out) / 'pipeline'}")
@@ -179,13 +179,13 @@ def cmd_sample(args):
 # %% ../nbs/11_cli.ipynb #86e292fb
 def _sample_stories(args, max_segments: int):
     "`ld4lg sample` on a segment pipeline: `--n` stories of `--segments` sentences (None: the model's own stop)."
-    from ld4lg_edu.segments import SegmentDiffusionPipeline, _segment_counts
+    from ld4lg_edu.segments import SegmentDiffusionPipeline, segment_counts
     for flag, value in (("--label", args.label), ("--guidance", args.guidance)):
         if value is not None: raise ValueError(f"{flag}: a segment pipeline is unconditional; drop {flag}")
     if args.sampler == "distilled":
         raise ValueError("--sampler distilled needs a distilled student, which a segment pipeline has not; "
                          "choose dpmpp2m, ddim or ddpm")
-    _segment_counts(args.segments, args.n, max_segments)  # 1..max_segments, checked before the model is loaded
+    segment_counts(args.segments, args.n, max_segments)  # 1..max_segments, checked before the model is loaded
     pipe = SegmentDiffusionPipeline.from_pretrained(args.model, device=args.device)
     result = pipe.sample(args.n, segments=args.segments, steps=args.steps, sampler=args.sampler, seed=args.seed)
     if args.json:
@@ -204,7 +204,7 @@ def cmd_distill(args):
                             steps_per_round=args.steps_per_round, batch_size=args.batch_size, lr=args.lr,
                             guidance_range=tuple(args.guidance), keep_steps=tuple(args.keep),
                             compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,
-                            save_dtype=args.save_dtype, device=args.device, **_run_args(args))
+                            save_dtype=args.save_dtype, device=args.device, **run_kwargs(args))
     print(f"students for {sorted(pipe.students)} steps; pipeline written to {Path(args.out) / 'pipeline'}")
 
 def cmd_explore(args):
@@ -224,7 +224,7 @@ def cmd_train_seq2seq(args):
                          batch_size=args.batch_size, lr=args.lr, both_directions=not args.one_direction,
                          limit=args.limit,
                          guidance_scale=args.guidance, seed=args.seed, compile=args.compile,
-                         cuda_graph=args.cuda_graph, device=args.device, **_run_args(args))
+                         cuda_graph=args.cuda_graph, device=args.device, **run_kwargs(args))
     last = pipe.history[-1]
     print(f"trained {last['step']} steps; final loss {last['loss']:.4f}; "
           f"pipeline saved to {Path(args.out) / 'pipeline'}")

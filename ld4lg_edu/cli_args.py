@@ -7,19 +7,19 @@ from __future__ import annotations
 import argparse
 
 # %% auto #0
-__all__ = ['run_options', 'common_options', 'add_stage_commands', 'add_model_commands', 'add_use_commands', 'build_parser',
-           'subcommands']
+__all__ = ['run_options', 'common_options', 'run_kwargs', 'train_overrides', 'add_stage_commands', 'add_model_commands',
+           'add_use_commands', 'build_parser', 'subcommands']
 
 # %% ../nbs/11_0_cli_args.ipynb #773f43bb
 def run_options(c: argparse.ArgumentParser):
-    "--resume and --overwrite: what a training command does with an earlier run in --out (`_run_args` hands them on)."
+    "--resume and --overwrite: what a training command does with an earlier run in --out (`run_kwargs` hands them on)."
     c.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     c.add_argument("--overwrite", action="store_true",
                    help="delete the run in --out (its checkpoints) and start again (refused otherwise)")
 
 def common_options(c: argparse.ArgumentParser, steps: bool = True, compile: bool = True, compile_mode: bool = False):
     """--out; with `steps`: the recipe (--steps, --batch-size, --lr), the run options and --seed; with `compile` too:
-    --compile, and --compile-mode where `compile_mode` says the command hands it on (through `_train_overrides`)."""
+    --compile, and --compile-mode where `compile_mode` says the command hands it on (through `train_overrides`)."""
     c.add_argument("--out", required=True, help="output folder (or file, for encode)")
     if steps:
         c.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
@@ -34,12 +34,12 @@ def common_options(c: argparse.ArgumentParser, steps: bool = True, compile: bool
                        choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                        help="torch.compile mode (default: 'reduce-overhead', with CUDA graphs)")
 
-def _run_args(args: argparse.Namespace) -> dict:
+def run_kwargs(args: argparse.Namespace) -> dict:
     "The keyword arguments of --resume and --overwrite (`run_options`), handed on by every training command as one."
     return {"resume": args.resume, "overwrite": args.overwrite}
 
 # %% ../nbs/11_0_cli_args.ipynb #fd890b24
-def _train_overrides(train, args):
+def train_overrides(train, args):
     """The preset's `TrainConfig` with --steps/--batch-size/--lr/--seed/--compile; a new --batch-size without --lr
     scales the lr by √."""
     from dataclasses import replace

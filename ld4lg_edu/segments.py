@@ -25,7 +25,7 @@ from .training import check_out_dir
 # %% auto #0
 __all__ = ['SEGMENTS_FORMAT', 'SEGMENTS_VERSION', 'SEGMENTS_META', 'split_sentences', 'segment_texts', 'encode_segments',
            'flatten_segments', 'unflatten_segments', 'segment_norms', 'segment_mask', 'measure_token_norm',
-           'FixedSegments', 'SegmentDiffusionPipeline', 'SegmentSampleResult', 'train_segments']
+           'FixedSegments', 'SegmentDiffusionPipeline', 'SegmentSampleResult', 'segment_counts', 'train_segments']
 
 # %% ../nbs/09c_segments.ipynb #7e0d8510
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "mt", "vs", "etc", "no", "e.g", "i.e", "a.m",
@@ -237,7 +237,7 @@ class SegmentSampleResult:
     latents: torch.Tensor
     mask: torch.Tensor
 
-def _segment_counts(segments, n: int, max_segments: int) -> torch.Tensor | None:
+def segment_counts(segments, n: int, max_segments: int) -> torch.Tensor | None:
     "`segments` (None, one int, or n ints in 1..S) as a (n,) long tensor, or None."
     if segments is None: return None
     values = [segments] * n if isinstance(segments, int) and not isinstance(segments, bool) else segments
@@ -260,7 +260,7 @@ def sample(self: SegmentDiffusionPipeline, n: int, segments=None, steps: int | N
     steps, sampler = self.steps if steps is None else check_count("steps", steps), sampler or self.sampler
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
     check_count("batch_size", batch_size)
-    counts = _segment_counts(segments, n, self.max_segments)
+    counts = segment_counts(segments, n, self.max_segments)
     generator = seed_everything(seed) if seed is not None else None
     S, l, d = self.latent_shape
     if n == 0: return SegmentSampleResult([], [], torch.zeros(0, S, l, d), torch.zeros(0, S, dtype=torch.bool))

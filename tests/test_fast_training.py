@@ -66,12 +66,12 @@ def test_compiled_fit_trains_like_eager():
 
 
 def test_cli_batch_size_scales_lr_and_compile_flags():
-    from ld4lg_edu.cli import build_parser, _train_overrides
+    from ld4lg_edu.cli import build_parser, train_overrides
     parser = build_parser()
     args = parser.parse_args(["train-diffusion", "--latents", "x", "--out", "y", "--batch-size", "1024", "--compile"])
-    train = _train_overrides(TrainConfig(batch_size=256, lr=3e-4), args)
+    train = train_overrides(TrainConfig(batch_size=256, lr=3e-4), args)
     assert train.batch_size == 1024 and abs(train.lr - 6e-4) < 1e-12 and train.compile and train.compile_mode == "reduce-overhead"
-    explicit = _train_overrides(TrainConfig(batch_size=256, lr=3e-4), parser.parse_args(
+    explicit = train_overrides(TrainConfig(batch_size=256, lr=3e-4), parser.parse_args(
         ["train-diffusion", "--latents", "x", "--out", "y", "--batch-size", "1024", "--lr", "1e-4"]))
     assert explicit.lr == 1e-4 and not explicit.compile
     with pytest.raises(SystemExit):
