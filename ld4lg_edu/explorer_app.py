@@ -12,19 +12,24 @@ import ipywidgets as W
 
 from .core import ASSETS
 from .latent_maps import LatentSet, data_latents, default_cache_dir
-from .explorer_controls import CONTROL_RANGES, MAP_OPTIONS, Cancelled, Progress, _guarded
+from ld4lg_edu.explorer_controls import (
+    CONTROL_RANGES, MAP_OPTIONS, Cancelled, Progress, checked_value, control_row, error_line, fitted_map, guarded,
+    sampler_options, show_figure, student_steps, update_traces,
+)
 from .explorer_views import UNCONDITIONAL, ClusterExplorer, DenoisingExplorer, parse_scales
 
 # %% auto #0
 __all__ = ['MODEL_ENV', 'READY_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'ExplorerApp', 'load_explorer_pipeline', 'app_main',
            'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port', 'launch_explorer', 'UNCONDITIONAL',
            'CONTROL_RANGES', 'MAP_OPTIONS', 'Cancelled', 'Progress', 'DenoisingExplorer', 'parse_scales',
-           'ClusterExplorer']
+           'ClusterExplorer', 'checked_value', 'control_row', 'error_line', 'fitted_map', 'guarded', 'sampler_options',
+           'show_figure', 'student_steps', 'update_traces']
 
 # %% ../nbs/10a_explorer_app.ipynb #dae9263b
 _all_ = [
     "UNCONDITIONAL", "CONTROL_RANGES", "MAP_OPTIONS", "Cancelled", "Progress", "DenoisingExplorer", "parse_scales",
-    "ClusterExplorer",
+    "ClusterExplorer", "checked_value", "control_row", "error_line", "fitted_map", "guarded", "sampler_options",
+    "show_figure", "student_steps", "update_traces",
 ]
 
 # %% ../nbs/10a_explorer_app.ipynb #9e34a56a
@@ -39,7 +44,7 @@ class ExplorerApp(W.VBox):
         self.clusters = ClusterExplorer(pipe, background, cache_dir=cache_dir, lazy=True, threaded=True)
         self.tabs = W.Tab([self.denoising, self.clusters], titles=("Denoising", "Class clusters"))
         self.tabs.observe(
-            _guarded(
+            guarded(
                 self.clusters.status,
                 lambda c: self.clusters.draw() if c["new"] == 1 and not self.clusters.drawn else None,
             ),

@@ -12,10 +12,11 @@ import plotly.graph_objects as go
 from .latent_maps import LatentSet, class_map, fit_projection
 
 # %% auto #0
-__all__ = ['CONTROL_RANGES', 'MAP_OPTIONS', 'Cancelled', 'Progress']
+__all__ = ['CONTROL_RANGES', 'MAP_OPTIONS', 'show_figure', 'update_traces', 'checked_value', 'error_line', 'guarded', 'Cancelled',
+           'Progress', 'fitted_map', 'sampler_options', 'student_steps', 'control_row']
 
 # %% ../nbs/10_explorer_controls.ipynb #75b98078
-def _show_figure(box: W.Box, fig: go.Figure, width: int = 1000) -> go.FigureWidget:
+def show_figure(box: W.Box, fig: go.Figure, width: int = 1000) -> go.FigureWidget:
     """Show `fig` (`width` pixels wide, frames dropped) in `box`: the first time as a new `FigureWidget`, whose state
     carries the figure to the page; later by replacing the traces and layout of that same widget (messages to a
     figure already on the page)."""
@@ -35,7 +36,7 @@ def _show_figure(box: W.Box, fig: go.Figure, width: int = 1000) -> go.FigureWidg
     box.children = (widget,)
     return widget
 
-def _apply(target: go.FigureWidget, updates: dict):
+def update_traces(target: go.FigureWidget, updates: dict):
     "Update the traces of `target` named in `updates` ({trace name: {property: value}}) in one message."
     with target.batch_update():
         for trace in target.data:
@@ -46,7 +47,7 @@ CONTROL_RANGES = {
     "steps": (1, 100), "samples": (1, 16), "per class": (1, 32), "seed": (0, 2**31 - 1), "guidance w": (0.0, 10.0),
 }
 
-def _control(widget):
+def checked_value(widget):
     """A control's value, checked against its fixed range: a browser can send any value, and change a slider's
     min/max too."""
     lo, hi = CONTROL_RANGES[widget.description]
@@ -58,17 +59,17 @@ def _control(widget):
     return value
 
 # %% ../nbs/10_explorer_controls.ipynb #cd38a9c5
-def _error(e: Exception) -> str:
+def error_line(e: Exception) -> str:
     "An exception as a red status line (its type named unless it is the ValueError of a bad setting)."
     text = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
     return f"<span class='ld4lg-error' style='color:#b00020'>error: {html.escape(text)}</span>"
 
-def _guarded(status: W.HTML, action):
+def guarded(status: W.HTML, action):
     """`action` as a widget callback that shows any exception in `status` (raised inside a callback, it would reach
     nobody)."""
     def callback(*args):
         try: return action(*args)
-        except Exception as e: status.value = _error(e)
+        except Exception as e: status.value = error_line(e)
     return callback
 
 # %% ../nbs/10_explorer_controls.ipynb #57464803
@@ -111,7 +112,7 @@ class Progress(W.HBox):
 # %% ../nbs/10_explorer_controls.ipynb #ffc77656
 MAP_OPTIONS = [("class means", "means"), ("PCA", "pca"), ("UMAP", "umap")]
 
-def _fitted_map(pipe, background: LatentSet, method: str, dims: int, cache_dir, progress: W.Output):
+def fitted_map(pipe, background: LatentSet, method: str, dims: int, cache_dir, progress: W.Output):
     "The map `method` for the explorers: the class-means one fitted on held-out sentences, the others on `background`."
     with progress:
         if method == "means":
@@ -124,18 +125,18 @@ def _fitted_map(pipe, background: LatentSet, method: str, dims: int, cache_dir, 
     progress.clear_output()
     return projection
 
-def _sampler_options(pipe) -> list:
+def sampler_options(pipe) -> list:
     "The sampler menu: the three samplers of chapter 07, and the distilled few-step one when the pipeline has students."
     options = [("DPM-Solver++ 2M", "dpmpp2m"), ("DDIM", "ddim"), ("DDPM", "ddpm")]
     students = sorted(getattr(pipe, "students", None) or {})
     if students: options.append((f"distilled ({'/'.join(map(str, students))} steps)", "distilled"))
     return options
 
-def _student_steps(pipe, sampler: str, steps: W.IntSlider):
+def student_steps(pipe, sampler: str, steps: W.IntSlider):
     "Choosing the distilled sampler moves `steps` to a step count a student was made for (the one nearest 4)."
     students = sorted(getattr(pipe, "students", None) or {})
     if sampler == "distilled" and students and steps.value not in students:
         steps.value = min(students, key=lambda s: abs(s - 4))
 
-def _row(*children) -> W.HBox:
+def control_row(*children) -> W.HBox:
     return W.HBox(list(children), layout=W.Layout(flex_flow="row wrap", align_items="center"))

@@ -18,8 +18,8 @@ from ld4lg_edu.explorer import (
     cluster_figure, cluster_step, guidance_sweep, path_hovers, trajectory_figure, trajectory_points, trajectory_step,
 )
 from ld4lg_edu.explorer_controls import (
-    MAP_OPTIONS, Cancelled, Progress, _apply, _control, _error, _fitted_map, _guarded, _row, _sampler_options,
-    _show_figure, _student_steps,
+    MAP_OPTIONS, Cancelled, Progress, checked_value, control_row, error_line, fitted_map, guarded, sampler_options,
+    show_figure, student_steps, update_traces,
 )
 
 # %% auto #0
@@ -49,7 +49,7 @@ class DenoisingExplorer(W.VBox):
             value=DEFAULT_GUIDANCE if names else 1.0, min=0.0, max=10.0, step=0.5, description="guidance w",
             disabled=not names,
         )
-        self.sampler = W.Dropdown(options=_sampler_options(pipe), description="sampler")
+        self.sampler = W.Dropdown(options=sampler_options(pipe), description="sampler")
         self.steps = W.IntSlider(value=steps, min=1, max=100, description="steps")
         self.num_samples = W.IntSlider(value=n, min=1, max=16, description="samples")
         self.seed = W.BoundedIntText(
@@ -79,21 +79,22 @@ class DenoisingExplorer(W.VBox):
         ):
             widget.add_class(css)
         self.run, self.points, self._shown, self._quiet, self._message = None, None, None, False, ""
-        guard = lambda action: _guarded(self.status, action)
+        guard = lambda action: guarded(self.status, action)
         self.sample_button.on_click(guard(lambda _: self.bar.start(guard(self.sample))))
         self.step_slider.observe(guard(lambda c: None if self._quiet else self.show_step(c["new"])), names="value")
         self._class_w = self.guidance.value if names else DEFAULT_GUIDANCE
         self.label.observe(guard(lambda c: self._on_label(c["new"])), names="value")
-        self.sampler.observe(guard(lambda c: _student_steps(pipe, c["new"], self.steps)), names="value")
+        self.sampler.observe(guard(lambda c: student_steps(pipe, c["new"], self.steps)), names="value")
         self.source.observe(guard(lambda c: self.show_source(c["new"])), names="value")
         for widget in (self.method, self.dims, self.show_x0):
             widget.observe(guard(lambda _: self.redraw()), names="value")
         super().__init__(
             [
-                _row(self.label, self.guidance, self.sampler),
-                _row(self.steps, self.num_samples, self.seed, self.sample_button), _row(self.status, self.bar),
-                _row(self.step_slider, self.caption), self.source, self.texts,
-                _row(self.method, self.dims, self.show_x0), self.progress, self.plot,
+                control_row(self.label, self.guidance, self.sampler),
+                control_row(self.steps, self.num_samples, self.seed, self.sample_button),
+                control_row(self.status, self.bar),
+                control_row(self.step_slider, self.caption), self.source, self.texts,
+                control_row(self.method, self.dims, self.show_x0), self.progress, self.plot,
             ]
         )
         self.redraw()
@@ -118,12 +119,13 @@ def sample(self: DenoisingExplorer) -> SampleResult | None:
         now = f"sampling: step {i + 1} of {steps}" if i + 1 < steps else "decoding the texts"
         self.status.value = f"<i>{now}…</i>"
     try:
-        run = record_run(self.pipe, n=_control(self.num_samples), label=label, guidance_scale=_control(self.guidance),
-                         steps=_control(self.steps), sampler=self.sampler.value, seed=_control(self.seed),
+        run = record_run(self.pipe, n=checked_value(self.num_samples), label=label,
+                         guidance_scale=checked_value(self.guidance), steps=checked_value(self.steps),
+                         sampler=self.sampler.value, seed=checked_value(self.seed),
                          lazy=self.lazy, callback=progress)
     except Exception as e:
         shown = "the run on screen is the previous one" if self.run else "nothing sampled yet"
-        self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else _error(e)
+        self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else error_line(e)
         return None
     finally: self.sample_button.disabled, self.step_slider.disabled = False, self.run is None
     self.run = run
@@ -145,7 +147,7 @@ def _projection(self: DenoisingExplorer):
                 f"<i>fitting UMAP on {len(self.background.texts)} data latents (the first fit in a session takes ~20 s;"
                 " then cached)…</i>"
             )
-        maps[key] = _fitted_map(
+        maps[key] = fitted_map(
             self.pipe, self.background, self.method.value, self.dims.value, self.cache_dir, self.progress
         )
     return maps[key]
@@ -157,12 +159,12 @@ def redraw(self: DenoisingExplorer, step: int | None = None):
     slider's position)."""
     projection = self._projection()
     if self.run is None:
-        self.figure = _show_figure(self.plot, cluster_figure(projection, self.background, animate=False))
+        self.figure = show_figure(self.plot, cluster_figure(projection, self.background, animate=False))
         self.status.value = self._message
         return
     step = self.step_slider.value if step is None else step
     self.points = trajectory_points(self.run, projection)
-    self.figure = _show_figure(
+    self.figure = show_figure(
         self.plot,
         trajectory_figure(
             self.run, projection, self.background, step=step, show_x0=self.show_x0.value, animate=False,
@@ -191,7 +193,7 @@ def show_step(self: DenoisingExplorer, step: int, move_markers: bool = True):
     if fresh and self.source.value == "x0":
         for name, hover in path_hovers(self.run, self.points, self.show_x0.value).items():
             updates[name] = updates.get(name, {}) | hover
-    if updates: _apply(self.figure, updates)
+    if updates: update_traces(self.figure, updates)
     self._shown = step
 
 # %% ../nbs/10_explorer_views.ipynb #244b8151
@@ -240,7 +242,7 @@ class ClusterExplorer(W.VBox):
         )
         self.per_class = W.IntSlider(value=per_class, min=1, max=32, description="per class")
         self.steps = W.IntSlider(value=steps, min=1, max=100, description="steps")
-        self.sampler = W.Dropdown(options=_sampler_options(pipe), description="sampler")
+        self.sampler = W.Dropdown(options=sampler_options(pipe), description="sampler")
         self.seed = W.BoundedIntText(
             value=seed, min=0, max=2**31 - 1, description="seed", layout=W.Layout(width="180px")
         )
@@ -252,9 +254,9 @@ class ClusterExplorer(W.VBox):
         self.status, self.progress, self.plot, self.figure = W.HTML(), W.Output(), W.Box(), None
         self.bar = Progress(threaded)
         self.sample_button.add_class("ld4lg-cluster-sample"); self.status.add_class("ld4lg-cluster-status")
-        guard = lambda action: _guarded(self.status, action)
+        guard = lambda action: guarded(self.status, action)
         self.sample_button.on_click(guard(lambda _: self.bar.start(guard(self.sample))))
-        self.sampler.observe(guard(lambda c: _student_steps(pipe, c["new"], self.steps)), names="value")
+        self.sampler.observe(guard(lambda c: student_steps(pipe, c["new"], self.steps)), names="value")
         for widget in (self.method, self.dims): widget.observe(guard(lambda _: self.draw()), names="value")
         self._quiet, self._message = False, ""
         self.guidance.observe(
@@ -263,9 +265,9 @@ class ClusterExplorer(W.VBox):
         )
         super().__init__(
             [
-                _row(self.method, self.dims),
-                _row(self.scales, self.per_class, self.steps, self.sampler, self.seed, self.sample_button),
-                _row(self.status, self.bar), self.guidance, self.progress, self.plot,
+                control_row(self.method, self.dims),
+                control_row(self.scales, self.per_class, self.steps, self.sampler, self.seed, self.sample_button),
+                control_row(self.status, self.bar), self.guidance, self.progress, self.plot,
             ]
         )
         if not lazy: self.draw()
@@ -280,7 +282,7 @@ def draw(self: ClusterExplorer):
     scale = float(self.guidance.value) if self.sweep is not None else None
     if self.sweep is not None:
         self.points = {w: projection.transform(self.sweep.latents[w]) for w in self.sweep.scales}
-    self.figure = _show_figure(
+    self.figure = show_figure(
         self.plot,
         cluster_figure(projection, self.background, self.sweep, scale=scale, animate=False, points=self.points),
     )
@@ -294,7 +296,7 @@ def sample(self: ClusterExplorer):
         scales = parse_scales(self.scales.value)
         self.sample_button.disabled, self.status.value = True, "<i>sampling…</i>"
         start = time.perf_counter()
-        per_class, steps, seed = _control(self.per_class), _control(self.steps), _control(self.seed)
+        per_class, steps, seed = checked_value(self.per_class), checked_value(self.steps), checked_value(self.seed)
         done = []  # the scale being sampled: the bar counts sampler steps over all scales
         def on_scale(i, w):  # progress: one pipeline call per scale
             done[:] = [i]
@@ -306,7 +308,7 @@ def sample(self: ClusterExplorer):
         )
     except Exception as e:
         shown = "the samples on screen are the previous ones" if self.sweep else "nothing sampled yet"
-        self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else _error(e)
+        self.status.value = f"sampling cancelled; {shown}." if isinstance(e, Cancelled) else error_line(e)
         return None
     finally: self.sample_button.disabled, self.bar.layout.visibility = False, "hidden"
     self.sweep, self._quiet = sweep, True
@@ -325,4 +327,4 @@ def sample(self: ClusterExplorer):
 @patch
 def show_scale(self: ClusterExplorer, scale: float):
     "Show the samples at guidance `scale` (already sampled and projected: nothing is recomputed)."
-    _apply(self.figure, cluster_step(self.sweep, self.points, scale))
+    update_traces(self.figure, cluster_step(self.sweep, self.points, scale))
