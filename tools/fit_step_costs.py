@@ -39,7 +39,8 @@ def profile_graph_step(config, batch, steps=200):
         calls["n"] += 1
         if calls["n"] == 100: prof.__enter__()
         if calls["n"] == 100 + steps: torch.cuda.synchronize(); prof.__exit__(None, None, None)
-    fit_rate(config, batch, torch.device("cuda"), True, 100 + steps + 5, cuda_graph=True, log_every=1, callbacks=[window])
+    fit_rate(config, batch, torch.device("cuda"), True, 100 + steps + 5, cuda_graph=True, log_every=1,
+             callbacks=[window])
     print(prof.key_averages().table(sort_by="device_time_total", row_limit=30), flush=True)
     by_kind, count, names = collections.Counter(), collections.Counter(), collections.Counter()
     for e in prof.events():
@@ -92,7 +93,8 @@ def main():
     p.add_argument("--parts", nargs="*", default=["profile", "variants"], choices=["profile", "variants", "levers"])
     args = p.parse_args()
     base = DenoiserConfig.preset("paper", num_classes=6, **ARCHS[args.arch])
-    lines = [f"# {torch.cuda.get_device_name()}, torch {torch.__version__}; {args.arch} denoiser, batch {args.batch_size}"]
+    lines = [f"# {torch.cuda.get_device_name()}, torch {torch.__version__}; {args.arch} denoiser, "
+             f"batch {args.batch_size}"]
     def say(line):  # each line reaches the file at once: a call cut short keeps what it measured
         lines.append(line); print(line, flush=True)
         if args.out: Path(args.out).write_text("\n".join(lines) + "\n")
@@ -103,23 +105,24 @@ def main():
     total = sum(by_kind.values())
     say(f"whole-step graph: {total:.0f} µs of kernels per step ({1e6 / total:.0f} it/s if the GPU never waits), "
         f"{sum(count.values()):.0f} kernels per step")
-    for kind, us in by_kind.most_common(): say(f"  {kind:<18}{us:>8.0f} µs {100 * us / total:>5.1f}%  {count[kind]:>6.0f} kernels")
+    for kind, us in by_kind.most_common():
+        say(f"  {kind:<18}{us:>8.0f} µs {100 * us / total:>5.1f}%  {count[kind]:>6.0f} kernels")
     say("top kernels (µs per step):")
     for name, us in names.most_common(12): say(f"  {us:>7.0f}  {name}")
     variants = {
-        "as shipped (step graph, compile default)": (base, {}),
-        "dropout 0": (dataclasses.replace(base, dropout=0.0), {}),
-        "no self-conditioning": (dataclasses.replace(base, self_condition=False), {}),
+        "as shipped (step graph, compile default)": base,
+        "dropout 0": dataclasses.replace(base, dropout=0.0),
+        "no self-conditioning": dataclasses.replace(base, self_condition=False),
     }
     say(f"fit it/s, whole-step graph, {args.fit_steps} steps each:")
-    for name, (config, kw) in variants.items():
-        its = fit_rate(config, args.batch_size, torch.device("cuda"), True, args.fit_steps, cuda_graph=True,
-                       mode=kw.get("mode", "default"))
+    for name, config in variants.items():
+        its = fit_rate(config, args.batch_size, torch.device("cuda"), True, args.fit_steps, cuda_graph=True)
         say(f"  {name:<44}{its:>8.1f} it/s  final loss {fit_rate.last_loss:.4f}")
 
 
 def levers(args, base, say):
-    "Two levers, measured: the attention backend at the denoiser's shape, and gradients set to None inside the graph."
+    """Two levers, measured: the attention backend at the denoiser's shape, and how the step graph clears gradients
+    (fit sets them to None; the comparison run forces the earlier zeroing in place)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     for p in (base.dropout, 0.0):
         times = attention_backends(args.batch_size, base.heads, base.num_latents, base.width // base.heads, p)
@@ -128,10 +131,12 @@ def levers(args, base, say):
                 f"{k.lower()} {v:.1f} µs" if isinstance(v, float) else f"{k.lower()} {v}" for k, v in times.items()))
     best = min((k for k, v in times.items() if isinstance(v, float)), key=times.get)
     zero_grad = torch.optim.Optimizer.zero_grad
-    runs = {"as shipped": ([], False), f"sdpa {best.lower()} only": ([getattr(SDPBackend, best)], False),
-            "grads set to None inside the graph": ([], True), f"both": ([getattr(SDPBackend, best)], True)}
-    for name, (backends, to_none) in runs.items():
-        if to_none: torch.optim.Optimizer.zero_grad = lambda self, set_to_none=True: zero_grad(self, True)
+    runs = {"as on main (gradients set to None)": ([], False),
+            f"sdpa {best.lower()} only": ([getattr(SDPBackend, best)], False),
+            "gradients zeroed in place": ([], True),
+            f"sdpa {best.lower()}, zeroed in place": ([getattr(SDPBackend, best)], True)}
+    for name, (backends, in_place) in runs.items():
+        if in_place: torch.optim.Optimizer.zero_grad = lambda self, set_to_none=False: zero_grad(self, False)
         try:
             with sdpa_kernel(backends) if backends else contextlib.nullcontext():
                 its = fit_rate(base, args.batch_size, torch.device("cuda"), True, args.fit_steps, cuda_graph=True)
