@@ -16,7 +16,7 @@ from fastcore.basics import patch
 from .core import (Presets, atomic_directory, check_folder, confined_file, get_device, read_json, read_meta,
                             read_tensors)
 from .data import load_corpus, load_tokenizer
-from .samplers import class_ids
+from .conditioning import class_ids
 from .training import TrainConfig, fit
 
 # %% auto #0

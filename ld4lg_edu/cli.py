@@ -19,7 +19,7 @@ __all__ = ['COURSE_MARKER', 'COMMANDS', 'cmd_corpus', 'cmd_train_tokenizer', 'cm
 def cmd_corpus(args):
     "Print a corpus summary and a few rows (optionally of one class)."
     from ld4lg_edu.data import load_corpus
-    from ld4lg_edu.samplers import class_ids
+    from ld4lg_edu.conditioning import class_ids
     corpus = load_corpus(args.name)
     rows = corpus.splits[args.split]
     if args.label is not None:

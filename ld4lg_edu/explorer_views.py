@@ -11,7 +11,7 @@ import numpy as np
 from fastcore.basics import patch
 
 from .pipeline import SampleResult
-from .samplers import DEFAULT_GUIDANCE
+from .conditioning import DEFAULT_GUIDANCE
 from .explorer_runs import decode_texts, record_run, step_caption, step_table_html
 from .latent_maps import LatentSet, data_latents
 from ld4lg_edu.explorer import (

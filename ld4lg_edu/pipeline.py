@@ -19,7 +19,8 @@ from .autoencoder import (LanguageAutoencoder, AutoencoderConfig, save_autoencod
 from .schedule import NoiseSchedule, get_schedule, schedule_from_config
 from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import save_denoiser, load_denoiser, read_denoiser_info
-from .samplers import Conditioning, Trajectory, sample_latents, get_sampler, SAMPLERS, STUDENT_SAMPLERS
+from .conditioning import Conditioning
+from .samplers import Trajectory, sample_latents, get_sampler, SAMPLERS, STUDENT_SAMPLERS
 from .distill import (DistillConfig, DistilledStudent, distill, load_student, prepare_distill_dir,
                                save_student)
 from .data import Corpus, load_corpus
