@@ -17,8 +17,8 @@ from .core import (atomic_directory, atomic_file, check_folder, config_from_dict
 from .schedule import NoiseSchedule, eps_from_v, get_schedule, q_sample, v_from_x0, x0_from_v
 from .denoiser import Denoiser, sinusoidal_embedding
 from .diffusion import (LatentDataset, as_latent_dataset, drop_labels, load_denoiser, read_denoiser_info,
-                                 save_denoiser, unwrap, v_loss)
-from .training import EMA, TrainConfig, check_out_dir, fit, host_coin, process_state
+                                 save_denoiser, self_condition_inputs, unwrap, v_loss)
+from .training import EMA, TrainConfig, check_out_dir, fit, process_state
 from .conditioning import Conditioning
 from .samplers import guided_v, sample_latents
 
@@ -189,12 +189,8 @@ def distillation_loss(student: nn.Module, teacher: nn.Module, latents: torch.Ten
         with torch.no_grad(): v_tilde = teacher_v(teacher, noisy, alpha_t, None, labels, w)
     extra, logs = dict(class_labels=labels, guidance_scale=w), {}
     self_cond = self_cond_mask = None
-    if core.self_condition:  # chapter 06's coin, drawn on the host (no GPU sync)
-        use = host_coin(config.self_cond_prob)
-        self_cond = torch.zeros_like(latents)
-        if use:
-            with torch.no_grad(): self_cond = x0_from_v(noisy, student(noisy, alpha_t, **extra).float(), alpha_t)
-        self_cond_mask = torch.full((B,), use, dtype=torch.bool, device=device)
+    if core.self_condition:  # chapter 06's self-conditioning pass, its coin drawn on the host (no GPU sync)
+        self_cond, self_cond_mask, use = self_condition_inputs(student, noisy, alpha_t, config.self_cond_prob, **extra)
         logs["self_cond"] = float(use)
     v_pred = student(noisy, alpha_t, self_cond=self_cond, self_cond_mask=self_cond_mask, **extra)
     return {"loss": v_loss(v_pred, v_tilde).mean(), **logs}
