@@ -1,0 +1,28 @@
+"""One device call: samples of the shipped model with DPM-Solver++(2M) at several step counts and guidance scales
+(200 per class, seeds 0 and 1), written to $OUT/samples_steps.json as they come (keys 'variant=dpmpp2mN,w=..,seed=..',
+for tools/evaluate_samples.py), with the GPU seconds of each run.
+
+    python tools/gpu_job_steps.py --steps 6 8 10 15 25 --w 1 2.5
+"""
+import argparse, json, os, time
+import torch
+from ld4lg_edu.pipeline import load_default
+
+p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+p.add_argument("--steps", type=int, nargs="+", default=[6, 8, 10, 15, 25])
+p.add_argument("--w", type=float, nargs="+", default=[1.0, 2.5])
+p.add_argument("--per-class", type=int, default=200)
+args = p.parse_args()
+pipe, path = load_default(device="cuda"), os.path.join(os.environ.get("OUT", "."), "samples_steps.json")
+samples = {"ld4lg": {}, "timing": {}}
+for w in args.w:
+    for steps in args.steps:
+        for seed in (0, 1):
+            key = f"variant=dpmpp2m{steps},w={w},seed={seed}"
+            torch.cuda.synchronize(); start = time.perf_counter()
+            samples["ld4lg"][key] = {n: pipe.sample(args.per_class, label=n, guidance_scale=w, sampler="dpmpp2m",
+                                                    steps=steps, seed=seed).texts for n in pipe.label_names}
+            torch.cuda.synchronize(); samples["timing"][key] = round(time.perf_counter() - start, 2)
+            with open(path + ".tmp", "w") as f: json.dump(samples, f)
+            os.replace(path + ".tmp", path)  # what is done survives a kill
+            print(key, samples["timing"][key], samples["ld4lg"][key]["animal"][:2], flush=True)
