@@ -263,39 +263,53 @@ def _accumulate(sums: dict, logs: dict):
     for k, v in logs.items():
         sums[k] = sums.get(k, 0.0) + (v.detach().float() if isinstance(v, torch.Tensor) else float(v))
 
-# %% ../nbs/01a_training.ipynb #1c340215
-def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_dir: str | Path | None = None,
-        resume: bool = False, overwrite: bool = False, ema: EMA | None = None, collate_fn: Callable | None = None,
-        callbacks: Iterable[Callable] = (), config_to_save: dict | None = None) -> TrainResult:
-    "Train `model` on `dataset` minimising `loss_fn(model, batch)`; checkpoints in `out_dir`; `resume=True` continues."
-    # `overwrite=True` deletes another run's checkpoints in `out_dir` first (a fresh run refuses them otherwise)
-    from tqdm.auto import tqdm
+# %% ../nbs/01a_training.ipynb #765d8ea3
+def _check_run(config: TrainConfig, acc, out_dir: str | Path | None, resume: bool):
+    "Refuse a run that its arguments rule out (`ValueError`, naming what to change), before any work is done."
     if resume and out_dir is None: raise ValueError("resume=True needs out_dir (where the checkpoints are)")
-    if out_dir is not None: check_out_dir(out_dir, resume, overwrite)
-    acc = _make_accelerator(config)
     if config.cuda_graph and (acc.device.type != "cuda" or acc.num_processes > 1):
         raise ValueError(f"cuda_graph needs one CUDA device (this run: {acc.num_processes} process(es) on "
                          f"{acc.device.type}); turn it off here")
     if config.batch_size % acc.num_processes:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by {acc.num_processes} processes")
-    torch.manual_seed(config.seed)
-    sampler, dataset, loader = _run_data(dataset, config, acc, collate_fn)
+
+# %% ../nbs/01a_training.ipynb #a59f2392
+@dataclass
+class _Progress:
+    "Where a run stands after a step: step, history and log window (its checkpoints hold them), and what `fit` returns."
+    step: int = 0
+    history: list[dict] = field(default_factory=list)  # one row per log step
+    sums: dict = field(default_factory=dict)  # the values logged since the last log step, summed on the device
+    count: int = 0  # the steps in `sums`
+    checkpoint: Path | None = None  # the newest checkpoint, written or resumed from
+    timings: list[tuple[int, float]] = field(default_factory=list)  # (step, seconds since this call started)
+
+def _prepare(model: nn.Module, config: TrainConfig, acc, ema: EMA | None, resume_from: Path | None,
+             config_to_save: dict | None):
+    """`(wrapped, optimizer, scheduler, progress)`: AdamW and its schedule for `model`'s trainable parameters, with the
+    state of the checkpoint `resume_from` loaded into them (None: a fresh run), then made ready to run: `wrapped` is
+    the model as the step calls it (placed by accelerate, compiled if asked)."""
     optimizer = _optimizer(model.to(acc.device), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_multiplier(s, config.warmup_steps, config.steps, config.decay))
-    step, history, ckpt, sums, count = 0, [], None, {}, 0
-    if resume and (found := latest_checkpoint(out_dir)) is not None:
-        step, history, sums, count = _restore(found, model, optimizer, scheduler, ema, config_to_save)
-        ckpt = found
+    progress = _Progress()
+    if resume_from is not None:
+        step, history, sums, count = _restore(resume_from, model, optimizer, scheduler, ema, config_to_save)
+        progress = _Progress(step, history, sums, count, checkpoint=resume_from)
     if config.cuda_graph: _capturable(optimizer, acc.device)
     wrapped, optimizer = acc.prepare(model, optimizer)
-    # compile's own graphs
-    graphs = config.compile and config.compile_mode == "reduce-overhead" and not config.cuda_graph
     if config.compile:
         mode = None if config.compile_mode == "default" else config.compile_mode
         if config.cuda_graph and mode == "reduce-overhead": mode = None  # the step's own graph replaces compile's
         wrapped = torch.compile(wrapped, mode=mode)
+    return wrapped, optimizer, scheduler, progress
 
+# %% ../nbs/01a_training.ipynb #b6c07771
+def _training_step(model: nn.Module, wrapped: nn.Module, loss_fn: Callable, optimizer, scheduler, ema: EMA | None,
+                   config: TrainConfig, acc) -> Callable[[dict], dict]:
+    """`step(batch) -> logs`, one update of `model` on `batch` (what `loss_fn` takes, e.g. a dict of [B, ...] tensors);
+    `logs` is `loss_fn`'s dict, or `{"loss": loss}`, its values 0-dim tensors left on the device. Eager, or with
+    `config.cuda_graph` the whole update replayed as one CUDA graph (`_graph_step`)."""
     def forward_backward(batch) -> dict:
         with acc.autocast():
             out = loss_fn(wrapped, batch)
@@ -304,8 +318,25 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
         if config.grad_clip: acc.clip_grad_norm_(model.parameters(), config.grad_clip)
         return logs
 
-    # under cuda_graph: the step's EMA weight, written before each replay
-    ema_weight = torch.zeros((), device=acc.device)
+    if config.cuda_graph: return _graph_step(forward_backward, model, optimizer, scheduler, ema, acc.device)
+    compile_graphs = config.compile and config.compile_mode == "reduce-overhead"
+    def eager_step(batch) -> dict:
+        if compile_graphs: torch.compiler.cudagraph_mark_step_begin()
+        logs = forward_backward(batch)
+        optimizer.step(); scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None: ema.update(model)
+        return logs
+    return eager_step
+
+# %% ../nbs/01a_training.ipynb #51439a9d
+def _graph_step(forward_backward: Callable, model: nn.Module, optimizer, scheduler, ema: EMA | None,
+                device: torch.device) -> Callable[[dict], dict]:
+    """`step(batch) -> logs` replaying the whole update as a CUDA graph (`StepGraph`): `forward_backward(batch) -> logs`
+    (loss, backward, clipping), AdamW and the EMA captured together; the schedule and the EMA's weight stay on the
+    host."""
+    ema_weight = torch.zeros((), device=device)  # the EMA's weight 1 - β of this step, written before each replay
+
     def whole_step(batch) -> dict:
         "The whole update on the device, what one CUDA graph captures: fresh gradients, AdamW, the EMA."
         optimizer.zero_grad(set_to_none=True)  # backward writes new gradients, no add into old ones: 5% faster (H200)
@@ -313,42 +344,73 @@ def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_d
         optimizer.step()
         if ema is not None: ema.lerp_(model, ema_weight)
         return logs
-    graph = StepGraph(whole_step) if config.cuda_graph else None
+
+    graph = StepGraph(whole_step)
+    def graph_step(batch) -> dict:
+        if ema is not None: ema.advance(ema_weight)
+        logs = graph(batch)
+        scheduler.step()
+        return logs
+    return graph_step
+
+# %% ../nbs/01a_training.ipynb #ba8529a6
+def _due(step: int, every: int, steps: int) -> bool:
+    "Every `every` steps, and at the last of `steps`."
+    return step % every == 0 or step == steps
+
+def _log_step(progress: _Progress, logs: dict, scheduler, config: TrainConfig, start: float) -> dict | None:
+    """Count one step and add its `logs` to the log window; on a log step, close the window into a `history` row and
+    note the seconds since `start`. Returns that row, or None between log steps."""
+    progress.step += 1; progress.count += 1
+    _accumulate(progress.sums, logs)
+    if not _due(progress.step, config.log_every, config.steps): return None
+    row = _log_row(progress.step, progress.count, progress.sums, float(scheduler.get_last_lr()[0]))
+    progress.history.append(row); progress.sums, progress.count = {}, 0
+    progress.timings.append((progress.step, time.perf_counter() - start))
+    return row
+
+def _checkpoint(out_dir: str | Path, progress: _Progress, acc, model: nn.Module, optimizer, scheduler, ema: EMA | None,
+                config: TrainConfig, config_to_save: dict | None):
+    "Write a checkpoint of the run at `progress.step`: every process waits here, the main one writes it."
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        progress.checkpoint = _save(out_dir, progress.step, model, optimizer, scheduler, ema, progress.history, config,
+                                    config_to_save, progress.sums, progress.count)
+
+# %% ../nbs/01a_training.ipynb #1c340215
+def fit(model: nn.Module, loss_fn: Callable, dataset, config: TrainConfig, out_dir: str | Path | None = None,
+        resume: bool = False, overwrite: bool = False, ema: EMA | None = None, collate_fn: Callable | None = None,
+        callbacks: Iterable[Callable] = (), config_to_save: dict | None = None) -> TrainResult:
+    "Train `model` on `dataset` minimising `loss_fn(model, batch)`; checkpoints in `out_dir`; `resume=True` continues."
+    # `overwrite=True` deletes another run's checkpoints in `out_dir` first (a fresh run refuses them otherwise)
+    from tqdm.auto import tqdm
+    acc = _make_accelerator(config)
+    _check_run(config, acc, out_dir, resume)
+    if out_dir is not None: check_out_dir(out_dir, resume, overwrite)
+    torch.manual_seed(config.seed)  # before the data and the optimizer are built
+    sampler, dataset, loader = _run_data(dataset, config, acc, collate_fn)
+    resume_from = latest_checkpoint(out_dir) if resume else None
+    wrapped, optimizer, scheduler, progress = _prepare(model, config, acc, ema, resume_from, config_to_save)
+    train_step = _training_step(model, wrapped, loss_fn, optimizer, scheduler, ema, config, acc)
+    trim = not (config.compile or config.cuda_graph)  # static shapes: no trimming to the longest row
     model.train()
-    bar = tqdm(total=config.steps, initial=step, disable=not acc.is_main_process, desc="train")
-    timings, start = [], time.perf_counter()
+    bar = tqdm(total=config.steps, initial=progress.step, disable=not acc.is_main_process, desc="train")
+    start = time.perf_counter()
     with trusted_inputs(not config.debug_checks):  # the data were checked once; no value check (GPU sync) per step
-        while step < config.steps:
-            epoch, skip = divmod(step, sampler.batches_per_epoch())
+        while progress.step < config.steps:
+            epoch, skip = divmod(progress.step, sampler.batches_per_epoch())
             sampler.set_epoch(epoch, skip)
-            static = config.compile or config.cuda_graph  # static shapes: no trimming to the longest row
-            for batch in _epoch_batches(dataset, sampler, loader, acc.device, trim=not static):
-                if graphs: torch.compiler.cudagraph_mark_step_begin()
-                if graph is not None:
-                    if ema is not None: ema.advance(ema_weight)
-                    logs = graph(batch)
-                    scheduler.step()
-                else:
-                    logs = forward_backward(batch)
-                    optimizer.step(); scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    if ema is not None: ema.update(model)
-                step += 1; count += 1; bar.update(1)
-                _accumulate(sums, logs)
-                if step % config.log_every == 0 or step == config.steps:
-                    row = _log_row(step, count, sums, float(scheduler.get_last_lr()[0]))
-                    history.append(row); sums, count = {}, 0
-                    timings.append((step, time.perf_counter() - start))
+            for batch in _epoch_batches(dataset, sampler, loader, acc.device, trim=trim):
+                logs = train_step(batch)
+                bar.update(1)
+                if (row := _log_step(progress, logs, scheduler, config, start)) is not None:
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                     if acc.is_main_process:
-                        for cb in callbacks: cb(step, model, history)
-                if out_dir is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-                    acc.wait_for_everyone()
-                    if acc.is_main_process:
-                        ckpt = _save(out_dir, step, model, optimizer, scheduler, ema, history,
-                                     config, config_to_save, sums, count)
-                if step >= config.steps: break
+                        for cb in callbacks: cb(progress.step, model, progress.history)
+                if out_dir is not None and _due(progress.step, config.checkpoint_every, config.steps):
+                    _checkpoint(out_dir, progress, acc, model, optimizer, scheduler, ema, config, config_to_save)
+                if progress.step >= config.steps: break
     bar.close()
     acc.wait_for_everyone()
     model.eval()
-    return TrainResult(history, step, ckpt, timings)
+    return TrainResult(progress.history, progress.step, progress.checkpoint, progress.timings)
