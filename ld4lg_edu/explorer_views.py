@@ -34,8 +34,9 @@ class DenoisingExplorer(W.VBox):
     text beside it) and each sample's path of z_t and x̂0 on a map of data latents (`background`, default:
     `data_latents(pipe)`; `projection`: 'means', 'pca' or 'umap', default: 'means' when the data have classes).
     `threaded`: Sample runs on a thread (progress, Cancel). `lazy`: a step's texts are decoded when the slider first
-    shows it (Sample pays for the final texts and the last step only), else all at Sample."""
-    def __init__(self, pipe, background: LatentSet | None = None, n: int = 4, steps: int = 25, seed: int = 0,
+    shows it (Sample pays for the final texts and the last step only), else all at Sample. `steps`: the
+    slider's first value (default: the pipeline's own, `pipe.steps`)."""
+    def __init__(self, pipe, background: LatentSet | None = None, n: int = 4, steps: int | None = None, seed: int = 0,
                  projection: str | None = None, dims: int = 2, cache_dir=None, lazy: bool = True,
                  threaded: bool = False):
         self.pipe, self.cache_dir, self.lazy = pipe, cache_dir, lazy
@@ -50,7 +51,7 @@ class DenoisingExplorer(W.VBox):
             disabled=not names,
         )
         self.sampler = W.Dropdown(options=sampler_options(pipe), description="sampler")
-        self.steps = W.IntSlider(value=steps, min=1, max=100, description="steps")
+        self.steps = W.IntSlider(value=pipe.steps if steps is None else steps, min=1, max=100, description="steps")
         self.num_samples = W.IntSlider(value=n, min=1, max=16, description="samples")
         self.seed = W.BoundedIntText(
             value=seed, min=0, max=2**31 - 1, description="seed", layout=W.Layout(width="180px")
@@ -222,10 +223,10 @@ class ClusterExplorer(W.VBox):
     """Data latents on a map coloured by class (class means, PCA or UMAP); *Sample every class* overlays `per_class`
     samples of each class at several guidance scales from the same seed, and the guidance slider moves between the
     scales. `lazy=True` waits for `draw()` to fit the map; `threaded`: sampling runs on a thread, with progress and
-    Cancel."""
+    Cancel; `steps`: default the pipeline's own (`pipe.steps`)."""
     def __init__(
         self, pipe, background: LatentSet | None = None, method: str = "means", dims: int = 2, per_class: int = 6,
-        scales=(1.0, 2.0, 4.0), steps: int = 25, seed: int = 0, cache_dir=None, lazy: bool = False,
+        scales=(1.0, 2.0, 4.0), steps: int | None = None, seed: int = 0, cache_dir=None, lazy: bool = False,
         threaded: bool = False,
     ):
         self.pipe, self.cache_dir, self.sweep, self.points, self.drawn = pipe, cache_dir, None, None, False
@@ -241,7 +242,7 @@ class ClusterExplorer(W.VBox):
             disabled=not conditional,
         )
         self.per_class = W.IntSlider(value=per_class, min=1, max=32, description="per class")
-        self.steps = W.IntSlider(value=steps, min=1, max=100, description="steps")
+        self.steps = W.IntSlider(value=pipe.steps if steps is None else steps, min=1, max=100, description="steps")
         self.sampler = W.Dropdown(options=sampler_options(pipe), description="sampler")
         self.seed = W.BoundedIntText(
             value=seed, min=0, max=2**31 - 1, description="seed", layout=W.Layout(width="180px")

@@ -42,6 +42,7 @@ class FakePipeline:
         self.calls = 0  # how many times sample() ran (tests check the explorer never resamples)
 
     conditioning = LatentDiffusionPipeline.conditioning  # the real request checks: names, ids, lists, guidance, same errors
+    sampler, steps = "dpmpp2m", 25  # the pipeline's defaults, which the explorer's controls start from
 
     def encode(self, texts):
         rows = []

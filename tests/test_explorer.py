@@ -354,6 +354,15 @@ def test_denoising_explorer_controls_reach_the_pipeline(pipe, background):
     assert ex.sample().settings["guidance_scale"] == 1.0             # no guidance without a class
 
 
+def test_explorers_start_from_the_pipelines_own_steps(background):
+    own = make_fake_pipeline()
+    own.steps = 7                                                     # a model whose default is 7 sampler steps
+    assert DenoisingExplorer(own, background).steps.value == 7
+    assert ClusterExplorer(own, background, lazy=True).steps.value == 7
+    assert DenoisingExplorer(own, background, steps=12).steps.value == 12   # an explicit choice wins
+    assert DenoisingExplorer(own, background).sample().settings["steps"] == 7
+
+
 def test_denoising_explorer_views(pipe, background):
     ex = DenoisingExplorer(pipe, background, n=2, steps=5)
     ex.sample()

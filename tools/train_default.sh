@@ -20,7 +20,8 @@ case "$stage" in
     $cli encode --ae "$runs/ae" --corpus wordnet --split train --out "$runs/latents.safetensors"
     $cli train-diffusion --preset course --steps 60000 --batch-size 256 --lr 3e-4 --compile --cuda-graph \
         --latents "$runs/latents.safetensors" --out "$runs/diffusion"
-    $cli build --ae "$runs/ae" --denoiser "$runs/diffusion/ema_denoiser" --corpus wordnet --dtype bfloat16 --out "$runs/pipeline"
+    $cli build --ae "$runs/ae" --denoiser "$runs/diffusion/ema_denoiser" --corpus wordnet --steps 10 --dtype bfloat16 \
+        --out "$runs/pipeline"
     ;;
   baseline)
     $cli train-ar --preset course --corpus wordnet --steps 6000 --batch-size 128 --out "$runs/ar"
