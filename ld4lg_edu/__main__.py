@@ -7,5 +7,5 @@ __all__ = []
 
 # %% ../nbs/11a_main.ipynb #ba40d7c8
 #| eval: false
-from .cli import main
-main()
+from .cli import console
+console()

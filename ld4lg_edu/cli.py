@@ -10,10 +10,10 @@ from pathlib import Path
 from .cli_args import run_kwargs, train_overrides, build_parser, subcommands
 
 # %% auto #0
-__all__ = ['COURSE_MARKER', 'COMMANDS', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae', 'cmd_encode',
-           'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_train_segments', 'cmd_sample', 'cmd_distill',
-           'cmd_explore', 'cmd_train_seq2seq', 'cmd_generate', 'course_source', 'copy_course', 'launch_lab',
-           'cmd_course', 'main']
+__all__ = ['COURSE_MARKER', 'COMMANDS', 'QUICK_EXIT', 'cmd_corpus', 'cmd_train_tokenizer', 'cmd_train_lm', 'cmd_train_ae',
+           'cmd_encode', 'cmd_train_diffusion', 'cmd_train_ar', 'cmd_build', 'cmd_train_segments', 'cmd_sample',
+           'cmd_distill', 'cmd_explore', 'cmd_train_seq2seq', 'cmd_generate', 'course_source', 'copy_course',
+           'launch_lab', 'cmd_course', 'main', 'console']
 
 # %% ../nbs/11_cli.ipynb #84f5723f
 def cmd_corpus(args):
@@ -321,3 +321,15 @@ def main(argv: list[str] | None = None):
     except (ValueError, OSError, RuntimeError, KeyError) as e:  # every load and input error: one line, no traceback
         print(f"ld4lg {args.command}: error: {e}", file=sys.stderr)
         raise SystemExit(2)
+
+# %% ../nbs/11_cli.ipynb #ce9c1177
+QUICK_EXIT = ("sample", "generate")  # commands that leave nothing to clean up: no files open, no child processes
+
+def console():
+    "The `ld4lg` console script: `main` on `sys.argv`, then, after a `QUICK_EXIT` command, the end of the process."
+    import os
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    main()
+    if command in QUICK_EXIT:
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(0)  # skip the interpreter's teardown (about 1 s with torch and transformers loaded)
