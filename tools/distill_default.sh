@@ -9,7 +9,7 @@
 # ~20 s; a halving round whose teacher needs classifier-free guidance (two passes) ~63 it/s, one whose teacher is a
 # student (one pass) ~76 it/s. With the guidance round first, every halving round has a student teacher: the default
 # 7 rounds x 2500 steps should take about 5 minutes in all.
-# Sizes can be overridden: ROUNDS=6 TEACHER_STEPS=64 STEPS_PER_ROUND=2500 BATCH=256 LR=1e-4 KEEP=1,2,4,8
+# Sizes can be overridden: ROUNDS=6 TEACHER_STEPS=64 STEPS_PER_ROUND=2500 BATCH=256 LR=1e-4 KEEP=1,2,4,8 GUIDANCE=1,3
 set -euo pipefail
 out=${1:?usage: bash tools/distill_default.sh OUT [--resume]}
 resume=${2:-}
@@ -45,7 +45,8 @@ def progress(step, model, history):
           f"{rate:5.1f} it/s", flush=True)
     last[:] = [now, 0 if step == sizes["steps_per_round"] else step]
 
-pipe = distill_pipeline("default", out, corpus="wordnet", guidance_range=(1.0, 3.0), resume=resume, cuda_graph=True,
+guidance = tuple(float(w) for w in os.environ.get("GUIDANCE", "1,3").split(","))  # [w_min, w_max] the students take
+pipe = distill_pipeline("default", out, corpus="wordnet", guidance_range=guidance, resume=resume, cuda_graph=True,
                         save_dtype="bfloat16", device="cuda", callbacks=[progress], **sizes)
 print(f"[{time.perf_counter() - start:6.0f} s] wrote {out}/pipeline with students for {sorted(pipe.students)} steps",
       flush=True)
