@@ -178,6 +178,7 @@ def _flush(root: Path):
                 with open(f, "rb") as fh: os.fsync(fh.fileno())
         _fsync_dir(Path(folder))
 
+# %% ../nbs/00_core.ipynb #c41b059c
 def _exchange(a: Path, b: Path) -> bool:
     "Swap the names `a` and `b` in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the OS cannot."
     import ctypes
@@ -186,6 +187,7 @@ def _exchange(a: Path, b: Path) -> bool:
     AT_FDCWD, RENAME_EXCHANGE = -100, 2
     return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
 
+# %% ../nbs/00_core.ipynb #1798ddbe
 def _link_tree(src: Path, dst: Path):
     "Recreate `src` at `dst` from hard links to its files (copies where a link is impossible); `src` stays whole."
     if src.is_symlink(): os.symlink(os.readlink(src), dst)
@@ -196,6 +198,7 @@ def _link_tree(src: Path, dst: Path):
         try: os.link(src, dst)
         except OSError: shutil.copy2(src, dst)
 
+# %% ../nbs/00_core.ipynb #47761550
 def _alive(pid: int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
@@ -211,6 +214,7 @@ def _sweep(path: Path):
                 and int(pid) != os.getpid() and not _alive(int(pid)) and (kind == "tmp" or path.exists())):
             shutil.rmtree(p, ignore_errors=True)
 
+# %% ../nbs/00_core.ipynb #5528c220
 @contextmanager
 def atomic_directory(path: str | Path, keep: Sequence[str] = ()):
     """Write the folder `path` all at once. Yields an empty hidden sibling to fill; when the block ends without an
@@ -238,6 +242,7 @@ def atomic_directory(path: str | Path, keep: Sequence[str] = ()):
     _fsync_dir(path.parent)
     shutil.rmtree(old, ignore_errors=True)
 
+# %% ../nbs/00_core.ipynb #d99a67b9
 @contextmanager
 def atomic_file(path: str | Path):
     """Write the file `path` all at once: yields a hidden temporary name beside it to write; when the block ends without
@@ -264,12 +269,14 @@ def read_utf8(path: str | Path, fix: str = "write the file again") -> str:
         line = data[:e.start].count(b"\n") + 1
         raise ValueError(f"{path}, line {line}: byte {data[e.start]:#04x} is not UTF-8 (latin-1?); {fix}") from None
 
+# %% ../nbs/00_core.ipynb #f85c3a4d
 def read_json(path: str | Path, fix: str = "write the file again"):
     "The JSON value in `path`; a missing file, a non-UTF-8 byte or text that is not JSON is an error naming the file."
     text = read_utf8(path, fix)
     try: return json.loads(text)
     except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); {fix}") from None
 
+# %% ../nbs/00_core.ipynb #3f21e064
 def _mismatch(value, spec, key: str) -> str | None:
     """Why `value` (read from JSON) is not a `spec` — a type, `list[T]`, `dict[str, T]`, `A | B`, a dataclass, or a
     dict `{key: spec}` of keys it must hold — or None when it is."""
@@ -294,12 +301,14 @@ def _mismatch(value, spec, key: str) -> str | None:
     else: ok = isinstance(value, spec) and not (spec is int and isinstance(value, bool))
     return None if ok else wrong
 
+# %% ../nbs/00_core.ipynb #90dea08d
 def _first_mismatch(d: dict, spec: dict, where: str, required: bool = True) -> str | None:
     "The first key of `spec` (`{key: type}`) that `d` lacks (when `required`) or holds with a value of another type."
     missing = [k for k in spec if k not in d] if required else []
     if missing: return f"{where} lacks {', '.join(map(repr, missing))}"
     return next((m for k, s in spec.items() if k in d and (m := _mismatch(d[k], s, f"{where}[{k!r}]"))), None)
 
+# %% ../nbs/00_core.ipynb #c342ebe5
 def read_meta(path: str | Path, format: str, version: int, fields: dict, optional: dict | None = None,
               untagged: bool = False, fix: str = "save it again") -> dict:
     """Read the JSON file describing a saved folder and check it before anything is built from it: an object whose
@@ -331,6 +340,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 def _outside(folder: Path, p: Path) -> bool:
     return not p.resolve().is_relative_to(folder.resolve())
 
+# %% ../nbs/00_core.ipynb #e1e77b9f
 def confined_file(folder: str | Path, name, source: str | Path) -> Path:
     """`folder/name` for a file name read from `source`, refused when it could reach past `folder`: `name` must be a
     plain file name (no folder part, no `..`, not absolute, not hidden) and not a link to a place outside `folder`."""
@@ -343,6 +353,7 @@ def confined_file(folder: str | Path, name, source: str | Path) -> Path:
                          "read it (saved folders hold their own files, not links out)")
     return folder / name
 
+# %% ../nbs/00_core.ipynb #1ec646d7
 def check_folder(folder: str | Path, fix: str = "save it again") -> Path:
     """Refuse a saved-model folder whose entries could read anything but its own safe files: a link that points
     outside `folder`, or a pickle file (`.bin`, `.pt`, ...: unpickling runs code). Only the top level is looked at
@@ -358,6 +369,7 @@ def check_folder(folder: str | Path, fix: str = "save it again") -> Path:
                              f"safetensors weights: delete it, or {fix}")
     return folder
 
+# %% ../nbs/00_core.ipynb #416b9f86
 def read_tensors(path: str | Path, finite: bool = True, fix: str = "save the model again") -> dict[str, torch.Tensor]:
     """The tensors of one `.safetensors` file (never pickle). A file that is truncated, not safetensors or (with
     `finite`) holds a NaN or infinite weight is an error naming the file (and the tensor)."""
@@ -382,12 +394,14 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"cannot store {type(o).__name__} in a checkpoint's state.json")
 
+# %% ../nbs/00_core.ipynb #ed297ef7
 def discard_folder(path: Path):
     """Delete the folder `path` so that it vanishes at once: renamed aside (atomic), then removed, so no reader ever
     sees it half deleted (a pruned checkpoint, another run's folders under `overwrite`)."""
     trash = path.with_name(f".{path.name}.trash-{os.getpid()}")
     os.rename(path, trash); shutil.rmtree(trash)
 
+# %% ../nbs/00_core.ipynb #45f333a3
 def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]],
                     state: dict | None = None, keep: int | None = 2) -> Path:
     "Atomically write `root/step_{step:06d}/` holding `{group}.safetensors` per entry of `tensors` and `state.json`."
@@ -401,6 +415,7 @@ def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, to
         for old in list_checkpoints(root)[:-keep]: discard_folder(old)
     return final
 
+# %% ../nbs/00_core.ipynb #f65d0595
 def list_checkpoints(root: str | Path) -> list[Path]:
     "Complete checkpoints under `root`, oldest first (half-written or half-deleted folders are not listed)."
     root = Path(root)
@@ -413,6 +428,7 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     found = list_checkpoints(root)
     return found[-1] if found else None
 
+# %% ../nbs/00_core.ipynb #34278931
 def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
     "Read a folder written by `save_checkpoint`: `(tensors_by_group, state)`; an unreadable file is an error naming it."
     path = Path(path)
