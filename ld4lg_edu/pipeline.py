@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_pipeline.ipynb #39804285
 from __future__ import annotations
-import json, math, time
+import json, math, re, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +29,8 @@ from .training import TrainConfig
 
 # %% auto #0
 __all__ = ['PIPELINE_FORMAT', 'PIPELINE_VERSION', 'REQUIRED_FILES', 'STUDENT_DIR', 'SampleResult', 'LatentDiffusionPipeline',
-           'tiny_pipeline', 'write_pipeline_folder', 'read_pipeline_parts', 'load_default', 'distill_pipeline',
-           'text_similarity', 'mbr_select']
+           'tiny_pipeline', 'native_cpu_bf16', 'write_pipeline_folder', 'read_pipeline_parts', 'load_default',
+           'distill_pipeline', 'text_similarity', 'mbr_select']
 
 # %% ../nbs/08_pipeline.ipynb #bdc79f52
 @dataclass
@@ -58,7 +58,10 @@ class SampleResult:
 # %% ../nbs/08_pipeline.ipynb #be86e704
 class LatentDiffusionPipeline:
     """Autoencoder + denoiser + schedule + default sampler (+ optional distilled `students` {steps: DistilledStudent}):
-    `sample`, `encode`, `decode`, `reconstruct`, `interpolate`, save/load."""
+    `sample`, `encode`, `decode`, `reconstruct`, `interpolate`, save/load. `cpu_bf16 = True`: on a CPU, `sample` runs
+    the denoiser under bf16 autocast (chapter 07; fast where `native_cpu_bf16()`)."""
+    cpu_bf16 = False
+
     def __init__(self, autoencoder: LanguageAutoencoder, denoiser: Denoiser, schedule: NoiseSchedule | str = "cosine",
                  label_names: list[str] | None = None, sampler: str = "dpmpp2m", steps: int = 25, device=None,
                  students: dict[int, DistilledStudent] | None = None):
@@ -171,7 +174,8 @@ def sample(self: LatentDiffusionPipeline, n: int, label=None, guidance_scale: fl
         return SampleResult([], [], torch.zeros(0, self.num_latents, self.latent_dim), None, settings, self.label_names)
     out = sample_latents(model, self.schedule, (n, self.num_latents, self.latent_dim), sampler=sampler, steps=steps,
                          conditioning=conditioning, generator=generator, record_trajectory=return_trajectory,
-                         device=self.device, progress=progress, callback=callback)
+                         device=self.device, progress=progress, callback=callback,
+                         cpu_bf16=self.cpu_bf16)
     latents = out.latents.float()
     texts = self.decode(latents, batch_size=batch_size, **decode_kwargs)
     trajectory = out.trajectory
@@ -230,6 +234,13 @@ def tiny_pipeline(
     with torch.no_grad():  # the output layer starts at zero; give the random model something to say
         for p in denoiser.parameters(): p.add_(0.02 * torch.randn_like(p)) if p.abs().sum() == 0 else None
     return LatentDiffusionPipeline(ae, denoiser.eval(), "cosine", label_names=names, steps=10, device="cpu")
+
+# %% ../nbs/08_pipeline.ipynb #27bee657
+def native_cpu_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX, read from Linux's /proc/cpuinfo), so `cpu_bf16` pays."
+    try: flags = Path("/proc/cpuinfo").read_text()
+    except OSError: return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
 
 # %% ../nbs/08_pipeline.ipynb #99b9b255
 PIPELINE_FORMAT, PIPELINE_VERSION = "ld4lg_edu.pipeline", 1

@@ -269,10 +269,12 @@ def _start_noise(shape: tuple, generator: torch.Generator | None, device, noise:
 
 # %% ../nbs/07_samplers.ipynb #a2e93fdc
 def _model_v(denoiser, sampler: Sampler, index: int, noisy: torch.Tensor, self_cond: torch.Tensor | None,
-             conditioning: Conditioning) -> torch.Tensor:
-    "The guided v̂ (B, ℓ, d), float32, at grid point `index` for `noisy` z_t (B, ℓ, d); refuses NaN or inf."
+             conditioning: Conditioning, cpu_bf16: bool = False) -> torch.Tensor:
+    """The guided v̂ (B, ℓ, d), float32, at grid point `index` for `noisy` z_t (B, ℓ, d); refuses NaN or inf. The model
+    runs under bf16 autocast on CUDA, and on a CPU too with `cpu_bf16`."""
     alpha = torch.full((noisy.shape[0],), sampler.alphas[index].item(), device=noisy.device)  # α_t per row: (B,)
-    with autocast(noisy.device):
+    on_cpu = cpu_bf16 and noisy.device.type == "cpu"
+    with torch.autocast("cpu", dtype=torch.bfloat16) if on_cpu else autocast(noisy.device):
         v_pred = guided_v(denoiser, noisy, alpha, self_cond, conditioning)
     v_pred = v_pred.float()
     if not torch.isfinite(v_pred).all():
@@ -304,12 +306,12 @@ def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sample
                    cond_mask: torch.Tensor | None = None, generator: torch.Generator | int | None = None,
                    record_trajectory: bool = False, device=None, noise: torch.Tensor | None = None,
                    progress: bool = True, conditioning: Conditioning | None = None, callback=None,
-                   **sampler_kwargs) -> SampleOutput:
+                   cpu_bf16: bool = False, **sampler_kwargs) -> SampleOutput:
     """Sample latents of `shape` (B, ℓ, d) with `denoiser` (v-prediction contract of chapter 05), conditioned on
     `conditioning` — or on `class_labels` ((B,) ids or one int), `guidance_scale` w and `cond` (B, S, d_c) with
     `cond_mask` (B, S) bool, made into one here. `generator`: a torch.Generator or an int seed; `noise`: optional z_1
-    (B, ℓ, d) to start from; `callback(i, steps)` is called after step i (raise in it to stop); `sampler_kwargs` go to
-    the sampler (e.g. `eta=`)."""
+    (B, ℓ, d) to start from; `callback(i, steps)` is called after step i (raise in it to stop); `cpu_bf16`: on a CPU,
+    run the model under bf16 autocast as on CUDA (see below); `sampler_kwargs` go to the sampler (e.g. `eta=`)."""
     device = _model_device(denoiser, device)
     sampler = get_sampler(sampler, schedule, **sampler_kwargs).set_timesteps(steps)
     _check_student(denoiser, sampler, steps)
@@ -321,7 +323,7 @@ def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sample
     self_condition = bool(getattr(denoiser, "self_condition", False))
     with _eval_mode(denoiser):
         for i in tqdm(range(steps), desc=f"sampling ({sampler.name})", disable=not progress, leave=False):
-            v_pred = _model_v(denoiser, sampler, i, noisy, x0_pred if self_condition else None, conditioning)
+            v_pred = _model_v(denoiser, sampler, i, noisy, x0_pred if self_condition else None, conditioning, cpu_bf16)
             out = sampler.step(v_pred, i, noisy, generator)  # z_t -> z_s, and x̂0 predicted at t
             if record_trajectory: records.append((noisy.detach().cpu(), out.x0_pred.detach().cpu()))
             noisy, x0_pred = out.noisy, out.x0_pred
