@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as W
+from fastcore.basics import patch
 
 from .core import ASSETS
 from .latent_maps import LatentSet, data_latents, default_cache_dir
@@ -182,28 +183,30 @@ class ExplorerServer:
             time.sleep(0.2)
         return time.monotonic() - start
 
-    def stop(self, timeout: float = 15.0):
-        """Stop the server (SIGTERM to its process group, SIGKILL after `timeout` s), then any process it started
-        that outlived it."""
-        tree = _process_tree(self.process.pid)
-        if self.process.poll() is None:
-            try: os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError: pass
-            try: self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL); self.process.wait(timeout)
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # kernels live in sessions of their own: end the ones left behind
-            left = _alive(tree)
-            for pid in left:
-                try: os.kill(pid, sig)
-                except ProcessLookupError: pass
-            deadline = time.monotonic() + 5
-            while _alive(left) and time.monotonic() < deadline: time.sleep(0.1)
-        if self.workdir is not None: (self.workdir / "open.html").unlink(missing_ok=True)   # it holds the token
-
     def log_tail(self, chars: int = 3000) -> str:
         "The end of the server's log."
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+# %% ../nbs/10a_explorer_app.ipynb #652cac33
+@patch
+def stop(self: ExplorerServer, timeout: float = 15.0):
+    """Stop the server (SIGTERM to its process group, SIGKILL after `timeout` s), then any process it started
+    that outlived it."""
+    tree = _process_tree(self.process.pid)
+    if self.process.poll() is None:
+        try: os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError: pass
+        try: self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL); self.process.wait(timeout)
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # kernels live in sessions of their own: end the ones left behind
+        left = _alive(tree)
+        for pid in left:
+            try: os.kill(pid, sig)
+            except ProcessLookupError: pass
+        deadline = time.monotonic() + 5
+        while _alive(left) and time.monotonic() < deadline: time.sleep(0.1)
+    if self.workdir is not None: (self.workdir / "open.html").unlink(missing_ok=True)   # it holds the token
 
 # %% ../nbs/10a_explorer_app.ipynb #f03d4c60
 def free_port(host: str = "127.0.0.1") -> int:
@@ -229,20 +232,9 @@ def _open_in_browser(url: str, workdir: Path):
     with os.fdopen(fd, "w") as f: f.write(f'<meta http-equiv="refresh" content="0;url={html.escape(url)}">')
     webbrowser.open(page.as_uri())
 
-# %% ../nbs/10a_explorer_app.ipynb #6b0c7a5d
-def launch_explorer(
-    port: int | None = 8866, open_browser: bool = False, model: str = "default", host: str = "127.0.0.1",
-    ui: str = "voila", wait: bool = True, timeout: float = 300.0, torch_threads: int | None = 1,
-    env: dict | None = None, token: str | None = None, pool: int = 1, cull_idle: float = 600.0,
-    close_after: float = 10.0, refill_after: float = 5.0,
-) -> ExplorerServer:
-    """Serve the explorer app on http://`host`:`port` (`port=None`: a free one) for `model` (see
-    `load_explorer_pipeline`), offline. `ui='voila'` shows only the app; `ui='lab'` opens its notebook in JupyterLab.
-    Access needs `token` (default: $LD4LG_EXPLORER_TOKEN, else a random one), passed to the server in its
-    environment. `pool` kernels are kept preheated; idle kernels without a page are culled after `cull_idle` s, a
-    kernel whose page went away after `close_after` s; the next kernel starts heating `refill_after` s after a page
-    took one (the page renders first on a small machine). `wait=True` blocks until Ctrl-C or SIGTERM; `wait=False`
-    returns the running `ExplorerServer` (call `.stop()`)."""
+# %% ../nbs/10a_explorer_app.ipynb #630923e5
+def _launch_checks(ui: str, model: str, token: str | None, host: str, port: int | None) -> tuple[str, int]:
+    "Refuse what cannot work before anything starts; returns the token and the port to use."
     if ui not in ("voila", "lab"): raise ValueError(f"ui must be 'voila' or 'lab', got {ui!r}")
     if not isinstance(model, str) or not model.strip():
         raise TypeError(f"model must be a non-empty string, got {model!r}")
@@ -255,13 +247,24 @@ def launch_explorer(
     port = free_port(host) if port is None else int(port)
     if _port_open(host, port):
         raise ValueError(f"port {port} on {host} is already in use; pick another with port=... (or --port)")
-    workdir = Path(tempfile.mkdtemp(prefix="ld4lg-explore-"))
-    (workdir / "ready").mkdir()
+    return token, port
+
+# %% ../nbs/10a_explorer_app.ipynb #377545c7
+def _server_env(model: str, ready: Path, torch_threads: int | None, env: dict | None) -> dict:
+    "The server's environment: offline, `torch_threads` threads, the model, and `ready` (where kernels say so)."
     offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     threads = {}
     if torch_threads is not None:
         threads = {"OMP_NUM_THREADS": str(int(torch_threads)), "MKL_NUM_THREADS": str(int(torch_threads))}
-    env = {**os.environ, **offline, **threads, MODEL_ENV: model, READY_ENV: str(workdir / "ready"), **(env or {})}
+    return {**os.environ, **offline, **threads, MODEL_ENV: model, READY_ENV: str(ready), **(env or {})}
+
+# %% ../nbs/10a_explorer_app.ipynb #d7faf160
+def _server_command(
+    ui: str, host: str, port: int, token: str, workdir: Path, env: dict, pool: int, cull_idle: float,
+    close_after: float, refill_after: float,
+) -> tuple[str, list[str]]:
+    """The page's address and the command that serves it; the token goes into `env`, where the server reads it.
+    For JupyterLab the app notebook is written into `workdir`."""
     cull = [
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
         f"--MappingKernelManager.cull_interval={max(1, min(60, int(cull_idle) // 2))}",
@@ -283,35 +286,64 @@ def launch_explorer(
             f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--no-browser",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *cull,
         ]
+    return url, cmd
+
+# %% ../nbs/10a_explorer_app.ipynb #e671aee1
+def _serve(
+    cmd: list[str], env: dict, workdir: Path, url: str, token: str, host: str, port: int, model: str, ui: str,
+    pool: int, timeout: float, wait: bool, open_browser: bool,
+) -> ExplorerServer:
+    """Start the server and wait for its port (and, for Voilà, a preheated kernel); then hand it back (`wait=False`)
+    or serve until Ctrl-C. It is stopped on every way out but a handed-back server."""
     log = workdir / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True
+        )
+    server, keep = ExplorerServer(url, process, log, workdir, token), False
+    try:
+        deadline = time.monotonic() + timeout
+        while not _port_open(host, port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the explorer server did not come up on {host}:{port} within {timeout:.0f} s; "
+                                   f"its log ends:\n{server.log_tail()}")
+            time.sleep(0.25)
+        if wait: print(f"LD4LG explorer ({model}): loading the model into a kernel…", flush=True)
+        if ui == "voila" and pool > 0: server.wait_ready(max(1.0, deadline - time.monotonic()))
+        if open_browser: _open_in_browser(url, workdir)
+        if not wait:
+            keep = True
+            return server
+        print(f"LD4LG explorer ({model}) at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
+        process.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP through _interrupt
+        if not wait: raise
+    finally:
+        if not keep: server.stop()  # the server and its kernels, on every way out but a handed-back server
+    return server
+
+# %% ../nbs/10a_explorer_app.ipynb #6b0c7a5d
+def launch_explorer(
+    port: int | None = 8866, open_browser: bool = False, model: str = "default", host: str = "127.0.0.1",
+    ui: str = "voila", wait: bool = True, timeout: float = 300.0, torch_threads: int | None = 1,
+    env: dict | None = None, token: str | None = None, pool: int = 1, cull_idle: float = 600.0,
+    close_after: float = 10.0, refill_after: float = 5.0,
+) -> ExplorerServer:
+    """Serve the explorer app on http://`host`:`port` (`port=None`: a free one) for `model` (see
+    `load_explorer_pipeline`), offline. `ui='voila'` shows only the app; `ui='lab'` opens its notebook in JupyterLab.
+    Access needs `token` (default: $LD4LG_EXPLORER_TOKEN, else a random one), passed to the server in its
+    environment. `pool` kernels are kept preheated; idle kernels without a page are culled after `cull_idle` s, a
+    kernel whose page went away after `close_after` s; the next kernel starts heating `refill_after` s after a page
+    took one (the page renders first on a small machine). `wait=True` blocks until Ctrl-C or SIGTERM; `wait=False`
+    returns the running `ExplorerServer` (call `.stop()`)."""
+    token, port = _launch_checks(ui, model, token, host, port)
+    workdir = Path(tempfile.mkdtemp(prefix="ld4lg-explore-"))
+    (workdir / "ready").mkdir()
+    env = _server_env(model, workdir / "ready", torch_threads, env)
+    url, cmd = _server_command(ui, host, port, token, workdir, env, pool, cull_idle, close_after, refill_after)
     handle = wait and threading.current_thread() is threading.main_thread()
     # `kill` stops it as Ctrl-C does
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)} if handle else {}
-    try:
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True
-            )
-        server, keep = ExplorerServer(url, process, log, workdir, token), False
-        try:
-            deadline = time.monotonic() + timeout
-            while not _port_open(host, port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the explorer server did not come up on {host}:{port} within {timeout:.0f} s; "
-                                       f"its log ends:\n{server.log_tail()}")
-                time.sleep(0.25)
-            if wait: print(f"LD4LG explorer ({model}): loading the model into a kernel…", flush=True)
-            if ui == "voila" and pool > 0: server.wait_ready(max(1.0, deadline - time.monotonic()))
-            if open_browser: _open_in_browser(url, workdir)
-            if not wait:
-                keep = True
-                return server
-            print(f"LD4LG explorer ({model}) at {url}  (log: {log}; Ctrl-C to stop)", flush=True)
-            process.wait()
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP through _interrupt
-            if not wait: raise
-        finally:
-            if not keep: server.stop()  # the server and its kernels, on every way out but a handed-back server
-        return server
+    try: return _serve(cmd, env, workdir, url, token, host, port, model, ui, pool, timeout, wait, open_browser)
     finally:
         for s, h in previous.items(): signal.signal(s, h)
