@@ -132,6 +132,7 @@ def pad_sequences(seqs: list[list[int]], pad_id: int, width: int | None = None) 
     for i, s in enumerate(seqs): ids[i, :len(s)] = torch.tensor(s); mask[i, :len(s)] = 1
     return ids, mask
 
+# %% ../nbs/02_language_model.ipynb #b8152248
 class DenoisingCollator:
     """Batch texts (or token-id lists with specials) into noisy `input_ids`/`attention_mask` `(B, L')` and clean
     `labels` `(B, L)`."""
@@ -219,6 +220,41 @@ def _course_tokenizer(tokenizer, vocab_size, texts, folder: Path, resume: bool):
     if resume and (folder / "tokenizer.json").exists(): return load_tokenizer(folder)
     return train_tokenizer(texts, vocab_size, out_dir=folder)
 
+# %% ../nbs/02_language_model.ipynb #1954d9b3
+def _check_pretrain_args(preset: str, max_length: int, save_dtype: str, tokenizer, vocab_size: int | None) -> dict:
+    "The recipe of `preset`, once the arguments that could not make a run are refused."
+    course_lm_config(preset)  # validates the preset name
+    recipe = COURSE_LM_PRESETS[preset]
+    if not 8 <= max_length <= recipe["max_positions"]:
+        raise ValueError(
+            f"max_length={max_length} must be between 8 and the {preset!r} preset's {recipe['max_positions']} positions"
+        )
+    if save_dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"save_dtype must be float32, bfloat16 or float16, got {save_dtype!r}")
+    if vocab_size is not None and tokenizer is not None:
+        raise ValueError("pass either tokenizer (an existing one) or vocab_size (train a new one), not both")
+    if vocab_size is not None and vocab_size < 300:
+        raise ValueError(f"vocab_size={vocab_size} is below the 256 bytes + special tokens a byte-level BPE needs")
+    return recipe
+
+# %% ../nbs/02_language_model.ipynb #b16f2586
+def _pretrain_texts(corpus: str | list[str], limit: int | None, eval_size: int):
+    "`(texts, valid, eval_on, corpus)`: training and held-out texts, where the held-out ones are from, the corpus' name."
+    from ld4lg_edu.data import load_corpus
+    if isinstance(corpus, str):
+        data = load_corpus(corpus)
+        return data.texts("train")[:limit], data.texts("valid")[:eval_size], "valid split", corpus
+    # a list of texts has no held-out part: evaluate on (the start of) the training texts
+    return list(corpus)[:limit], list(corpus)[:eval_size], "training texts", f"{len(corpus)} texts"
+
+# %% ../nbs/02_language_model.ipynb #a59c0c73
+def _save_course_lm(model, tokenizer, out_dir: Path, save_dtype: str):
+    "Write `model` (in `save_dtype`) and `tokenizer` to `out_dir`; returns the model back in float32."
+    model = model.to(getattr(torch, save_dtype))
+    # files small enough to ship
+    model.save_pretrained(out_dir, max_shard_size="14MB"); tokenizer.save_pretrained(out_dir)
+    return model.float()
+
 # %% ../nbs/02_language_model.ipynb #65b8cd00
 def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm", steps: int | None = None,
                        batch_size: int | None = None, lr: float | None = None, warmup_steps: int | None = None,
@@ -234,32 +270,11 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
     `overwrite` replaces another run's checkpoints in `checkpoint_dir` (a fresh run refuses them otherwise).
     Returns `fit`'s result."""
     from transformers import BartForConditionalGeneration
-    from ld4lg_edu.data import load_corpus
     from ld4lg_edu.training import TrainConfig, fit
-    course_lm_config(preset)  # validates the preset name
-    recipe = COURSE_LM_PRESETS[preset]
-    if not 8 <= max_length <= recipe["max_positions"]:
-        raise ValueError(
-            f"max_length={max_length} must be between 8 and the {preset!r} preset's {recipe['max_positions']} positions"
-        )
-    if save_dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"save_dtype must be float32, bfloat16 or float16, got {save_dtype!r}")
-    if vocab_size is not None and tokenizer is not None:
-        raise ValueError("pass either tokenizer (an existing one) or vocab_size (train a new one), not both")
-    if vocab_size is not None and vocab_size < 300:
-        raise ValueError(f"vocab_size={vocab_size} is below the 256 bytes + special tokens a byte-level BPE needs")
+    recipe = _check_pretrain_args(preset, max_length, save_dtype, tokenizer, vocab_size)
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir or Path(out_dir) / "checkpoints")
     seed_everything(seed)
-    if isinstance(corpus, str):
-        data = load_corpus(corpus)
-        texts, valid, eval_on = data.texts("train")[:limit], data.texts("valid")[:eval_size], "valid split"
-    else:  # a list of texts has no held-out part: evaluate on (the start of) the training texts
-        texts, valid, eval_on, corpus = (
-            list(corpus)[:limit],
-            list(corpus)[:eval_size],
-            "training texts",
-            f"{len(corpus)} texts",
-        )
+    texts, valid, eval_on, corpus = _pretrain_texts(corpus, limit, eval_size)
     tokenizer = _course_tokenizer(tokenizer, vocab_size, texts, checkpoint_dir / "tokenizer", resume)
     if tokenizer.mask_token_id is None:
         raise ValueError(
@@ -279,10 +294,7 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
                                                      "mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda,
                                                      "vocab_size": len(tokenizer)})
     if not is_main_process(): return result  # under `accelerate launch`, one process writes the files
-    model = model.to(getattr(torch, save_dtype))
-    # files small enough to ship
-    model.save_pretrained(out_dir, max_shard_size="14MB"); tokenizer.save_pretrained(out_dir)
-    model = model.float()
+    model = _save_course_lm(model, tokenizer, out_dir, save_dtype)
     summary = {"preset": preset, "corpus": corpus, "steps": result.step, "parameters": count_parameters(model),
                "eval_on": eval_on, "eval_denoising_loss": evaluate_denoising(model, valid, collate) if valid else None}
     (out_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
