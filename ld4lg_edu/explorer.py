@@ -108,18 +108,10 @@ def path_hovers(run: SampleResult, points: dict, show_x0: bool = True) -> dict:
     return {f"sample {j + 1}: {kind}": dict(hovertext=_path_hover(run, points, j))
             for j in range(run.num_samples) for kind in kinds}
 
-# %% ../nbs/10_explorer.ipynb #184e15c0
-def trajectory_figure(
-    run: SampleResult, projection: Projection, background: LatentSet | None = None, step: int | None = None,
-    show_x0: bool = True, animate: bool = True, points: dict | None = None,
-) -> go.Figure:
-    """Each sample's path of z_t (solid) and x̂0 (dotted) on `projection`, coloured by t, over the `background` data
-    latents by class. `step` (0..S, default S) is the position shown; `animate` adds one frame per step and a slider
-    (plays without a kernel)."""
-    step = run.num_steps if step is None else step
-    points = trajectory_points(run, projection) if points is None else points
-    is3d = projection.dims == 3
-    traces = background_traces(background, projection) if background is not None else []
+# %% ../nbs/10_explorer.ipynb #ed2bd644
+def _path_traces(run: SampleResult, points: dict, is3d: bool, show_x0: bool) -> list:
+    "Two paths per sample, z_t (solid) and x̂0 (dotted), in the sample's colour, their markers coloured by t."
+    traces = []
     # below the x title
     colorbar = dict(title=dict(text="t", side="right"), orientation="h", x=0.5, y=-0.3, len=0.4, thickness=12)
     for kind, dash in (("z_t", "solid"), ("x̂0", "dot")) if show_x0 else (("z_t", "solid"),):
@@ -137,17 +129,22 @@ def trajectory_figure(
                     ),
                 )
             )
+    return traces
+
+# %% ../nbs/10_explorer.ipynb #2ef7ab9f
+def _ring_traces(run: SampleResult, points: dict, step: int, is3d: bool, show_x0: bool) -> list:
+    "Numbered rings on each sample's z_t (circles) and x̂0 (diamonds) at `step`."
     ring = dict(
         size=8 if is3d else 16, color=[SAMPLE_COLORS[j % len(SAMPLE_COLORS)] for j in range(run.num_samples)],
         line=dict(width=2),
     )
-    traces.append(
+    traces = [
         _scatter(
             points["noisy"][step], mode="markers+text", name="z_t now",
             text=[str(j + 1) for j in range(run.num_samples)], hoverinfo="skip",
             marker=ring | dict(symbol="circle-open"),
         )
-    )
+    ]
     if show_x0:
         traces.append(
             _scatter(
@@ -155,19 +152,41 @@ def trajectory_figure(
                 marker=ring | dict(symbol="diamond-open"),
             )
         )
+    return traces
+
+# %% ../nbs/10_explorer.ipynb #b557bae7
+def _axes_layout(projection: Projection) -> dict:
+    "Axis titles of `projection` as layout keywords (on the 3-D scene for a 3-D map)."
+    is3d = projection.dims == 3
+    titles = projection.axis_titles()
+    axes = dict(xaxis_title=titles[0], yaxis_title=titles[1]) | (dict(zaxis_title=titles[2]) if is3d else {})
+    return dict(scene=axes) if is3d else axes
+
+# %% ../nbs/10_explorer.ipynb #184e15c0
+def trajectory_figure(
+    run: SampleResult, projection: Projection, background: LatentSet | None = None, step: int | None = None,
+    show_x0: bool = True, animate: bool = True, points: dict | None = None,
+) -> go.Figure:
+    """Each sample's path of z_t (solid) and x̂0 (dotted) on `projection`, coloured by t, over the `background` data
+    latents by class. `step` (0..S, default S) is the position shown; `animate` adds one frame per step and a slider
+    (plays without a kernel)."""
+    step = run.num_steps if step is None else step
+    points = trajectory_points(run, projection) if points is None else points
+    is3d = projection.dims == 3
+    traces = background_traces(background, projection) if background is not None else []
+    traces += _path_traces(run, points, is3d, show_x0)
+    traces += _ring_traces(run, points, step, is3d, show_x0)
     fig = go.Figure(traces)
     updates = trajectory_step(run, points, step, show_x0)
     for trace in fig.data:
         if trace.name in updates: trace.update(updates[trace.name])
-    titles = projection.axis_titles()
-    axes = dict(xaxis_title=titles[0], yaxis_title=titles[1]) | (dict(zaxis_title=titles[2]) if is3d else {})
     label = run.settings.get("label")
     fig.update_layout(
         title=f"{run.num_samples} samples, {run.settings.get('sampler')}, {run.num_steps} steps"
         + (f", class {label}, w = {run.settings.get('guidance_scale')}" if label is not None else ", unconditional")
         + f" — {projection.name} map of data latents",
         template="plotly_white", height=640, legend=dict(itemsizing="constant"), margin=dict(b=140),
-        **(dict(scene=axes) if is3d else axes),
+        **_axes_layout(projection),
     )
     if animate:
         _add_frames(
@@ -176,26 +195,40 @@ def trajectory_figure(
         )
     return fig
 
-# %% ../nbs/10_explorer.ipynb #9ee9cd13
+# %% ../nbs/10_explorer.ipynb #1ba004ce
 def step_label(run: SampleResult, step: int) -> str:
     "Slider label of position `step`: '1'..'S', then 'final'."
     return "final" if step == run.num_steps else str(step + 1)
 
+# %% ../nbs/10_explorer.ipynb #8b15cfb3
+def _plain_frame_data(trace_type: str, update: dict) -> dict:
+    "A frame's update of one trace as a dict of lists: validated once by go.Frame, much faster than a go.Scatter."
+    out = dict(type=trace_type)
+    for key, value in update.items():
+        value = value.tolist() if isinstance(value, np.ndarray) else value
+        if key == "marker_color": out["marker"] = dict(color=value)
+        else: out[key] = value
+    return out
+
+# %% ../nbs/10_explorer.ipynb #8002e445
+def _play_pause(play: dict) -> dict:
+    "The ▶ and ❚❚ buttons: play the frames from the shown one with `play`'s timing, or stop."
+    return dict(
+        type="buttons", showactive=False, x=0, y=0, xanchor="right", yanchor="top", pad=dict(t=40, r=10),
+        buttons=[
+            dict(label="▶", method="animate", args=[None, play | dict(fromcurrent=True)]),
+            dict(label="❚❚", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]),
+        ],
+    )
+
+# %% ../nbs/10_explorer.ipynb #9ee9cd13
 def _add_frames(fig: go.Figure, frames: list, active: int, prefix: str):
     "Add one frame per `(name, {trace name: update})` and a slider (plus play/pause) that shows them."
     index = {trace.name: i for i, trace in enumerate(fig.data)}
-    # a dict of lists: validated once by go.Frame, much faster than a go.Scatter per frame
-    def plain(trace_type, update):
-        out = dict(type=trace_type)
-        for key, value in update.items():
-            value = value.tolist() if isinstance(value, np.ndarray) else value
-            if key == "marker_color": out["marker"] = dict(color=value)
-            else: out[key] = value
-        return out
     fig.frames = [
         go.Frame(
             name=name, traces=[index[k] for k in updates],
-            data=[plain(fig.data[index[k]].type, v) for k, v in updates.items()],
+            data=[_plain_frame_data(fig.data[index[k]].type, v) for k, v in updates.items()],
         )
         for name, updates in frames
     ]
@@ -213,17 +246,7 @@ def _add_frames(fig: go.Figure, frames: list, active: int, prefix: str):
                 ],
             )
         ],
-        updatemenus=[
-            dict(
-                type="buttons", showactive=False, x=0, y=0, xanchor="right", yanchor="top", pad=dict(t=40, r=10),
-                buttons=[
-                    dict(label="▶", method="animate", args=[None, play | dict(fromcurrent=True)]),
-                    dict(
-                        label="❚❚", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]
-                    ),
-                ],
-            )
-        ],
+        updatemenus=[_play_pause(play)],
     )
 
 # %% ../nbs/10_explorer.ipynb #c39cb5f8
@@ -311,6 +334,27 @@ def cluster_step(sweep: GuidanceSweep, sample_points: dict, scale: float) -> dic
     updates["guidance paths"] = xyz(path)
     return updates
 
+# %% ../nbs/10_explorer.ipynb #7c014dd7
+def _sweep_traces(sweep: GuidanceSweep, points: dict, scale: float, is3d: bool) -> list:
+    "The guidance paths (empty until a frame fills them) and one trace of diamonds per requested class."
+    traces = [
+        _scatter(
+            points[scale][:0], mode="lines", name="guidance paths", hoverinfo="skip",
+            line=dict(color="rgba(60,60,60,0.35)", width=1),
+        )
+    ]
+    for name, k, idx in _sample_groups(sweep):
+        color = "#444" if k is None else CLASS_COLORS[k % len(CLASS_COLORS)]
+        traces.append(
+            _scatter(
+                points[scale][idx], mode="markers", name=f"samples: {name}", hoverinfo="text",
+                marker=dict(
+                    symbol="diamond", size=5 if is3d else 11, color=color, line=dict(color="black", width=1.5)
+                ),
+            )
+        )
+    return traces
+
 # %% ../nbs/10_explorer.ipynb #7b9da7be
 def cluster_figure(
     projection: Projection, background: LatentSet, sweep: GuidanceSweep | None = None, scale: float | None = None,
@@ -325,22 +369,7 @@ def cluster_figure(
         scale = max(sweep.scales) if scale is None else float(scale)
         if scale not in sweep.scales: raise ValueError(f"scale {scale} was not sampled; choose one of {sweep.scales}")
         if points is None: points = {w: projection.transform(sweep.latents[w]) for w in sweep.scales}
-        fig.add_trace(
-            _scatter(
-                points[scale][:0], mode="lines", name="guidance paths", hoverinfo="skip",
-                line=dict(color="rgba(60,60,60,0.35)", width=1),
-            )
-        )
-        for name, k, idx in _sample_groups(sweep):
-            color = "#444" if k is None else CLASS_COLORS[k % len(CLASS_COLORS)]
-            fig.add_trace(
-                _scatter(
-                    points[scale][idx], mode="markers", name=f"samples: {name}", hoverinfo="text",
-                    marker=dict(
-                        symbol="diamond", size=5 if is3d else 11, color=color, line=dict(color="black", width=1.5)
-                    ),
-                )
-            )
+        for trace in _sweep_traces(sweep, points, scale, is3d): fig.add_trace(trace)
         updates = cluster_step(sweep, points, scale)
         for trace in fig.data:
             if trace.name in updates: trace.update(updates[trace.name])
@@ -349,10 +378,8 @@ def cluster_figure(
                 fig, [(f"{w:g}", cluster_step(sweep, points, w)) for w in sweep.scales],
                 active=sweep.scales.index(scale), prefix="guidance w = ",
             )
-    titles = projection.axis_titles()
-    axes = dict(xaxis_title=titles[0], yaxis_title=titles[1]) | (dict(zaxis_title=titles[2]) if is3d else {})
     fig.update_layout(
         title=f"Data latents by class ({projection.name} map)" + (" and samples by requested class" if sweep else ""),
-        template="plotly_white", height=600, legend=dict(itemsizing="constant"), **(dict(scene=axes) if is3d else axes),
+        template="plotly_white", height=600, legend=dict(itemsizing="constant"), **_axes_layout(projection),
     )
     return fig
