@@ -46,6 +46,7 @@ def cmd_train_tokenizer(args):
     print(f"tokenizer of {len(tok)} tokens trained on {len(texts)} texts ({pieces:.1f} tokens per text); "
           f"saved to {args.out}")
 
+# %% ../nbs/11_cli.ipynb #cd2304f2
 def cmd_train_lm(args):
     "Pretrain the course LM (BART text infilling) and save it with its tokenizer."
     from ld4lg_edu.lm import pretrain_course_lm
@@ -55,6 +56,7 @@ def cmd_train_lm(args):
                                 vocab_size=args.vocab_size, workers=args.workers, **run_kwargs(args))
     print(f"trained {result.step} steps; final loss {result.history[-1]['loss']:.4f}; saved to {args.out}")
 
+# %% ../nbs/11_cli.ipynb #be00da41
 def cmd_train_ae(args):
     "Train the autoencoder (f_φ, g_ψ) on a frozen LM and report held-out reconstruction BLEU / ROUGE-L."
     from ld4lg_edu.ae_training import train_autoencoder, reconstruction_metrics
@@ -78,6 +80,7 @@ def cmd_train_ae(args):
     print(f"held-out reconstruction on {len(held_out)} texts: BLEU {scores['bleu']:.2f}, "
           f"ROUGE-L {scores['rougeL']:.2f}")
 
+# %% ../nbs/11_cli.ipynb #00e5432d
 def cmd_encode(args):
     "Encode every row of a corpus split with a trained autoencoder into a latent file for stage 2."
     from ld4lg_edu.autoencoder import load_autoencoder
@@ -91,6 +94,7 @@ def cmd_encode(args):
     LatentDataset(latents, labels).save(args.out)
     print(f"encoded {len(latents)} texts of {args.corpus}/{args.split} to {tuple(latents.shape)} latents in {args.out}")
 
+# %% ../nbs/11_cli.ipynb #fb00475d
 def cmd_train_diffusion(args):
     "Train the denoiser on cached latents (stage 2); saves raw and EMA denoisers."
     from ld4lg_edu.denoiser import DenoiserConfig
@@ -106,6 +110,7 @@ def cmd_train_diffusion(args):
     print(f"trained {len(run.history) and run.history[-1]['step']} steps; final loss {run.history[-1]['loss']:.4f}; "
           f"saved to {args.out}")
 
+# %% ../nbs/11_cli.ipynb #934e81e9
 def cmd_train_ar(args):
     "Train the autoregressive baseline (GPT-2 config, class prefix) on the same corpus."
     from ld4lg_edu.baseline import train_ar_baseline
@@ -113,6 +118,7 @@ def cmd_train_ar(args):
                       batch_size=args.batch_size, lr=args.lr, tokenizer=args.tokenizer, **run_kwargs(args))
     print(f"autoregressive baseline saved to {args.out}")
 
+# %% ../nbs/11_cli.ipynb #c16a34b1
 def cmd_build(args):
     "Assemble a trained autoencoder and denoiser into a pipeline folder (optionally stored in bf16)."
     from ld4lg_edu.autoencoder import load_autoencoder
