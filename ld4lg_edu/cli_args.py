@@ -48,10 +48,9 @@ def train_overrides(train, args):
     return replace(train, **given, seed=args.seed, compile=args.compile, compile_mode=args.compile_mode,
                    cuda_graph=args.cuda_graph)
 
-# %% ../nbs/11_0_cli_args.ipynb #2f998ecb
-def add_stage_commands(sub):
-    """The data and the stages of the one-latent model, in the order they run: corpus, train-tokenizer, train-lm,
-    train-ae, encode, train-diffusion, build; and train-ar, the autoregressive baseline."""
+# %% ../nbs/11_0_cli_args.ipynb #d3680a7d
+def _add_data_commands(sub):
+    "corpus and train-tokenizer: look at the texts, and cut them into tokens."
     c = sub.add_parser("corpus", help="show a corpus (shipped, local or hub)")
     c.add_argument("name", nargs="?", default="wordnet",
                    help="corpus name, e.g. wordnet, wordnet-glosses, ag_news-local")
@@ -64,6 +63,10 @@ def add_stage_commands(sub):
                    help="a corpus name or a mixture such as 'wordnet+ag_news-local'")
     c.add_argument("--vocab-size", type=int, default=8192)
     common_options(c, steps=False)
+
+# %% ../nbs/11_0_cli_args.ipynb #62c48b2c
+def _add_lm_command(sub):
+    "train-lm: the language model whose encoder the autoencoder reads."
     c = sub.add_parser("train-lm", help="pretrain the course LM (BART text infilling)")
     c.add_argument("--preset", default="course", help="tiny | course | course-l")
     c.add_argument("--corpus", default="wordnet-glosses",
@@ -76,6 +79,10 @@ def add_stage_commands(sub):
                    help="tokens per training text (at most the preset's 128 positions)")
     c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     common_options(c)
+
+# %% ../nbs/11_0_cli_args.ipynb #9c6d2511
+def _add_autoencoder_command(sub):
+    "train-ae: the autoencoder that turns texts into ℓ × d_ae latents and back."
     c = sub.add_parser("train-ae", help="train the autoencoder on a frozen LM")
     c.add_argument("--preset", default="course", help="tiny | course | paper | paper-t5")
     c.add_argument("--lm", default=None, help="LM hub name or folder (default: the preset's)")
@@ -91,6 +98,10 @@ def add_stage_commands(sub):
     c.add_argument("--train-decoder", action="store_true",
                    help="also train the LM's decoder (the encoder stays frozen)")
     common_options(c)
+
+# %% ../nbs/11_0_cli_args.ipynb #0867eca1
+def _add_diffusion_commands(sub):
+    "encode and train-diffusion: the latent file, and the denoiser trained on it."
     c = sub.add_parser("encode", help="encode a corpus into a latent file for train-diffusion")
     c.add_argument("--ae", required=True, help="trained autoencoder folder")
     c.add_argument("--corpus", default="wordnet")
@@ -106,12 +117,20 @@ def add_stage_commands(sub):
     c.add_argument("--cuda-graph", action="store_true",
                    help="replay each step as one CUDA graph (one GPU; with --compile)")
     common_options(c, compile_mode=True)
+
+# %% ../nbs/11_0_cli_args.ipynb #8fdca55c
+def _add_build_command(sub):
+    "build: autoencoder and denoiser into one pipeline folder."
     c = sub.add_parser("build", help="assemble autoencoder + denoiser into a pipeline folder")
     c.add_argument("--ae", required=True); c.add_argument("--denoiser", required=True)
     c.add_argument("--corpus", default="wordnet", help="where the class names come from")
     c.add_argument("--sampler", default="dpmpp2m"); c.add_argument("--steps", type=int, default=25)
     c.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"], help="storage dtype of the weights")
     common_options(c, steps=False)
+
+# %% ../nbs/11_0_cli_args.ipynb #76fddf1a
+def _add_baseline_command(sub):
+    "train-ar: the autoregressive baseline, on the same corpus."
     c = sub.add_parser("train-ar", help="train the autoregressive baseline on the same corpus")
     c.add_argument("--preset", default="course", help="tiny | course")
     c.add_argument("--corpus", default="wordnet")
@@ -119,10 +138,20 @@ def add_stage_commands(sub):
                    help="tokenizer folder, e.g. the LD4LG model's LM (default: the shipped course tokenizer)")
     common_options(c, compile=False)
 
-# %% ../nbs/11_0_cli_args.ipynb #83a383b8
-def add_model_commands(sub):
-    """Models built on a trained autoencoder or pipeline: train-segments (long texts, chapter 09c), train-seq2seq
-    (source-conditioned, chapter 09b) and distill (few-step students, chapter 07a)."""
+# %% ../nbs/11_0_cli_args.ipynb #2f998ecb
+def add_stage_commands(sub):
+    """The data and the stages of the one-latent model, in the order they run: corpus, train-tokenizer, train-lm,
+    train-ae, encode, train-diffusion, build; and train-ar, the autoregressive baseline."""
+    _add_data_commands(sub)
+    _add_lm_command(sub)
+    _add_autoencoder_command(sub)
+    _add_diffusion_commands(sub)
+    _add_build_command(sub)
+    _add_baseline_command(sub)
+
+# %% ../nbs/11_0_cli_args.ipynb #033fb1a4
+def _add_segments_command(sub):
+    "train-segments: long texts as one sentence latent per sentence (chapter 09c)."
     c = sub.add_parser("train-segments",
                        help="train a segment-level model of long texts: one sentence latent per sentence")
     c.add_argument("--ae", default="default", help="sentence autoencoder folder (default: the shipped one)")
@@ -138,6 +167,10 @@ def add_model_commands(sub):
     c.add_argument("--save-dtype", default="float32", choices=["float32", "bfloat16"])
     c.add_argument("--device", default=None)
     common_options(c)
+
+# %% ../nbs/11_0_cli_args.ipynb #20063893
+def _add_seq2seq_command(sub):
+    "train-seq2seq: a denoiser conditioned on a source text (chapter 09b)."
     c = sub.add_parser("train-seq2seq",
                        help="train a sequence-to-sequence denoiser (e.g. QQP paraphrases) over an autoencoder")
     c.add_argument("--ae", default="default", help="autoencoder folder (default: the shipped model's)")
@@ -152,6 +185,10 @@ def add_model_commands(sub):
     c.add_argument("--cuda-graph", action="store_true",
                    help="replay each step as one CUDA graph (one GPU; implies --compile)")
     common_options(c)
+
+# %% ../nbs/11_0_cli_args.ipynb #8b0bc718
+def _add_distill_command(sub):
+    "distill: few-step students of a pipeline's denoiser (chapter 07a)."
     c = sub.add_parser("distill", help="distil a pipeline into few-step students (progressive distillation)")
     c.add_argument("--model", default="default", help="'default' (shipped) or a pipeline folder: the teacher")
     c.add_argument("--corpus", default="wordnet", help="training texts, encoded with the pipeline's autoencoder")
@@ -171,6 +208,14 @@ def add_model_commands(sub):
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default=None)
     c.add_argument("--out", required=True, help="output folder: OUT/pipeline is the pipeline with its students")
+
+# %% ../nbs/11_0_cli_args.ipynb #83a383b8
+def add_model_commands(sub):
+    """Models built on a trained autoencoder or pipeline: train-segments (long texts, chapter 09c), train-seq2seq
+    (source-conditioned, chapter 09b) and distill (few-step students, chapter 07a)."""
+    _add_segments_command(sub)
+    _add_seq2seq_command(sub)
+    _add_distill_command(sub)
 
 # %% ../nbs/11_0_cli_args.ipynb #f829d0ce
 def add_use_commands(sub):
