@@ -42,53 +42,10 @@ class DenoisingExplorer(W.VBox):
         self.pipe, self.cache_dir, self.lazy = pipe, cache_dir, lazy
         self.background = data_latents(pipe, cache_dir=cache_dir) if background is None else background
         names = list(getattr(pipe, "label_names", None) or [])
-        maps = MAP_OPTIONS if self.background.labels is not None else MAP_OPTIONS[1:]
-        self.label = W.Dropdown(
-            options=[UNCONDITIONAL] + names, value=names[0] if names else UNCONDITIONAL, description="class"
-        )
-        self.guidance = W.FloatSlider(
-            value=DEFAULT_GUIDANCE if names else 1.0, min=0.0, max=10.0, step=0.5, description="guidance w",
-            disabled=not names,
-        )
-        self.sampler = W.Dropdown(options=sampler_options(pipe), description="sampler")
-        self.steps = W.IntSlider(value=pipe.steps if steps is None else steps, min=1, max=100, description="steps")
-        self.num_samples = W.IntSlider(value=n, min=1, max=16, description="samples")
-        self.seed = W.BoundedIntText(
-            value=seed, min=0, max=2**31 - 1, description="seed", layout=W.Layout(width="180px")
-        )
-        self.sample_button = W.Button(description="Sample", button_style="primary", icon="play")
-        self.status, self.bar = W.HTML(), Progress(threaded)
-        self.step_slider = W.IntSlider(
-            value=0, min=0, max=1, description="step", disabled=True, readout=False, layout=W.Layout(width="55%")
-        )
-        self.caption = W.HTML()
-        self.source = W.ToggleButtons(
-            options=[("x̂0: the model's guess", "x0"), ("z_t: the noisy latent", "z_t")], value="x0",
-            description="decode", style={"button_width": "170px"},
-        )
-        self.texts = W.HTML(
-            "<i>Press <b>Sample</b>: the sampler's run is recorded once, then the step slider replays it.</i>"
-        )
-        self.method = W.ToggleButtons(options=maps, value=projection or maps[0][1], description="map")
-        self.dims = W.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dims)
-        self.show_x0 = W.Checkbox(value=True, description="x̂0 paths", indent=False)
-        self.progress, self.plot, self.figure = W.Output(), W.Box(), None
-        for widget, css in (
-            (self.sample_button, "ld4lg-sample"), (self.step_slider, "ld4lg-step-slider"), (self.texts, "ld4lg-texts"),
-            (self.status, "ld4lg-status"), (self.seed, "ld4lg-seed"), (self.source, "ld4lg-source"),
-            (self.steps, "ld4lg-steps"), (self.caption, "ld4lg-caption"), (self.method, "ld4lg-map"),
-        ):
-            widget.add_class(css)
+        self._build_controls(names, n, steps, seed, threaded)
+        self._build_views(projection, dims)
         self.run, self.points, self._shown, self._quiet, self._message = None, None, None, False, ""
-        guard = lambda action: guarded(self.status, action)
-        self.sample_button.on_click(guard(lambda _: self.bar.start(guard(self.sample))))
-        self.step_slider.observe(guard(lambda c: None if self._quiet else self.show_step(c["new"])), names="value")
-        self._class_w = self.guidance.value if names else DEFAULT_GUIDANCE
-        self.label.observe(guard(lambda c: self._on_label(c["new"])), names="value")
-        self.sampler.observe(guard(lambda c: student_steps(pipe, c["new"], self.steps)), names="value")
-        self.source.observe(guard(lambda c: self.show_source(c["new"])), names="value")
-        for widget in (self.method, self.dims, self.show_x0):
-            widget.observe(guard(lambda _: self.redraw()), names="value")
+        self._connect(pipe, names)
         super().__init__(
             [
                 control_row(self.label, self.guidance, self.sampler),
@@ -100,12 +57,76 @@ class DenoisingExplorer(W.VBox):
         )
         self.redraw()
 
-    def _on_label(self, label: str):
-        "No class, no guidance: the w slider shows 1 and is disabled; the w set for a class comes back with a class."
-        unconditional = label == UNCONDITIONAL
-        if unconditional and not self.guidance.disabled: self._class_w = self.guidance.value
-        if unconditional or self.guidance.disabled: self.guidance.value = 1.0 if unconditional else self._class_w
-        self.guidance.disabled = unconditional
+# %% ../nbs/10_explorer_views.ipynb #1ed1a9fb
+@patch
+def _build_controls(self: DenoisingExplorer, names: list, n: int, steps: int | None, seed: int, threaded: bool):
+    "The controls of a run, the Sample button, its status line and its progress bar."
+    self.label = W.Dropdown(
+        options=[UNCONDITIONAL] + names, value=names[0] if names else UNCONDITIONAL, description="class"
+    )
+    self.guidance = W.FloatSlider(
+        value=DEFAULT_GUIDANCE if names else 1.0, min=0.0, max=10.0, step=0.5, description="guidance w",
+        disabled=not names,
+    )
+    self.sampler = W.Dropdown(options=sampler_options(self.pipe), description="sampler")
+    self.steps = W.IntSlider(value=self.pipe.steps if steps is None else steps, min=1, max=100, description="steps")
+    self.num_samples = W.IntSlider(value=n, min=1, max=16, description="samples")
+    self.seed = W.BoundedIntText(
+        value=seed, min=0, max=2**31 - 1, description="seed", layout=W.Layout(width="180px")
+    )
+    self.sample_button = W.Button(description="Sample", button_style="primary", icon="play")
+    self.status, self.bar = W.HTML(), Progress(threaded)
+
+# %% ../nbs/10_explorer_views.ipynb #99022734
+@patch
+def _build_views(self: DenoisingExplorer, projection: str | None, dims: int):
+    """What shows the run: the step slider, the decode toggle and the texts, the map's controls and the figure;
+    then the CSS classes by which a page's style (and a test in a browser) finds the widgets."""
+    maps = MAP_OPTIONS if self.background.labels is not None else MAP_OPTIONS[1:]
+    self.step_slider = W.IntSlider(
+        value=0, min=0, max=1, description="step", disabled=True, readout=False, layout=W.Layout(width="55%")
+    )
+    self.caption = W.HTML()
+    self.source = W.ToggleButtons(
+        options=[("x̂0: the model's guess", "x0"), ("z_t: the noisy latent", "z_t")], value="x0",
+        description="decode", style={"button_width": "170px"},
+    )
+    self.texts = W.HTML(
+        "<i>Press <b>Sample</b>: the sampler's run is recorded once, then the step slider replays it.</i>"
+    )
+    self.method = W.ToggleButtons(options=maps, value=projection or maps[0][1], description="map")
+    self.dims = W.ToggleButtons(options=[("2-D", 2), ("3-D", 3)], value=dims)
+    self.show_x0 = W.Checkbox(value=True, description="x̂0 paths", indent=False)
+    self.progress, self.plot, self.figure = W.Output(), W.Box(), None
+    for widget, css in (
+        (self.sample_button, "ld4lg-sample"), (self.step_slider, "ld4lg-step-slider"), (self.texts, "ld4lg-texts"),
+        (self.status, "ld4lg-status"), (self.seed, "ld4lg-seed"), (self.source, "ld4lg-source"),
+        (self.steps, "ld4lg-steps"), (self.caption, "ld4lg-caption"), (self.method, "ld4lg-map"),
+    ):
+        widget.add_class(css)
+
+# %% ../nbs/10_explorer_views.ipynb #cfe80ea9
+@patch
+def _connect(self: DenoisingExplorer, pipe, names: list):
+    "Wire the controls (the sampler's to `pipe`); every callback is guarded: a failure lands in the status line."
+    guard = lambda action: guarded(self.status, action)
+    self.sample_button.on_click(guard(lambda _: self.bar.start(guard(self.sample))))
+    self.step_slider.observe(guard(lambda c: None if self._quiet else self.show_step(c["new"])), names="value")
+    self._class_w = self.guidance.value if names else DEFAULT_GUIDANCE
+    self.label.observe(guard(lambda c: self._on_label(c["new"])), names="value")
+    self.sampler.observe(guard(lambda c: student_steps(pipe, c["new"], self.steps)), names="value")
+    self.source.observe(guard(lambda c: self.show_source(c["new"])), names="value")
+    for widget in (self.method, self.dims, self.show_x0):
+        widget.observe(guard(lambda _: self.redraw()), names="value")
+
+# %% ../nbs/10_explorer_views.ipynb #4658a095
+@patch
+def _on_label(self: DenoisingExplorer, label: str):
+    "No class, no guidance: the w slider shows 1 and is disabled; the w set for a class comes back with a class."
+    unconditional = label == UNCONDITIONAL
+    if unconditional and not self.guidance.disabled: self._class_w = self.guidance.value
+    if unconditional or self.guidance.disabled: self.guidance.value = 1.0 if unconditional else self._class_w
+    self.guidance.disabled = unconditional
 
 # %% ../nbs/10_explorer_views.ipynb #dfe6956f
 @patch
