@@ -335,7 +335,8 @@ def console():
     "The `ld4lg` console script: `main` on `sys.argv`, then, after a `QUICK_EXIT` command, the end of the process."
     import os
     command = sys.argv[1] if len(sys.argv) > 1 else None
-    main()
+    status = main()
     if command in QUICK_EXIT:
         sys.stdout.flush(); sys.stderr.flush()
-        os._exit(0)  # skip the interpreter's teardown (about 1 s with torch and transformers loaded)
+        os._exit(status or 0)  # skip the interpreter's teardown (about 1 s with torch and transformers loaded)
+    return status

@@ -20,11 +20,11 @@ from ld4lg_edu.explorer_controls import (
 from .explorer_views import UNCONDITIONAL, ClusterExplorer, DenoisingExplorer, parse_scales
 
 # %% auto #0
-__all__ = ['MODEL_ENV', 'READY_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'ExplorerApp', 'load_explorer_pipeline', 'app_main',
-           'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port', 'launch_explorer', 'UNCONDITIONAL',
-           'CONTROL_RANGES', 'MAP_OPTIONS', 'Cancelled', 'Progress', 'DenoisingExplorer', 'parse_scales',
-           'ClusterExplorer', 'checked_value', 'control_row', 'error_line', 'fitted_map', 'guarded', 'sampler_options',
-           'show_figure', 'student_steps', 'update_traces']
+__all__ = ['MODEL_ENV', 'READY_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'ExplorerApp', 'load_explorer_pipeline', 'fast_on_cpu',
+           'app_main', 'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port', 'launch_explorer',
+           'UNCONDITIONAL', 'CONTROL_RANGES', 'MAP_OPTIONS', 'Cancelled', 'Progress', 'DenoisingExplorer',
+           'parse_scales', 'ClusterExplorer', 'checked_value', 'control_row', 'error_line', 'fitted_map', 'guarded',
+           'sampler_options', 'show_figure', 'student_steps', 'update_traces']
 
 # %% ../nbs/10a_explorer_app.ipynb #dae9263b
 _all_ = [
@@ -89,6 +89,13 @@ def load_explorer_pipeline(model: str = "default"):
     if Path(model).is_dir(): return pipeline.LatentDiffusionPipeline.from_pretrained(model)
     raise ValueError(f"unknown model {model!r}; use 'default', 'tiny', a saved pipeline folder, or 'module:function'")
 
+# %% ../nbs/10a_explorer_app.ipynb #6a663dd2
+def fast_on_cpu(pipe):
+    "`pipe`, with `cpu_bf16` on when it is a `LatentDiffusionPipeline` and this CPU computes bf16 natively."
+    from ld4lg_edu.pipeline import LatentDiffusionPipeline, native_cpu_bf16
+    if isinstance(pipe, LatentDiffusionPipeline) and native_cpu_bf16(): pipe.cpu_bf16 = True
+    return pipe
+
 # %% ../nbs/10a_explorer_app.ipynb #e63cd084
 def app_main(model: str | None = None) -> W.Widget:
     """What the app notebook runs: the explorer on `model` (default: $LD4LG_EXPLORER_MODEL, else 'default'), or a
@@ -98,7 +105,7 @@ def app_main(model: str | None = None) -> W.Widget:
     model = model or os.environ.get(MODEL_ENV, "default")
     hf_logging.disable_progress_bar()  # the page is the app: no loading bars or truncation notes above it
     warnings.filterwarnings("ignore", message=".*longer than max_length.*")
-    try: page = ExplorerApp(load_explorer_pipeline(model), model_name=model)
+    try: page = ExplorerApp(fast_on_cpu(load_explorer_pipeline(model)), model_name=model)
     except Exception as e:  # the page is all the user sees: say what failed there
         page = W.HTML(f"<h3>The LD4LG explorer could not start</h3><pre>{html.escape(f'{type(e).__name__}: {e}')}</pre>"
                       f"<p>model = {html.escape(repr(model))}; try <code>ld4lg explore --model tiny</code>.</p>")
