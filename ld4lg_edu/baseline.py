@@ -80,7 +80,7 @@ def nucleus_filter(logits: torch.Tensor, top_p: float = 0.95) -> torch.Tensor:
     sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
 
-# %% ../nbs/09a_ar_baseline.ipynb #a395e6d5
+# %% ../nbs/09a_ar_baseline.ipynb #924552ff
 def _cache_kwarg(model) -> str:
     "Name of the KV-cache argument: transformers >= 5.2x says `cache`, earlier releases `past_key_values`."
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -89,6 +89,7 @@ def _cache_of(out):
     cache = out.get("cache", None)
     return out.get("past_key_values", None) if cache is None else cache
 
+# %% ../nbs/09a_ar_baseline.ipynb #a395e6d5
 class ARBaseline:
     "A GPT-2-style causal LM over the course tokenizer, class-conditional through a `label:` text prefix."
     def __init__(self, model: nn.Module, tokenizer, label_names: Sequence[str] | None = None, meta: dict | None = None):
@@ -116,50 +117,63 @@ class ARBaseline:
         "Training ids of `<s> [label:] text </s>`."
         return encode_example(self.tokenizer, text, label, self.label_names, self.max_length)
 
-    def _split_label(self, ids: list[int]):
-        "For unconditioned samples: which class prefix did the model write? -> (label index or None, remaining ids)."
-        for i in range(len(self.label_names or [])):
-            head = prefix_ids(self.tokenizer, self.label_names, i)[1:]
-            if ids[:len(head)] == head: return i, ids[len(head):]
-        return None, ids
+# %% ../nbs/09a_ar_baseline.ipynb #ec8be2ce
+@patch
+def _split_label(self: ARBaseline, ids: list[int]):
+    "For unconditioned samples: which class prefix did the model write? -> (label index or None, remaining ids)."
+    for i in range(len(self.label_names or [])):
+        head = prefix_ids(self.tokenizer, self.label_names, i)[1:]
+        if ids[:len(head)] == head: return i, ids[len(head):]
+    return None, ids
 
-    @torch.no_grad()
-    def sample(self, n: int, label=None, seed: int | None = None, top_p: float = 0.95,
-               max_new_tokens: int | None = None,
-               temperature: float = 1.0, batch_size: int = 64, return_labels: bool = False):
-        """`n` texts by nucleus sampling; `label` (index or name) fixes the class, None lets the model choose it. With
-        `return_labels`, also the class of each text."""
-        if n < 1: raise ValueError(f"n must be >= 1, got {n}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}; use a small top_p for near-greedy output")
-        head = prefix_ids(self.tokenizer, self.label_names, label)
-        room = self.max_length - len(head)
-        max_new_tokens = min(max_new_tokens or room, room)
-        gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
-        eos, kw = self.tokenizer.eos_token_id, _cache_kwarg(self.model)
-        self.model.eval()
-        rows = []
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
-            out = self.model(input_ids=torch.tensor([head] * b, device=self.device), use_cache=True)
-            done = torch.zeros(b, dtype=torch.bool, device=self.device)
-            new = []
-            for _ in range(max_new_tokens):
-                logits = nucleus_filter(out.logits[:, -1].float() / temperature, top_p)               # (b, V)
-                token = torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(1)            # (b,)
-                token = token.masked_fill(done, eos)                                      # finished rows idle on </s>
-                new.append(token); done |= token == eos
-                if done.all(): break
-                out = self.model(input_ids=token[:, None], use_cache=True, **{kw: _cache_of(out)})
-            rows += torch.stack(new, 1).tolist()
-        fixed = None if label is None else int(class_ids(label, 1, len(self.label_names or []), self.label_names,
-                                                      arg="label")[0])
-        texts, labels = [], []
-        for ids in rows:
-            ids, chosen = (ids[:ids.index(eos)] if eos in ids else ids), fixed
-            if label is None and self.label_names: chosen, ids = self._split_label(ids)
-            texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip()); labels.append(chosen)
-        return (texts, labels) if return_labels else texts
+# %% ../nbs/09a_ar_baseline.ipynb #791706b1
+@patch
+@torch.no_grad()
+def _draw(self: ARBaseline, head: list[int], n: int, max_new_tokens: int, top_p: float, temperature: float,
+          batch_size: int, gen: torch.Generator | None) -> list[list[int]]:
+    "Token ids of `n` continuations of the prefix `head`, `batch_size` rows at a time, one cached step per token."
+    eos, kw = self.tokenizer.eos_token_id, _cache_kwarg(self.model)
+    rows = []
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        out = self.model(input_ids=torch.tensor([head] * b, device=self.device), use_cache=True)
+        done = torch.zeros(b, dtype=torch.bool, device=self.device)
+        new = []
+        for _ in range(max_new_tokens):
+            logits = nucleus_filter(out.logits[:, -1].float() / temperature, top_p)               # (b, V)
+            token = torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(1)            # (b,)
+            token = token.masked_fill(done, eos)                                      # finished rows idle on </s>
+            new.append(token); done |= token == eos
+            if done.all(): break
+            out = self.model(input_ids=token[:, None], use_cache=True, **{kw: _cache_of(out)})
+        rows += torch.stack(new, 1).tolist()
+    return rows
+
+# %% ../nbs/09a_ar_baseline.ipynb #298b4943
+@patch
+@torch.no_grad()
+def sample(self: ARBaseline, n: int, label=None, seed: int | None = None, top_p: float = 0.95,
+           max_new_tokens: int | None = None,
+           temperature: float = 1.0, batch_size: int = 64, return_labels: bool = False):
+    """`n` texts by nucleus sampling; `label` (index or name) fixes the class, None lets the model choose it. With
+    `return_labels`, also the class of each text."""
+    if n < 1: raise ValueError(f"n must be >= 1, got {n}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}; use a small top_p for near-greedy output")
+    head = prefix_ids(self.tokenizer, self.label_names, label)
+    room = self.max_length - len(head)
+    max_new_tokens = min(max_new_tokens or room, room)
+    gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
+    self.model.eval()
+    rows, eos = self._draw(head, n, max_new_tokens, top_p, temperature, batch_size, gen), self.tokenizer.eos_token_id
+    fixed = None if label is None else int(class_ids(label, 1, len(self.label_names or []), self.label_names,
+                                                  arg="label")[0])
+    texts, labels = [], []
+    for ids in rows:
+        ids, chosen = (ids[:ids.index(eos)] if eos in ids else ids), fixed
+        if label is None and self.label_names: chosen, ids = self._split_label(ids)
+        texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip()); labels.append(chosen)
+    return (texts, labels) if return_labels else texts
 
 # %% ../nbs/09a_ar_baseline.ipynb #8bf47a37
 AR_META, AR_FORMAT, AR_VERSION = "ar_baseline.json", "ld4lg_edu.ar_baseline", 1
