@@ -71,13 +71,13 @@ def kernel_start(model, cache):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def browser_side(repeats, model, loads=3, refill_after=5.0):
+def browser_side(repeats, model, loads=3, refill_after=5.0, kernel_threads=1):
     """In Chromium against `launch_explorer`: seconds from the server being ready (a kernel preheated with the model) to a page
     being usable, for `loads` page loads; then Sample clicks (click -> texts and status updated) and the x̂0/z_t toggle."""
     from playwright.sync_api import sync_playwright
     from ld4lg_edu.explorer_app import launch_explorer
     start = time.perf_counter()
-    server = launch_explorer(port=None, model=model, wait=False, refill_after=refill_after,
+    server = launch_explorer(port=None, model=model, wait=False, refill_after=refill_after, torch_threads=kernel_threads,
                              env={"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])})
     up = time.perf_counter() - start
     ready, clicks, toggles, parts = [], [], [], []
@@ -130,6 +130,7 @@ if __name__ == "__main__":
     ap.add_argument("--start", action="store_true", help="time a kernel's start (fresh process), cold and warm cache")
     ap.add_argument("--model", default="fake_pipeline:make_fake_pipeline", help="model for the browser run ('default': the shipped one)")
     ap.add_argument("--loads", type=int, default=3, help="page loads timed in the browser run")
+    ap.add_argument("--kernel-threads", type=int, default=1, help="torch threads of the served kernels (browser run)")
     ap.add_argument("--refill-after", type=float, default=5.0, help="seconds after a page took the preheated kernel that the next starts")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; n={args.n} samples, {args.steps} steps, median of {args.repeats}")
@@ -149,8 +150,10 @@ if __name__ == "__main__":
         for name, c, w in zip(names, cold, warm): print(f"| {name} | {c:.2f} | {w:.2f} |")
         print(f"| total | {sum(cold):.2f} | {sum(warm):.2f} |")
     if args.browser:
-        up, ready, clicks, toggles, parts = browser_side(args.repeats, args.model, args.loads, args.refill_after)
-        print(f"\n## browser (Chromium), model {args.model}, next kernel heated {args.refill_after:g} s after a page took one")
+        up, ready, clicks, toggles, parts = browser_side(args.repeats, args.model, args.loads, args.refill_after,
+                                                         args.kernel_threads)
+        print(f"\n## browser (Chromium), model {args.model}, kernels with {args.kernel_threads} torch thread(s), next kernel "
+              f"heated {args.refill_after:g} s after a page took one")
         print(f"| measure | seconds |\n|---|---|\n| server started, a kernel preheated with the model | {up:.1f} |")
         print(f"| page usable after load (each of {len(ready)} loads) | {', '.join(f'{r:.1f}' for r in ready)} |")
         for key, what in (("first_byte", "of which: the page's first byte (Voilà renders the preheated kernel's output)"),
