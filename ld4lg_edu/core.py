@@ -34,16 +34,18 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 # %% ../nbs/00_core.ipynb #17edca9c
-def autocast_dtype(device: str | torch.device) -> torch.dtype:
-    "The dtype matmuls run in on `device`: bfloat16 on CUDA (when supported), float32 elsewhere."
+def autocast_dtype(device: str | torch.device, cpu_bf16: bool = False) -> torch.dtype:
+    """The dtype matmuls run in on `device`: bfloat16 on CUDA (when supported), and on a CPU when `cpu_bf16` asks
+    for it (fast only where the CPU computes bf16 natively); float32 elsewhere."""
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_bf16_supported(): return torch.bfloat16
+    if device.type == "cpu" and cpu_bf16: return torch.bfloat16
     return torch.float32
 
-def autocast(device: str | torch.device, enabled: bool = True):
-    "A context manager: bf16 autocast on CUDA, a no-op on CPU (or when `enabled=False`)."
+def autocast(device: str | torch.device, enabled: bool = True, cpu_bf16: bool = False):
+    "A context manager: bf16 autocast on CUDA (and on a CPU with `cpu_bf16`), else a no-op (or when `enabled=False`)."
     device = torch.device(device)
-    dtype = autocast_dtype(device)
+    dtype = autocast_dtype(device, cpu_bf16)
     if not enabled or dtype == torch.float32: return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
 

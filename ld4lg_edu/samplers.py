@@ -273,8 +273,7 @@ def _model_v(denoiser, sampler: Sampler, index: int, noisy: torch.Tensor, self_c
     """The guided v̂ (B, ℓ, d), float32, at grid point `index` for `noisy` z_t (B, ℓ, d); refuses NaN or inf. The model
     runs under bf16 autocast on CUDA, and on a CPU too with `cpu_bf16`."""
     alpha = torch.full((noisy.shape[0],), sampler.alphas[index].item(), device=noisy.device)  # α_t per row: (B,)
-    on_cpu = cpu_bf16 and noisy.device.type == "cpu"
-    with torch.autocast("cpu", dtype=torch.bfloat16) if on_cpu else autocast(noisy.device):
+    with autocast(noisy.device, cpu_bf16=cpu_bf16):
         v_pred = guided_v(denoiser, noisy, alpha, self_cond, conditioning)
     v_pred = v_pred.float()
     if not torch.isfinite(v_pred).all():
