@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_explorer.ipynb #8a8f5da4
 from __future__ import annotations
-import html, textwrap
+import functools, html, textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +42,7 @@ _all_ = [
 CLASS_COLORS = qualitative.Set2 + qualitative.Pastel1
 SAMPLE_COLORS = qualitative.Dark2 + qualitative.Set1
 
+@functools.lru_cache(maxsize=8192)  # the same data sentences are wrapped for every figure
 def _wrap(text: str, width: int = 60) -> str:
     return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width)) or "(empty)"
 
@@ -162,6 +163,13 @@ def _axes_layout(projection: Projection) -> dict:
     axes = dict(xaxis_title=titles[0], yaxis_title=titles[1]) | (dict(zaxis_title=titles[2]) if is3d else {})
     return dict(scene=axes) if is3d else axes
 
+# %% ../nbs/10_explorer.ipynb #5d7e2c90
+def _with_update(trace: dict, update: dict) -> dict:
+    "The trace dict `trace` with a trace update of `trajectory_step` (`marker_color` is the marker's colour) applied."
+    trace = trace | {key: value for key, value in update.items() if key != "marker_color"}
+    if "marker_color" in update: trace["marker"] = trace.get("marker", {}) | dict(color=update["marker_color"])
+    return trace
+
 # %% ../nbs/10_explorer.ipynb #184e15c0
 def trajectory_figure(
     run: SampleResult, projection: Projection, background: LatentSet | None = None, step: int | None = None,
@@ -176,10 +184,8 @@ def trajectory_figure(
     traces = background_traces(background, projection) if background is not None else []
     traces += _path_traces(run, points, is3d, show_x0)
     traces += _ring_traces(run, points, step, is3d, show_x0)
-    fig = go.Figure(traces)
-    updates = trajectory_step(run, points, step, show_x0)
-    for trace in fig.data:
-        if trace.name in updates: trace.update(updates[trace.name])
+    updates = trajectory_step(run, points, step, show_x0)  # into the dicts: the figure validates each trace once
+    fig = go.Figure([_with_update(trace, updates.get(trace["name"], {})) for trace in traces])
     label = run.settings.get("label")
     fig.update_layout(
         title=f"{run.num_samples} samples, {run.settings.get('sampler')}, {run.num_steps} steps"

@@ -14,8 +14,8 @@ from fastcore.basics import patch
 from .core import ASSETS
 from .latent_maps import LatentSet, data_latents, default_cache_dir
 from ld4lg_edu.explorer_controls import (
-    CONTROL_RANGES, MAP_OPTIONS, Cancelled, Progress, checked_value, control_row, error_line, fitted_map, guarded,
-    sampler_options, show_figure, student_steps, update_traces,
+    CONTROL_RANGES, MAP_OPTIONS, Cancelled, Progress, checked_value, control_row, error_line, figure_changes,
+    fitted_map, guarded, sampler_options, show_figure, student_steps, update_traces,
 )
 from .explorer_views import UNCONDITIONAL, ClusterExplorer, DenoisingExplorer, parse_scales
 
@@ -23,14 +23,14 @@ from .explorer_views import UNCONDITIONAL, ClusterExplorer, DenoisingExplorer, p
 __all__ = ['MODEL_ENV', 'READY_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'ExplorerApp', 'load_explorer_pipeline', 'fast_on_cpu',
            'app_main', 'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port', 'launch_explorer',
            'UNCONDITIONAL', 'CONTROL_RANGES', 'MAP_OPTIONS', 'Cancelled', 'Progress', 'DenoisingExplorer',
-           'parse_scales', 'ClusterExplorer', 'checked_value', 'control_row', 'error_line', 'fitted_map', 'guarded',
-           'sampler_options', 'show_figure', 'student_steps', 'update_traces']
+           'parse_scales', 'ClusterExplorer', 'checked_value', 'control_row', 'error_line', 'figure_changes',
+           'fitted_map', 'guarded', 'sampler_options', 'show_figure', 'student_steps', 'update_traces']
 
 # %% ../nbs/10a_explorer_app.ipynb #dae9263b
 _all_ = [
     "UNCONDITIONAL", "CONTROL_RANGES", "MAP_OPTIONS", "Cancelled", "Progress", "DenoisingExplorer", "parse_scales",
-    "ClusterExplorer", "checked_value", "control_row", "error_line", "fitted_map", "guarded", "sampler_options",
-    "show_figure", "student_steps", "update_traces",
+    "ClusterExplorer", "checked_value", "control_row", "error_line", "figure_changes", "fitted_map", "guarded",
+    "sampler_options", "show_figure", "student_steps", "update_traces",
 ]
 
 # %% ../nbs/10a_explorer_app.ipynb #9e34a56a
@@ -297,11 +297,12 @@ def _server_command(
 
 # %% ../nbs/10a_explorer_app.ipynb #e671aee1
 def _serve(
-    cmd: list[str], env: dict, workdir: Path, url: str, token: str, host: str, port: int, model: str, ui: str,
+    cmd: list[str], env: dict, *, url: str, token: str, workdir: Path, host: str, port: int, ui: str, model: str,
     pool: int, timeout: float, wait: bool, open_browser: bool,
 ) -> ExplorerServer:
-    """Start the server and wait for its port (and, for Voilà, a preheated kernel); then hand it back (`wait=False`)
-    or serve until Ctrl-C. It is stopped on every way out but a handed-back server."""
+    """Run `cmd` (in `env`) as the server of `url` and wait for its port (and, for Voilà, a preheated kernel); then
+    hand it back (`wait=False`) or serve until Ctrl-C. It is stopped on every way out but a handed-back server. The
+    settings after `env` are keywords: those of `launch_explorer`, and where it put the server (`url`, `workdir`)."""
     log = workdir / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -351,6 +352,8 @@ def launch_explorer(
     handle = wait and threading.current_thread() is threading.main_thread()
     # `kill` stops it as Ctrl-C does
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)} if handle else {}
-    try: return _serve(cmd, env, workdir, url, token, host, port, model, ui, pool, timeout, wait, open_browser)
+    try:
+        return _serve(cmd, env, url=url, token=token, workdir=workdir, host=host, port=port, ui=ui, model=model,
+                      pool=pool, timeout=timeout, wait=wait, open_browser=open_browser)
     finally:
         for s, h in previous.items(): signal.signal(s, h)

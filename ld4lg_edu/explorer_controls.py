@@ -7,26 +7,65 @@ from __future__ import annotations
 import html, os, threading
 
 import ipywidgets as W
+import numpy as np
 import plotly.graph_objects as go
 
 from .latent_maps import LatentSet, class_map, fit_projection
 
 # %% auto #0
-__all__ = ['CONTROL_RANGES', 'MAP_OPTIONS', 'show_figure', 'update_traces', 'checked_value', 'error_line', 'guarded', 'Cancelled',
-           'Progress', 'fitted_map', 'sampler_options', 'student_steps', 'control_row']
+__all__ = ['CONTROL_RANGES', 'MAP_OPTIONS', 'figure_changes', 'show_figure', 'update_traces', 'checked_value', 'error_line',
+           'guarded', 'Cancelled', 'Progress', 'fitted_map', 'sampler_options', 'student_steps', 'control_row']
+
+# %% ../nbs/10_explorer_controls.ipynb #8e52b7d4
+def _branch(value) -> bool: return isinstance(value, dict) and "bdata" not in value
+
+def _same(a, b) -> bool:
+    "Equal property values of plotly JSON (a list equals a tuple with the same items; arrays: same dtype, same values)."
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)): return len(a) == len(b) and list(a) == list(b)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):  # a trace's own JSON keeps numpy arrays
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape \
+            and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    return a == b
+
+def figure_changes(old: dict, new: dict, path: tuple = ()) -> dict:
+    """What differs between two nested dicts of plotly JSON (a trace's or a layout's `to_plotly_json()`): {property
+    path (tuple of keys): value in `new`}, None where `new` lacks a leaf of `old` (back to plotly's default); an
+    empty dict counts as absent. Each changed leaf is one entry; an encoded array is a leaf."""
+    changes = {}
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key), new.get(key)
+        if (a is None or _branch(a)) and (b is None or _branch(b)):
+            changes |= figure_changes(a or {}, b or {}, path + (key,))
+        elif not _same(a, b): changes[path + (key,)] = b
+    return changes
 
 # %% ../nbs/10_explorer_controls.ipynb #75b98078
+def _replace_figure(widget: go.FigureWidget, fig: go.Figure, width: int):
+    "Change `widget` into `fig`: traces that differ replaced, the rest and the layout changed in one message."
+    old, new = widget.to_plotly_json(), fig.to_plotly_json()
+    new["layout"]["width"] = width
+    keep = 0  # the traces both figures begin with (same type and name, in order) are changed, not replaced
+    while keep < min(len(widget.data), len(fig.data)) and \
+            (widget.data[keep].type, widget.data[keep].name) == (fig.data[keep].type, fig.data[keep].name):
+        keep += 1
+    if len(widget.data) > keep: widget.data = widget.data[:keep]
+    if len(fig.data) > keep: widget.add_traces(list(fig.data[keep:]))
+    def value(source, path, new_value): return None if new_value is None else source[path]
+    with widget.batch_update():  # one plotly update: only the properties that changed
+        for i in range(keep):
+            changes = figure_changes(old["data"][i], new["data"][i])
+            changes.pop(("uid",), None)
+            for path, v in changes.items(): widget.data[i][path] = value(fig.data[i], path, v)
+        for path, v in figure_changes(old["layout"], new["layout"]).items():
+            widget.layout[path] = width if path == ("width",) else value(fig.layout, path, v)
+
 def show_figure(box: W.Box, fig: go.Figure, width: int = 1000) -> go.FigureWidget:
     """Show `fig` (`width` pixels wide, frames dropped) in `box`: the first time as a new `FigureWidget`, whose state
-    carries the figure to the page; later by replacing the traces and layout of that same widget (messages to a
-    figure already on the page)."""
+    carries the figure to the page; later as messages changing that same widget on the page into `fig` (only what
+    changed: one message when the traces are the same kinds and names as before)."""
     if box.children:
         widget = box.children[0]
-        with widget.batch_update():
-            widget.data = []
-            widget.add_traces(list(fig.data))
-            widget.layout = fig.layout
-            widget.layout.width = width
+        _replace_figure(widget, fig, width)
         return widget
     widget = go.FigureWidget(fig)
     # served by the explorer server: plotly's code comes from its cached file, not the state

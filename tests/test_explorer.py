@@ -377,6 +377,47 @@ def test_denoising_explorer_views(pipe, background):
     assert {t.type for t in ex.figure.data} == {"scatter"}
 
 
+def plotly_messages(widget):
+    "The plotly operations `widget` sends to the page from now on: [(kind, message)], kind 'update', 'addTraces', ..."
+    log, send = [], widget._send
+    def record(msg, buffers=None):
+        state = msg.get("state", {})
+        log.extend((k.removeprefix("_py2js_"), v) for k, v in state.items() if k.startswith("_py2js_") and v)
+        return send(msg, buffers)
+    widget._send = record
+    return log
+
+
+def page_figure(figure, width=None):
+    "A figure as the page gets it (plotly JSON, without the trace ids the widget adds)."
+    out = json.loads(figure.to_json())
+    for t in out["data"]: t.pop("uid", None)
+    if width is not None: out["layout"]["width"] = width
+    return out
+
+
+def test_a_sample_click_changes_the_figure_on_the_page_in_one_message(pipe, background):
+    """Sampling again sends one plotly update, without the data latents' traces; the figure is the one a fresh
+    build gives."""
+    ex = DenoisingExplorer(pipe, background, n=3, steps=6)
+    sent = plotly_messages(ex.figure)
+    ex.sample()                                                       # the first run: paths added to the data latents
+    assert [kind for kind, _ in sent] == ["addTraces", "update"], [kind for kind, _ in sent]
+    for map_choice in ("pca", "means"):
+        ex.seed.value += 1
+        sent.clear()
+        ex.sample()
+        # one update, not delete + add traces + relayout + width
+        assert [kind for kind, _ in sent] == ["update"], [kind for kind, _ in sent]
+        data = {i for i, t in enumerate(ex.figure.data) if t.name.startswith("data: ")}
+        assert data and not data & set(sent[0][1]["style_traces"])   # the data latents are on the page already
+        fresh = trajectory_figure(ex.run, ex._projection(), background, step=ex.run.num_steps, animate=False)
+        assert page_figure(ex.figure) == page_figure(fresh, width=1000)
+        ex.method.value = map_choice                                 # another map: the same traces, moved
+        fresh = trajectory_figure(ex.run, ex._projection(), background, step=ex.run.num_steps, animate=False)
+        assert page_figure(ex.figure) == page_figure(fresh, width=1000)
+
+
 def test_denoising_explorer_shows_errors_instead_of_raising(pipe, background):
     class Failing(Counting):
         def sample(self, *a, **k): raise ValueError("the denoiser is broken; retrain it")
