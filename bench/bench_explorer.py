@@ -8,11 +8,11 @@ With --start: where a kernel's start goes (import, model load, data latents, fir
 process each time, with an empty cache folder and then with the one the first start filled.
 With --browser: in Chromium against `launch_explorer`, page-ready time after the server is ready (several loads), split
 into the page's HTML (with the preheated kernel's widget state), the widgets on screen and the figure drawn; then the
-Sample click (click -> texts and status updated) and the x̂0/z_t toggle.
+Sample click (click -> texts and status updated; its status line says how long the kernel took) and the x̂0/z_t toggle.
 
     python bench/bench_explorer.py [--threads 1 2] [--repeats 5] [--start] [--browser [--model default] [--loads 3]]
 """
-import argparse, json, os, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,8 @@ def kernel_side(threads, repeats, n, steps):
         clicks, records, new, shown = [], [], [], []
         for i in range(repeats):
             ex.seed.value = i
-            start = time.perf_counter(); run = ex.sample(); clicks.append(time.perf_counter() - start); records.append(run.seconds)
+            start = time.perf_counter(); run = ex.sample()
+            clicks.append(time.perf_counter() - start); records.append(run.seconds)
             for step, times in ((steps // 2, new), (steps // 4, new), (steps // 2, shown), (steps, shown)):
                 start = time.perf_counter(); ex.step_slider.value = step; times.append(time.perf_counter() - start)
         rows.append((name, threads, *map(statistics.median, (clicks, records, new, shown))))
@@ -57,7 +58,7 @@ from ld4lg_edu.explorer_app import ExplorerApp, load_explorer_pipeline
 t.append(time.perf_counter())
 pipe = load_explorer_pipeline(sys.argv[1]); t.append(time.perf_counter())
 try: background = data_latents(pipe, per_class=60, progress=False, cache_dir=default_cache_dir())
-except TypeError: background = data_latents(pipe, per_class=60, progress=False)   # a version that keeps no latents on disk
+except TypeError: background = data_latents(pipe, per_class=60, progress=False)  # a version keeping no latents on disk
 t.append(time.perf_counter())
 app = ExplorerApp(pipe, background); t.append(time.perf_counter())
 print(json.dumps([b - a for a, b in zip(t, t[1:])]))
@@ -65,30 +66,34 @@ print(json.dumps([b - a for a, b in zip(t, t[1:])]))
 
 
 def kernel_start(model, cache):
-    "Seconds of each part of what a kernel does before its page can be served, in a fresh process: import, load, latents, app."
+    """Seconds of each part of what a kernel does before its page can be served, in a fresh process: import, load,
+    latents, app."""
     env = {**os.environ, "LD4LG_CACHE": str(cache), "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
     out = subprocess.run([sys.executable, "-c", START, model], capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def browser_side(repeats, model, loads=3, refill_after=5.0, kernel_threads=1):
-    """In Chromium against `launch_explorer`: seconds from the server being ready (a kernel preheated with the model) to a page
-    being usable, for `loads` page loads; then Sample clicks (click -> texts and status updated) and the x̂0/z_t toggle."""
+    """In Chromium against `launch_explorer`: seconds from the server being ready (a kernel preheated with the model)
+    to a page being usable, for `loads` page loads; then Sample clicks (click -> texts and status updated; with the
+    kernel's own times from the status line: record_run, and the click done) and the x̂0/z_t toggle."""
     from playwright.sync_api import sync_playwright
     from ld4lg_edu.explorer_app import launch_explorer
     start = time.perf_counter()
-    server = launch_explorer(port=None, model=model, wait=False, refill_after=refill_after, torch_threads=kernel_threads,
+    server = launch_explorer(port=None, model=model, wait=False, refill_after=refill_after,
+                             torch_threads=kernel_threads,
                              env={"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])})
     up = time.perf_counter() - start
-    ready, clicks, toggles, parts = [], [], [], []
+    ready, clicks, toggles, parts, kernel = [], [], [], [], []
     table = "() => { const t = document.querySelector('.ld4lg-texts table'); return t ? t.innerText : ''; }"
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=os.environ.get("LD4LG_CHROMIUM", "/usr/bin/chromium"),
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             for load in range(loads):
-                deadline = time.monotonic() + 600                    # the next preheated kernel is there: each writes a marker
-                while len(list((server.workdir / "ready").glob("*"))) < load + 1 and time.monotonic() < deadline: time.sleep(0.2)
+                deadline = time.monotonic() + 600        # the next preheated kernel is there: each writes a marker
+                while len(list((server.workdir / "ready").glob("*"))) < load + 1 and time.monotonic() < deadline:
+                    time.sleep(0.2)
                 page = browser.new_page(viewport={"width": 1280, "height": 1300})
                 start = time.perf_counter()
                 page.goto(server.url, timeout=300_000)
@@ -97,43 +102,57 @@ def browser_side(repeats, model, loads=3, refill_after=5.0, kernel_threads=1):
                 page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=300_000)
                 ready.append(time.perf_counter() - start)
                 nav = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0]; "
-                                    "const js = performance.getEntriesByType('resource').filter(r => r.name.includes('.js')); "
-                                    "return [n.responseStart / 1000, n.responseEnd / 1000, n.domContentLoadedEventEnd / 1000, "
+                                    "const js = performance.getEntriesByType('resource')"
+                                    ".filter(r => r.name.includes('.js')); "
+                                    "return [n.responseStart / 1000, n.responseEnd / 1000, "
+                                    "n.domContentLoadedEventEnd / 1000, "
                                     "n.transferSize, Math.max(0, ...js.map(r => r.responseEnd)) / 1000]; }")
                 parts.append(dict(first_byte=nav[0], html=nav[1], dom=nav[2], html_kb=nav[3] / 1024, scripts=nav[4],
                                   widgets=widgets))
                 if load < loads - 1: page.close()
             for i in range(repeats + 1):
-                page.fill(".ld4lg-seed input", str(100 + i)); page.press(".ld4lg-seed input", "Tab")  # a new seed: new texts
+                page.fill(".ld4lg-seed input", str(100 + i))           # a new seed: new texts
+                page.press(".ld4lg-seed input", "Tab")
                 page.wait_for_timeout(300)
                 before = page.evaluate(table)
                 start = time.perf_counter(); page.click(".ld4lg-sample")
-                page.wait_for_function(f"() => ({table})() !== {json.dumps(before)} && document.querySelector('.ld4lg-status').innerText.includes('recorded in')",
+                page.wait_for_function(f"() => ({table})() !== {json.dumps(before)} && "
+                                       "document.querySelector('.ld4lg-status').innerText.includes('recorded in')",
                                        timeout=120_000)
-                if i: clicks.append(time.perf_counter() - start)  # the first click warms up
+                if i:  # the first click warms up
+                    clicks.append(time.perf_counter() - start)
+                    said = re.search(r"recorded in ([0-9.]+) s \(on screen after ([0-9.]+) s\)",
+                                     page.inner_text(".ld4lg-status"))
+                    if said: kernel.append(tuple(map(float, said.groups())))
                 source = "z_t" if i % 2 == 0 else "x̂0"
                 start = time.perf_counter(); page.click(f".ld4lg-source button:has-text('{source}')")
-                page.wait_for_function(f"() => document.querySelector('.ld4lg-texts table').dataset.source === '{'z_t' if source == 'z_t' else 'x0'}'", timeout=120_000)
+                shown = "z_t" if source == "z_t" else "x0"
+                page.wait_for_function("() => document.querySelector('.ld4lg-texts table').dataset.source === "
+                                       f"'{shown}'", timeout=120_000)
                 toggles.append(time.perf_counter() - start)
             browser.close()
     finally: server.stop()
-    return up, ready, clicks, toggles, parts
+    return up, ready, clicks, toggles, parts, kernel
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, nargs="*", default=[1, 2], help="torch threads of the kernel-side rows (none: skip them)")
+    ap.add_argument("--threads", type=int, nargs="*", default=[1, 2],
+                    help="torch threads of the kernel-side rows (none: skip them)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--browser", action="store_true")
     ap.add_argument("--start", action="store_true", help="time a kernel's start (fresh process), cold and warm cache")
-    ap.add_argument("--model", default="fake_pipeline:make_fake_pipeline", help="model for the browser run ('default': the shipped one)")
+    ap.add_argument("--model", default="fake_pipeline:make_fake_pipeline",
+                    help="model for the browser run ('default': the shipped one)")
     ap.add_argument("--loads", type=int, default=3, help="page loads timed in the browser run")
     ap.add_argument("--kernel-threads", type=int, default=1, help="torch threads of the served kernels (browser run)")
-    ap.add_argument("--refill-after", type=float, default=5.0, help="seconds after a page took the preheated kernel that the next starts")
+    ap.add_argument("--refill-after", type=float, default=5.0,
+                    help="seconds after a page took the preheated kernel that the next starts")
     args = ap.parse_args()
-    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; n={args.n} samples, {args.steps} steps, median of {args.repeats}")
+    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; n={args.n} samples, {args.steps} steps "
+          f"(kernel-side rows; the page samples with the model's own), median of {args.repeats}")
     if args.threads:
         print("| pipeline | torch threads | Sample click (s) | of which record_run (s) "
               "| slider move to a new step (ms) | slider move to a step shown before (ms) |")
@@ -150,19 +169,26 @@ if __name__ == "__main__":
         for name, c, w in zip(names, cold, warm): print(f"| {name} | {c:.2f} | {w:.2f} |")
         print(f"| total | {sum(cold):.2f} | {sum(warm):.2f} |")
     if args.browser:
-        up, ready, clicks, toggles, parts = browser_side(args.repeats, args.model, args.loads, args.refill_after,
-                                                         args.kernel_threads)
-        print(f"\n## browser (Chromium), model {args.model}, kernels with {args.kernel_threads} torch thread(s), next kernel "
+        up, ready, clicks, toggles, parts, kernel = browser_side(args.repeats, args.model, args.loads,
+                                                                 args.refill_after, args.kernel_threads)
+        print(f"\n## browser (Chromium), model {args.model}, kernels with {args.kernel_threads} torch thread(s), "
+              "next kernel "
               f"heated {args.refill_after:g} s after a page took one")
         print(f"| measure | seconds |\n|---|---|\n| server started, a kernel preheated with the model | {up:.1f} |")
         print(f"| page usable after load (each of {len(ready)} loads) | {', '.join(f'{r:.1f}' for r in ready)} |")
-        for key, what in (("first_byte", "of which: the page's first byte (Voilà renders the preheated kernel's output)"),
+        for key, what in (("first_byte",
+                           "of which: the page's first byte (Voilà renders the preheated kernel's output)"),
                           ("html", "  the page's HTML received"), ("dom", "  the page parsed (DOMContentLoaded)"),
                           ("scripts", "  the last script received"),
                           ("widgets", "  the widgets on screen (Sample button)")):
             print(f"| {what} | {', '.join(f'{p[key]:.1f}' for p in parts)} |")
         sizes = ", ".join(f"{p['html_kb']:.0f}" for p in parts)
         print(f"| size of the page's HTML (kB) | {sizes} |")
-        print(f"| Sample click with {args.n} samples -> texts and status on screen (median of {len(clicks)}) | {statistics.median(clicks):.2f} |")
+        print(f"| Sample click with {args.n} samples -> texts and status on screen (median of {len(clicks)}) "
+              f"| {statistics.median(clicks):.2f} |")
+        if kernel:  # what the page's status line says: the kernel's record_run, and the kernel done with the click
+            for i, what in enumerate(("of which the kernel's record_run (the status line's 'recorded in')",
+                                      "the kernel done with the click (the status line's 'on screen after')")):
+                print(f"|   {what} | {statistics.median(k[i] for k in kernel):.2f} |")
         print(f"| decode toggle x̂0 <-> z_t (median of {len(toggles)}) | {statistics.median(toggles):.2f} |")
     print(f"# load average at the end (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
