@@ -20,7 +20,8 @@ from .conditioning import class_ids
 # %% auto #0
 __all__ = ['check_texts', 'word_tokens', 'ngrams', 'diversity', 'ngram_set', 'memorization', 'minilm_available', 'minilm_embed',
            'load_causal_lm', 'lm_features', 'MauveResult', 'mauve_score', 'token_nll', 'perplexity', 'TfidfEmbedder',
-           'TextClassifier', 'train_text_classifier', 'class_accuracy', 'evaluate_samples', 'results_table']
+           'TextClassifier', 'train_text_classifier', 'class_accuracy', 'evaluate_samples', 'results_table',
+           'equal_chunks']
 
 # %% ../nbs/09_evaluation.ipynb #17c833fd
 def check_texts(texts, name: str = "texts", min_count: int = 2) -> list[str]:
@@ -373,8 +374,14 @@ def results_table(
     rows: Sequence[dict], group_by: str = "model", metrics: Sequence[str] | None = None, digits: int = 3
 ) -> str:
     """A markdown table of mean ± std (sample std over the rows of a group, e.g. seeds) of each numeric metric per
-    `group_by` value."""
+    `group_by` value; the rows must have been scored on about the same number of texts."""
     if not rows: raise ValueError("results_table got no rows; pass the dicts returned by evaluate_samples")
+    counts = [r["num_texts"] for r in rows if "num_texts" in r]
+    if counts and max(counts) > 1.2 * min(counts):
+        raise ValueError(
+            f"rows scored on {min(counts)} to {max(counts)} texts: MAUVE and diversity depend on the count, so these "
+            "rows do not compare; score every run at one count (equal_chunks)"
+        )
     skip = {group_by, "seed", "num_texts"}
     metrics = list(
         metrics
@@ -397,3 +404,17 @@ def results_table(
             else: cells.append(f"{vals.mean():.{digits}g} ± {vals.std(ddof=1):.{digits - 1}g}")
         lines.append(f"| {name} | {len(members)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+# %% ../nbs/09_evaluation.ipynb #807a9e07
+def equal_chunks(texts_by_class: dict[str, Sequence[str]], per_class: int) -> list[dict[str, list[str]]]:
+    """Disjoint chunks of a run `{class: texts}`, each holding `per_class` texts of every class, in order (what is left
+    of a class after the last full chunk is not used). Score each chunk and average, to compare runs at one count."""
+    if per_class < 1: raise ValueError(f"per_class must be >= 1, got {per_class}")
+    if not texts_by_class: raise ValueError("texts_by_class is empty; pass {class name: texts}")
+    short = {name: len(texts) for name, texts in texts_by_class.items() if len(texts) < per_class}
+    if short:
+        raise ValueError(f"classes {short} hold fewer than per_class={per_class} texts; draw more texts or pass a "
+                         "smaller per_class")
+    count = min(len(texts) for texts in texts_by_class.values()) // per_class
+    return [{name: list(texts[i * per_class:(i + 1) * per_class]) for name, texts in texts_by_class.items()}
+            for i in range(count)]

@@ -3,8 +3,11 @@
 Per (model, guidance w, seed): 4-gram memorisation against the corpus's train split, diversity, MAUVE against its test
 split on MiniLM features (not the paper's GPT-2-large features) and, for class corpora, class accuracy under a
 MiniLM + logistic-regression classifier trained on the train split. A "reference" row scores held-out human text the same
-way: test-split texts (per class, at most --reference-per-class, one draw per seed) with MAUVE against the disjoint valid
-split. Every text is embedded once (ld4lg_edu.metrics memoises MiniLM embeddings). CPU, a few minutes per corpus.
+way: test-split texts (per class, at most --per-class, one draw per seed) with MAUVE against the disjoint valid split.
+MAUVE and diversity depend on how many texts are scored, so every row is scored at a common count: for each K of
+--per-class, a run is cut into disjoint chunks of K texts per class (ld4lg_edu.metrics.equal_chunks), each chunk is
+scored and the row holds the mean over chunks (`per_class`, `num_chunks`, `mauve_chunks`). Every text is embedded once
+(ld4lg_edu.metrics memoises MiniLM embeddings). CPU, a few minutes per corpus.
 
 Samples files hold {"ld4lg": {"w=..,seed=..": {class: [texts]}}, "ar": {"seed=..": {class: [texts]}}, "timing": {...}}
 (the class is "all" for an unconditional corpus), either at the top level or under the corpus name, as written by
@@ -18,8 +21,8 @@ import argparse, json, random, time
 from pathlib import Path
 
 from ld4lg_edu.data import load_corpus
-from ld4lg_edu.metrics import (class_accuracy, minilm_embed, ngram_set, ngrams, word_tokens, train_text_classifier,
-                               evaluate_samples)
+from ld4lg_edu.metrics import (class_accuracy, equal_chunks, minilm_embed, ngram_set, ngrams, word_tokens,
+                               train_text_classifier, evaluate_samples)
 
 
 def parse_key(key: str) -> dict:
@@ -61,6 +64,20 @@ def score(texts_by_class: dict, label_names, train_texts, references, classifier
     return row
 
 
+def score_chunks(run: dict, per_class: int, *args) -> dict | None:
+    """`score` on each disjoint chunk of `per_class` texts per class of `run`, averaged (None when a class holds fewer
+    texts): the row of a run at that common count."""
+    if min(len(batch) for batch in run.values()) < per_class: return None
+    rows = [score(chunk, *args) for chunk in equal_chunks(run, per_class)]
+    out = {k: (sum(r[k] for r in rows) / len(rows) if isinstance(v, float) else v) for k, v in rows[0].items()
+           if not isinstance(v, dict)}
+    if "class_accuracy_by_class" in rows[0]:
+        out["class_accuracy_by_class"] = {n: sum(r["class_accuracy_by_class"][n] for r in rows) / len(rows)
+                                          for n in rows[0]["class_accuracy_by_class"]}
+    return {**out, "num_texts": sum(r["num_texts"] for r in rows) // len(rows), "per_class": per_class,
+            "num_chunks": len(rows), "mauve_chunks": [r["mauve"] for r in rows]}
+
+
 def examples(run: dict, train_texts, k: int = 2, max_copied: float = 0.5) -> dict:
     "A few texts per class whose 4-grams are mostly new (at most `max_copied` found in train): illustrations, not copies."
     seen = ngram_set(train_texts, 4)
@@ -77,7 +94,8 @@ def main(argv=None):
     parser.add_argument("--out", default="nbs/results/default_model_eval.json")
     parser.add_argument("--sampler", default="dpmpp2m", help="the LD4LG sampler the samples were drawn with (recorded)")
     parser.add_argument("--steps", type=int, default=25, help="the LD4LG sampler steps (recorded)")
-    parser.add_argument("--reference-per-class", type=int, default=100, help="human test texts per class in the reference row")
+    parser.add_argument("--per-class", type=int, nargs="+", default=[100, 200],
+                        help="score every row at these counts of texts per class (runs are cut into equal chunks)")
     parser.add_argument("--examples", type=int, default=0, help="store this many example texts per class and model")
     args = parser.parse_args(argv)
 
@@ -98,28 +116,37 @@ def main(argv=None):
         print(f"classifier (MiniLM + logistic regression, {args.corpus} train): held-out accuracy {classifier.heldout_accuracy:.3f}")
 
     rows, shown = [], {}
-    for part in ("ld4lg", "ar"):
-        for key, run in samples[part].items():
-            k = parse_key(key)
-            row = score(run, names, train_texts, test_texts, classifier, k["seed"])
-            rows.append({"model": part, "guidance_w": k.get("w"), "seed": k["seed"], **({"variant": k["variant"]} if "variant" in k else {}),
-                         "sampler": args.sampler if part == "ld4lg" else "nucleus", "steps": args.steps if part == "ld4lg" else None,
-                         **row, "sample_seconds": samples["timing"].get(f"{part},{key}")})
-            if args.examples and k["seed"] == 0: shown[f"{part},{key}"] = examples(run, train_texts, args.examples)
-    for seed in sorted({r["seed"] for r in rows}):
-        rng = random.Random(seed)
-        if names:
-            by_class = [[r["text"] for r in test if r["label"] == i] for i in range(len(names))]
-            draw = {n: rng.sample(texts, min(args.reference_per_class, len(texts))) for n, texts in zip(names, by_class)}
-        else:
-            draw = {"all": test_texts}
-        row = score(draw, names, train_texts, valid_texts, classifier, seed)
-        rows.append({"model": "reference", "guidance_w": None, "seed": seed, "sampler": None, "steps": None, **row})
+    for per_class in args.per_class:
+        for part in ("ld4lg", "ar"):
+            for key, run in samples[part].items():
+                k = parse_key(key)
+                row = score_chunks(run, per_class, names, train_texts, test_texts, classifier, k["seed"])
+                if row is None:
+                    print(f"{part} {key}: fewer than {per_class} texts in a class; no row at that count"); continue
+                rows.append({"model": part, "guidance_w": k.get("w"), "seed": k["seed"],
+                             **({"variant": k["variant"]} if "variant" in k else {}),
+                             "sampler": args.sampler if part == "ld4lg" else "nucleus",
+                             "steps": args.steps if part == "ld4lg" else None,
+                             **row, "sample_seconds": samples["timing"].get(f"{part},{key}")})
+                if args.examples and k["seed"] == 0 and per_class == args.per_class[0]:
+                    shown[f"{part},{key}"] = examples(run, train_texts, args.examples)
+        for seed in sorted({r["seed"] for r in rows}):
+            rng = random.Random(seed)
+            if names:  # as many test texts per class as the split holds, up to per_class
+                by_class = [[r["text"] for r in test if r["label"] == i] for i in range(len(names))]
+                draw = {n: rng.sample(texts, min(per_class, len(texts))) for n, texts in zip(names, by_class)}
+            else:
+                draw = {"all": rng.sample(test_texts, min(per_class, len(test_texts)))}
+            row = score(draw, names, train_texts, valid_texts, classifier, seed)
+            rows.append({"model": "reference", "guidance_w": None, "seed": seed, "sampler": None, "steps": None, **row,
+                         "per_class": per_class, "num_chunks": 1})
 
     per_run = {part: len(next(iter(samples[part].values()), {})) for part in ("ld4lg", "ar")}
     out = {"description": f"LD4LG vs the autoregressive baseline on {args.corpus} ({'classes: ' + ', '.join(names) if names else 'unconditional'}). "
                           "MAUVE on MiniLM features (all-MiniLM-L6-v2), not GPT-2-large; generated samples vs the test split, "
-                          "the reference row = human test-split texts vs the valid split.",
+                          "the reference row = human test-split texts vs the valid split. Rows are scored at "
+                          f"{' and '.join(map(str, args.per_class))} texts per class (disjoint chunks of a run, "
+                          "averaged; the reference holds what the test split has, up to that count).",
            "corpus": args.corpus, "splits": {s: len(corpus.splits[s]) for s in ("train", "valid", "test")},
            "classifier": classifier and {"embed": classifier.embed_name, "heldout_accuracy": classifier.heldout_accuracy,
                                          "train_texts": len(train_texts)},

@@ -1,23 +1,27 @@
 """One device call: samples of the shipped model with DPM-Solver++(2M) at several step counts and guidance scales
-(200 per class, seeds 0 and 1), written to $OUT/samples_steps.json as they come (keys 'variant=dpmpp2mN,w=..,seed=..',
+(200 per class, --seeds), written to $OUT/--out as they come (keys 'variant=dpmpp2mN,w=..,seed=..',
 for tools/evaluate_samples.py), with the GPU seconds of each run.
 
     python tools/gpu_job_steps.py --steps 6 8 10 15 25 --w 1 2.5
 """
 import argparse, json, os, time
 import torch
-from ld4lg_edu.pipeline import load_default
+from ld4lg_edu.pipeline import LatentDiffusionPipeline, load_default
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("--steps", type=int, nargs="+", default=[6, 8, 10, 15, 25])
 p.add_argument("--w", type=float, nargs="+", default=[1.0, 2.5])
 p.add_argument("--per-class", type=int, default=200)
+p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+p.add_argument("--model", default=None, help="a pipeline folder (default: the shipped model)")
+p.add_argument("--out", default="samples_steps.json", help="file name under $OUT")
 args = p.parse_args()
-pipe, path = load_default(device="cuda"), os.path.join(os.environ.get("OUT", "."), "samples_steps.json")
+pipe = load_default(device="cuda") if args.model is None else LatentDiffusionPipeline.from_pretrained(args.model, device="cuda")
+path = os.path.join(os.environ.get("OUT", "."), args.out)
 samples = {"ld4lg": {}, "timing": {}}
 for w in args.w:
     for steps in args.steps:
-        for seed in (0, 1):
+        for seed in args.seeds:
             key = f"variant=dpmpp2m{steps},w={w},seed={seed}"
             torch.cuda.synchronize(); start = time.perf_counter()
             samples["ld4lg"][key] = {n: pipe.sample(args.per_class, label=n, guidance_scale=w, sampler="dpmpp2m",
