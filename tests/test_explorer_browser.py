@@ -154,6 +154,46 @@ def test_explorer_in_browser(served, browser, tmp_path):
     page.close()
 
 
+def _figure(page):
+    "The plotly figure on the page: {trace name: x values}, and its title."
+    return page.evaluate("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        return {title: gd.layout.title.text, x: Object.fromEntries(gd.data.map(t => [t.name, Array.from(t.x)]))};
+    }""")
+
+
+def test_a_second_sample_moves_the_runs_traces_and_keeps_the_data_latents(served, browser):
+    """The second run reaches the figure as an update of the traces on the page: the run's move, the data latents
+    stay as they are."""
+    url, _ = served
+    errors = []
+    page, _ = _open(browser, url, [])
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    runs = []
+    for seed in ("1", "2"):
+        page.fill(".ld4lg-seed input", seed); page.press(".ld4lg-seed input", "Tab")
+        page.wait_for_timeout(300)
+        page.click(".ld4lg-sample")
+        page.wait_for_function(f"() => document.querySelector('.ld4lg-status').innerText.includes('recorded in') && "
+                               f"document.querySelector('.js-plotly-plot').layout.title.text.includes('4 samples')",
+                               timeout=60_000)
+        page.wait_for_timeout(500)                                      # plotly has drawn the update
+        runs.append((_texts(page)["texts"], _figure(page)))
+        if seed == "1":  # the page's trace objects of the first run
+            page.evaluate("() => { window.ld4lgTraces = new WeakSet(document.querySelector('.js-plotly-plot').data); }")
+    (texts1, fig1), (texts2, fig2) = runs
+    # changed in place (one update), not deleted and added again
+    assert page.evaluate("() => document.querySelector('.js-plotly-plot').data.every(t => window.ld4lgTraces.has(t))")
+    assert texts1 != texts2 and list(fig1["x"]) == list(fig2["x"])    # new texts; the same traces, in the same order
+    data = [name for name in fig1["x"] if name.startswith("data: ")]
+    assert data and all(fig1["x"][name] == fig2["x"][name] for name in data)
+    assert fig1["x"]["z_t now"] != fig2["x"]["z_t now"]
+    assert len(fig2["x"]["sample 1: z_t"]) == int(_texts(page)["step"]) + 1    # the path up to the step shown
+    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() == len(fig2["x"])
+    assert not errors, errors
+    page.close()
+
+
 def _with_steps_out_of_range(frame: bytes) -> bytes:
     "A v1 frame from the page; if it moves the steps slider to its end (100), raise the slider's max and its value to 3000."
     from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1, serialize_msg_to_ws_v1
