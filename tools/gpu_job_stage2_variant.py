@@ -6,13 +6,11 @@ tools/evaluate_samples.py and, if it wins, the shipped model.
     python tools/gpu_job_stage2_variant.py dropout0 --dropout 0
     python tools/gpu_job_stage2_variant.py scale05 --schedule-scale 0.5
 """
-import argparse, json, os, shutil, subprocess, time
+import argparse, json, os, shutil, subprocess, sys, time
 from pathlib import Path
 
-import torch
 from ld4lg_edu.denoiser import DenoiserConfig
 from ld4lg_edu.diffusion import DiffusionConfig, LatentDataset, train_diffusion
-from ld4lg_edu.pipeline import LatentDiffusionPipeline
 
 p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 p.add_argument("name")
@@ -20,10 +18,12 @@ p.add_argument("--dropout", type=float, default=None)
 p.add_argument("--schedule-scale", type=float, default=None)
 p.add_argument("--steps", type=int, default=60000)
 args = p.parse_args()
-out, runs, ae = Path(os.environ.get("OUT", "/tmp/out")), Path("/tmp/runs") / args.name, "ld4lg_edu/assets/default_model/autoencoder"
+out, runs = Path(os.environ.get("OUT", "/tmp/out")), Path("/tmp/runs") / args.name
+ae = "ld4lg_edu/assets/default_model/autoencoder"
 cli = ["python3", "-m", "ld4lg_edu"]
 latents = Path("/tmp/latents.safetensors")
-if not latents.exists(): subprocess.run(cli + ["encode", "--ae", ae, "--corpus", "wordnet", "--out", str(latents)], check=True)
+if not latents.exists():
+    subprocess.run(cli + ["encode", "--ae", ae, "--corpus", "wordnet", "--out", str(latents)], check=True)
 data = LatentDataset.load(latents)
 shape = dict(num_latents=data.num_latents, latent_dim=data.latent_dim, num_classes=data.num_classes)
 if args.dropout is not None: shape["dropout"] = args.dropout
@@ -32,19 +32,12 @@ if args.schedule_scale is not None: config.schedule = {**config.schedule, "scale
 config.train.steps, config.train.compile, config.train.cuda_graph = args.steps, True, True
 start = time.time()
 run = train_diffusion(data, DenoiserConfig.preset("course", **shape), config, out_dir=runs / "diffusion")
-print(f"{args.name}: trained {args.steps} steps in {time.time() - start:.0f} s; final loss {run.history[-1]['loss']:.4f}",
-      flush=True)
-subprocess.run(cli + ["build", "--ae", ae, "--denoiser", str(runs / "diffusion" / "ema_denoiser"), "--corpus", "wordnet",
-                      "--steps", "10", "--dtype", "bfloat16", "--out", str(runs / "pipeline")], check=True)
-pipe = LatentDiffusionPipeline.from_pretrained(runs / "pipeline", device="cuda")
-samples, path = {"ld4lg": {}, "timing": {}}, out / f"samples_{args.name}.json"
-for w in (1.0, 2.5):
-    for seed in (0, 1):
-        key = f"variant={args.name},w={w},seed={seed}"
-        torch.cuda.synchronize(); t = time.perf_counter()
-        samples["ld4lg"][key] = {n: pipe.sample(200, label=n, guidance_scale=w, seed=seed).texts for n in pipe.label_names}
-        torch.cuda.synchronize(); samples["timing"][key] = round(time.perf_counter() - t, 2)
-        path.with_suffix(".tmp").write_text(json.dumps(samples)); os.replace(path.with_suffix(".tmp"), path)
-        print(key, samples["ld4lg"][key]["animal"][:2], flush=True)
+print(f"{args.name}: trained {args.steps} steps in {time.time() - start:.0f} s; "
+      f"final loss {run.history[-1]['loss']:.4f}", flush=True)
+subprocess.run(cli + ["build", "--ae", ae, "--denoiser", str(runs / "diffusion" / "ema_denoiser"),
+                      "--corpus", "wordnet", "--steps", "10", "--dtype", "bfloat16", "--out", str(runs / "pipeline")],
+               check=True)
+subprocess.run([sys.executable, "tools/gpu_job_steps.py", "--model", str(runs / "pipeline"), "--steps", "10",
+                "--w", "1", "2.5", "--variant", args.name, "--out", f"samples_{args.name}.json"], check=True)
 shutil.copytree(runs / "pipeline" / "denoiser", out / args.name)
 (out / f"history_{args.name}.json").write_text(json.dumps(run.history[-20:]))

@@ -15,14 +15,16 @@ p.add_argument("--per-class", type=int, default=200)
 p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
 p.add_argument("--model", default=None, help="a pipeline folder (default: the shipped model)")
 p.add_argument("--out", default="samples_steps.json", help="file name under $OUT")
+p.add_argument("--variant", default=None, help="the keys' variant name (default: dpmpp2mN)")
 args = p.parse_args()
-pipe = load_default(device="cuda") if args.model is None else LatentDiffusionPipeline.from_pretrained(args.model, device="cuda")
+pipe = (load_default(device="cuda") if args.model is None
+        else LatentDiffusionPipeline.from_pretrained(args.model, device="cuda"))
 path = os.path.join(os.environ.get("OUT", "."), args.out)
 samples = {"ld4lg": {}, "timing": {}}
 for w in args.w:
     for steps in args.steps:
         for seed in args.seeds:
-            key = f"variant=dpmpp2m{steps},w={w},seed={seed}"
+            key = f"variant={args.variant or f'dpmpp2m{steps}'},w={w},seed={seed}"
             torch.cuda.synchronize(); start = time.perf_counter()
             samples["ld4lg"][key] = {n: pipe.sample(args.per_class, label=n, guidance_scale=w, sampler="dpmpp2m",
                                                     steps=steps, seed=seed).texts for n in pipe.label_names}
