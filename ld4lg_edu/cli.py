@@ -5,6 +5,7 @@
 # %% ../nbs/11_cli.ipynb #fa98567d
 from __future__ import annotations
 import json, sys
+from dataclasses import replace
 from pathlib import Path
 
 from .cli_args import run_kwargs, train_overrides, build_parser, subcommands
@@ -99,13 +100,15 @@ def cmd_train_diffusion(args):
     "Train the denoiser on cached latents (stage 2); saves raw and EMA denoisers."
     from ld4lg_edu.denoiser import DenoiserConfig
     from ld4lg_edu.diffusion import DiffusionConfig, LatentDataset, train_diffusion
+    diffusion_config = DiffusionConfig.preset(args.preset)
+    if args.schedule_scale is not None:  # replace() checks the new schedule before the latents are read
+        diffusion_config = replace(diffusion_config, schedule={**diffusion_config.schedule, "scale": args.schedule_scale})
+    diffusion_config.train = train_overrides(diffusion_config.train, args)
     data = LatentDataset.load(args.latents)
     shape = dict(num_latents=data.num_latents, latent_dim=data.latent_dim, num_classes=data.num_classes)
     given = dict(width=args.width, depth=args.depth, heads=args.heads, dropout=args.dropout)
     shape.update({k: v for k, v in given.items() if v is not None})
     denoiser_config = DenoiserConfig.preset(args.preset, **shape)
-    diffusion_config = DiffusionConfig.preset(args.preset)
-    diffusion_config.train = train_overrides(diffusion_config.train, args)
     run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, **run_kwargs(args))
     print(f"trained {len(run.history) and run.history[-1]['step']} steps; final loss {run.history[-1]['loss']:.4f}; "
           f"saved to {args.out}")

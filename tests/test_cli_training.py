@@ -66,3 +66,25 @@ def test_compile_mode_is_offered_only_where_it_is_handed_on_and_with_the_modes_t
     offering = {name: a for name, c in subcommands().items() for a in c._actions if "--compile-mode" in a.option_strings}
     assert set(offering) == {"train-diffusion"}                      # the one command that hands it to TrainConfig
     assert tuple(offering["train-diffusion"].choices) == COMPILE_MODES
+
+
+def test_train_diffusion_schedule_scale_reaches_the_recipe_and_a_bad_one_stops_before_the_latents(monkeypatch, tmp_path,
+                                                                                                  capsys):
+    import torch
+    from ld4lg_edu import cli, diffusion
+    seen = []
+    def spy(data, denoiser_config, diffusion_config, **kwargs):
+        seen.append(diffusion_config.schedule)
+        raise Stop
+    monkeypatch.setattr(diffusion, "train_diffusion", spy)
+    monkeypatch.setattr(diffusion.LatentDataset, "load", lambda path: diffusion.LatentDataset(torch.zeros(2, 4, 8)))
+    with pytest.raises(Stop):
+        cli.main(["train-diffusion", "--latents", "x", "--out", str(tmp_path / "run"), "--schedule-scale", "0.5"])
+    assert seen == [{"name": "cosine", "scale": 0.5}]
+    with pytest.raises(Stop): cli.main(["train-diffusion", "--latents", "x", "--out", str(tmp_path / "run")])
+    assert seen[1] == {"name": "cosine", "scale": 1.0}                     # the preset's when the flag is not given
+    def no_read(path): raise AssertionError("the latents were read before the bad scale was refused")
+    monkeypatch.setattr(diffusion.LatentDataset, "load", no_read)
+    with pytest.raises(SystemExit):
+        cli.main(["train-diffusion", "--latents", "x", "--out", str(tmp_path / "run"), "--schedule-scale", "-1"])
+    assert "scale must be a positive finite number" in capsys.readouterr().err and len(seen) == 2
