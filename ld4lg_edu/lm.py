@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import ASSETS, Presets, get_device, count_parameters, seed_everything
+from .core import ASSETS, Presets, atomic_directory, get_device, count_parameters, seed_everything
 
 # %% auto #0
 __all__ = ['COURSE_LM_NAMES', 'COURSE_LM_PRESETS', 'course_lm_path', 'resolve_lm', 'frozen', 'load_lm', 'lm_dims',
@@ -294,8 +294,11 @@ def pretrain_course_lm(preset: str = "course", out_dir: str | Path = "course_lm"
                                                      "mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda,
                                                      "vocab_size": len(tokenizer)})
     if not is_main_process(): return result  # under `accelerate launch`, one process writes the files
-    model = _save_course_lm(model, tokenizer, out_dir, save_dtype)
     summary = {"preset": preset, "corpus": corpus, "steps": result.step, "parameters": count_parameters(model),
                "eval_on": eval_on, "eval_denoising_loss": evaluate_denoising(model, valid, collate) if valid else None}
-    (out_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
+    ckpt, out = checkpoint_dir.resolve(), out_dir.resolve()
+    keep = ckpt.relative_to(out).parts[:1] if ckpt.is_relative_to(out) else ()  # checkpoints inside carry over
+    with atomic_directory(out_dir, keep=keep) as tmp:  # the model, tokenizer and summary appear together, or not at all
+        _save_course_lm(model, tokenizer, tmp, save_dtype)
+        (tmp / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
     return result

@@ -108,7 +108,7 @@ def test_course_lm_presets_fit_the_size_budget():
         course_lm_config("xl")
 
 
-def test_pretrain_tiny_learns_saves_and_resumes(tmp_path, tok_dir, glosses):
+def test_pretrain_tiny_learns_saves_and_resumes(tmp_path, tok_dir, glosses, monkeypatch):
     texts = glosses[:256]
     out = tmp_path / "lm"
     r1 = pretrain_course_lm("tiny", out_dir=out, corpus=texts, tokenizer=tok_dir, steps=40, batch_size=16, lr=3e-3,
@@ -122,6 +122,17 @@ def test_pretrain_tiny_learns_saves_and_resumes(tmp_path, tok_dir, glosses):
     r2 = pretrain_course_lm("tiny", out_dir=out, corpus=texts, tokenizer=tok_dir, steps=50, batch_size=16, lr=3e-3,
                             warmup_steps=5, log_every=10, checkpoint_every=20, resume=True)
     assert r2.step == 50 and r2.history[:4] == r1.history
+    saved = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    import ld4lg_edu.lm as lm_module
+    def dies_while_saving(model, tokenizer, folder, save_dtype):
+        (folder / "model.safetensors").write_bytes(b"half a file")
+        raise KeyboardInterrupt  # a kill in the middle of writing
+    monkeypatch.setattr(lm_module, "_save_course_lm", dies_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_course_lm("tiny", out_dir=out, corpus=texts, tokenizer=tok_dir, steps=60, batch_size=16, lr=3e-3,
+                           warmup_steps=5, log_every=10, checkpoint_every=20, resume=True)
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == saved  # the last whole model, untouched
+    assert (out / "checkpoints").is_dir()
     with pytest.raises(ValueError, match="save_dtype"):
         pretrain_course_lm("tiny", out_dir=tmp_path / "x", corpus=texts, tokenizer=tok_dir, steps=1, save_dtype="int8")
 
