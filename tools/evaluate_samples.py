@@ -74,8 +74,8 @@ def score_chunks(run: dict, per_class: int, *args, **kwargs) -> dict | None:
     texts): the row of a run at that common count."""
     if min(len(batch) for batch in run.values()) < per_class: return None
     rows = [score(chunk, *args, **kwargs) for chunk in equal_chunks(run, per_class)]
-    out = {k: (sum(r[k] for r in rows) / len(rows) if isinstance(v, float) else v) for k, v in rows[0].items()
-           if not isinstance(v, dict)}
+    out = {k: (sum(r[k] for r in rows) / len(rows) if isinstance(v, (int, float)) else v) for k, v in rows[0].items()
+           if not isinstance(v, dict)}  # numbers (num_empty too) are means over the chunks
     if "class_accuracy_by_class" in rows[0]:
         out["class_accuracy_by_class"] = {n: sum(r["class_accuracy_by_class"][n] for r in rows) / len(rows)
                                           for n in rows[0]["class_accuracy_by_class"]}
