@@ -207,7 +207,7 @@ def _sample_stories(args, max_segments: int):
 # %% ../nbs/11_cli.ipynb #d214833a
 def cmd_distill(args):
     "Distil a pipeline's denoiser into few-step students (chapter 07a) and write the pipeline with them."
-    from ld4lg_edu.pipeline import distill_pipeline
+    from ld4lg_edu.pipeline_students import distill_pipeline
     pipe = distill_pipeline(args.model, args.out, latents=args.latents, corpus=args.corpus, rounds=args.rounds,
                             teacher_steps=args.teacher_steps,
                             steps_per_round=args.steps_per_round, batch_size=args.batch_size, lr=args.lr,

@@ -21,16 +21,12 @@ from .denoiser import Denoiser, DenoiserConfig
 from .diffusion import save_denoiser, load_denoiser, read_denoiser_info
 from .conditioning import Conditioning
 from .samplers import Trajectory, sample_latents, get_sampler, SAMPLERS, STUDENT_SAMPLERS
-from .distill import (DistillConfig, DistilledStudent, distill, load_student, prepare_distill_dir,
-                               save_student)
-from .data import Corpus, load_corpus
-from .diffusion import LatentDataset, as_latent_dataset
-from .training import TrainConfig
+from .distill import DistilledStudent, load_student, save_student
 
 # %% auto #0
 __all__ = ['PIPELINE_FORMAT', 'PIPELINE_VERSION', 'REQUIRED_FILES', 'STUDENT_DIR', 'SampleResult', 'LatentDiffusionPipeline',
            'decode_batch_size', 'tiny_pipeline', 'native_cpu_bf16', 'write_pipeline_folder', 'read_pipeline_parts',
-           'load_default', 'distill_pipeline', 'text_similarity', 'mbr_select']
+           'load_default', 'text_similarity', 'mbr_select']
 
 # %% ../nbs/08_pipeline.ipynb #bdc79f52
 @dataclass
@@ -351,67 +347,6 @@ def from_pretrained(
 def load_default(device=None) -> LatentDiffusionPipeline:
     "The trained pipeline shipped inside the package (WordNet definitions, six classes)."
     return LatentDiffusionPipeline.from_pretrained("default", device=device)
-
-# %% ../nbs/08_pipeline.ipynb #34061ec5
-def _distill_latents(pipe: LatentDiffusionPipeline, latents, corpus, cache: Path) -> LatentDataset:
-    "The training latents: given, cached in `cache`, or `corpus`'s train split encoded with the pipeline's autoencoder."
-    if latents is not None: return as_latent_dataset(latents)
-    if cache.exists(): return LatentDataset.load(cache)
-    corpus = load_corpus(corpus) if isinstance(corpus, str) else corpus
-    if not isinstance(corpus, Corpus):
-        raise TypeError(f"corpus must be a corpus name or a Corpus, got {type(corpus).__name__}")
-    if (corpus.label_names or None) != pipe.label_names:
-        raise ValueError(f"corpus {corpus.name!r} has classes {corpus.label_names}, the pipeline {pipe.label_names}; "
-                         "distil on the corpus the pipeline was trained on")
-    labels = torch.tensor(corpus.labels("train")) if corpus.label_names else None
-    data = LatentDataset(pipe.autoencoder.encode(corpus.texts("train"), batch_size=256).cpu(), labels)
-    data.save(cache)  # written all at once
-    return data
-
-# %% ../nbs/08_pipeline.ipynb #4a4b91f7
-def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir: str | Path, latents=None,
-                     corpus: str | Corpus = "wordnet", rounds: int = 6, teacher_steps: int = 64,
-                     steps_per_round: int = 2500, batch_size: int = 256, lr: float = 1e-4,
-                     guidance_range: tuple[float, float] = (1.0, 3.0), keep_steps: tuple[int, ...] = (1, 2, 4, 8),
-                     guidance_round: bool = True, resume: bool = False, overwrite: bool = False, compile: bool = False,
-                     cuda_graph: bool = False, seed: int = 0, save_dtype: str = "float32", device=None,
-                     callbacks=()) -> LatentDiffusionPipeline:
-    """Distil a pipeline's denoiser into few-step students and write the pipeline with them to `out_dir/pipeline/`.
-    `pipe_or_dir`: a pipeline, its folder or 'default'. `latents`: training latents (path, tensor (N, ℓ, d_ae), dict
-    or `LatentDataset`, labelled for a class model), or None to encode `corpus`'s train split. Round r trains a student
-    for `teacher_steps / 2^(r+1)` steps, `steps_per_round` optimiser steps of `batch_size`, after a guidance round at
-    `teacher_steps` (`guidance_round`, when `guidance_range` is not (1, 1)); `keep_steps` picks the students kept.
-    `resume` continues the run in `out_dir`; `overwrite` deletes it (and its cached latents) first."""
-    if save_dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
-    check_count("steps_per_round", steps_per_round)
-    tenth = max(1, min(100, steps_per_round // 10))
-    train = TrainConfig(steps=steps_per_round, batch_size=batch_size, lr=lr, weight_decay=0.0, decay="linear",
-                        seed=seed, warmup_steps=tenth, log_every=tenth, compile=compile, cuda_graph=cuda_graph,
-                        checkpoint_every=max(1, min(1000, steps_per_round // 2)))
-    config = DistillConfig(train=train, teacher_steps=teacher_steps, rounds=rounds, guidance_range=list(guidance_range),
-                           guidance_round=guidance_round)
-    keep = sorted(set(keep_steps))
-    if not keep or any(s not in config.student_steps for s in keep):
-        raise ValueError(f"keep_steps={tuple(keep_steps)} must be among the students these rounds make, "
-                         f"{config.student_steps}")
-    out = Path(out_dir)
-    prepare_distill_dir(out / "distill", resume, overwrite)   # another run there: refused, or deleted with overwrite
-    if overwrite: (out / "latents.safetensors").unlink(missing_ok=True)
-    pipe = pipe_or_dir
-    if not isinstance(pipe, LatentDiffusionPipeline): pipe = LatentDiffusionPipeline.from_pretrained(pipe, device)
-    if device is not None: pipe.to(device)
-    if [float(w) for w in guidance_range] != [1.0, 1.0] and not pipe.label_names:
-        raise ValueError(f"guidance_range={tuple(guidance_range)} needs a class-conditional pipeline; "
-                         "use guidance_range=(1, 1)")
-    data = _distill_latents(pipe, latents, corpus, out / "latents.safetensors")
-    run = distill(pipe.denoiser, data, pipe.schedule, config, out_dir=out / "distill", resume=resume,
-                  overwrite=overwrite, callbacks=callbacks)
-    result = LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=pipe.label_names,
-                                     sampler=pipe.sampler, steps=pipe.steps, device=pipe.device,
-                                     students={s: run.students[s] for s in keep})
-    result.save_pretrained(out / "pipeline", dtype=save_dtype)
-    return result
 
 # %% ../nbs/08_pipeline.ipynb #c0e3b2a9
 def text_similarity(a: str, b: str, metric: str = "rouge") -> float:

@@ -241,7 +241,8 @@ def test_pipeline_distilled_sampler_errors(tiny_pipe):
 
 def test_distill_pipeline_library_path_and_resume(tiny_pipe, tmp_path):
     "The path tools/distill_default.sh takes, on a tiny pipeline: encode, distil, save; a killed run resumes."
-    from ld4lg_edu.pipeline import LatentDiffusionPipeline, distill_pipeline
+    from ld4lg_edu.pipeline import LatentDiffusionPipeline
+    from ld4lg_edu.pipeline_students import distill_pipeline
     kw = dict(corpus=tiny_corpus(), rounds=2, teacher_steps=4, steps_per_round=4, batch_size=8, keep_steps=(1, 2))
     with pytest.raises(ValueError, match="among the students"):
         distill_pipeline(tiny_pipe, tmp_path / "bad", **{**kw, "keep_steps": (8,)})

@@ -23,7 +23,7 @@ mkdir -p "$out"
 python3 - "$out" "$resume" <<'PY'
 import os, sys, time
 import torch
-from ld4lg_edu.pipeline import distill_pipeline
+from ld4lg_edu.pipeline_students import distill_pipeline
 
 out, resume = sys.argv[1], sys.argv[2] == "--resume"
 if not torch.cuda.is_available():
