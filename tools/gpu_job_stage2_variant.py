@@ -1,7 +1,8 @@
 """One device call: the shipped stage-2 recipe (course denoiser, 60,000 steps of 256, whole-step CUDA graph) with one
 change, on the shipped autoencoder's latents; then w = 1 and 2.5 samples at the default 10 DPM-Solver++(2M) steps (200
-per class, seeds 0 and 1; --seeds and --sample-steps change them) to $OUT/samples_<name>.json and the built pipeline's denoiser files to $OUT/<name>/, for
-tools/evaluate_samples.py and, if it wins, the shipped model.
+per class, seeds 0 and 1; --seeds and --sample-steps change them) to $OUT/samples_<name>.json and the built pipeline's
+denoiser files to $OUT/<name>/, for tools/evaluate_samples.py and, if it wins, the shipped model. The samples' keys name
+the variant at one step count, the steps (dpmpp2mN) at several.
 
     python tools/gpu_job_stage2_variant.py dropout0 --dropout 0
     python tools/gpu_job_stage2_variant.py scale05 --schedule-scale 0.5
@@ -39,8 +40,9 @@ print(f"{args.name}: trained {args.steps} steps in {time.time() - start:.0f} s; 
 subprocess.run(cli + ["build", "--ae", ae, "--denoiser", str(runs / "diffusion" / "ema_denoiser"),
                       "--corpus", "wordnet", "--steps", "10", "--dtype", "bfloat16", "--out", str(runs / "pipeline")],
                check=True)
-subprocess.run([sys.executable, "tools/gpu_job_steps.py", "--model", str(runs / "pipeline"), "--steps", *map(str, args.sample_steps),
-                "--w", "1", "2.5", "--seeds", *map(str, args.seeds), "--out", f"samples_{args.name}.json"]
-               + (["--variant", args.name] if args.sample_steps == [10] else []), check=True)
+named = ["--variant", args.name] if len(args.sample_steps) == 1 else []
+subprocess.run([sys.executable, "tools/gpu_job_steps.py", "--model", str(runs / "pipeline"),
+                "--steps", *map(str, args.sample_steps), "--w", "1", "2.5", "--seeds", *map(str, args.seeds),
+                "--out", f"samples_{args.name}.json", *named], check=True)
 shutil.copytree(runs / "pipeline" / "denoiser", out / args.name)
 (out / f"history_{args.name}.json").write_text(json.dumps(run.history[-20:]))
