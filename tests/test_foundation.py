@@ -67,3 +67,20 @@ def test_cli_corpus_json():
 def test_cli_bad_corpus_name_lists_known():
     out = subprocess.run(["ld4lg", "corpus", "wikipedia"], capture_output=True, text=True)
     assert out.returncode == 2 and "known corpora:" in out.stderr and "wordnet" in out.stderr
+
+
+def test_evaluate_samples_tool_rows_are_means_over_chunks(monkeypatch):
+    "tools/evaluate_samples.py: a run's row at a count is the mean of its chunks' numbers, empty texts included."
+    sys.path.insert(0, str(ROOT / "tools"))
+    import evaluate_samples as tool
+    def fake_evaluate(texts, train, refs, labels=None, classifier=None, seed=25):
+        return {"num_texts": len(texts), "diversity": 0.5, "memorization": 0.0, "mauve": len(texts) / 10,
+                "mauve_features": "fake"}
+    monkeypatch.setattr(tool, "evaluate_samples", fake_evaluate)
+    run = {"a": ["red fox", "old owl", "", "red owl"], "b": ["tall elm", "old oak", "red elm", "qzx vvb"]}
+    row = tool.score_chunks(run, 2, ["a", "b"], ["x"], ["y"], None, 0, vocab={"red", "fox", "old", "owl", "tall",
+                                                                                "elm", "oak"})
+    # chunk 1: 4 texts, every word known; chunk 2: one empty text, 3 texts, 4 of 6 words known
+    assert row["num_chunks"] == 2 and row["num_empty"] == 0.5 and row["mauve_chunks"] == [0.4, 0.3]
+    assert abs(row["mauve"] - 0.35) < 1e-12 and abs(row["lexical_validity"] - (1 + 4 / 6) / 2) < 1e-12
+    assert tool.parse_key("steps=25,w=1.0,seed=2") == {"steps": 25, "w": 1.0, "seed": 2}
