@@ -18,9 +18,10 @@ tools/sample_corpora.py; several files are merged.
     python tools/evaluate_samples.py --corpus ag_news-local --samples a.json b.json --out nbs/results/ag_news_eval.json
 """
 from __future__ import annotations
-import argparse, json, os, random, time
+import argparse, json, random, time
 from pathlib import Path
 
+from ld4lg_edu.core import atomic_file
 from ld4lg_edu.data import load_corpus
 from ld4lg_edu.latent_space import lexical_validity, vocabulary
 from ld4lg_edu.metrics import (class_accuracy, equal_chunks, minilm_embed, ngram_set, ngrams, word_tokens,
@@ -167,9 +168,7 @@ def main(argv=None):
            "validity_corpus": args.validity_corpus or args.corpus, "mauve_features": "minilm", "classes_per_run": per_run,
            "rows": rows, "seconds": round(time.time() - start, 1)}
     if shown: out["examples"] = shown
-    tmp = Path(f"{args.out}.tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    os.replace(tmp, args.out)  # a killed run leaves the old file whole
+    with atomic_file(args.out) as tmp: tmp.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.out} ({len(rows)} rows) in {out['seconds']} s")
 
 

@@ -5,9 +5,9 @@ split's texts of c as the human ceiling. CPU, a few minutes.
 
     python tools/per_class_mauve.py --samples nbs/results/samples.json --out nbs/results/per_class_mauve.json
 """
-import argparse, json, os, statistics
-from pathlib import Path
+import argparse, json, statistics
 
+from ld4lg_edu.core import atomic_file
 from ld4lg_edu.data import load_corpus
 from ld4lg_edu.metrics import mauve_score
 
@@ -43,9 +43,7 @@ def main(argv=None):
                           f"(tools/per_class_mauve.py on {', '.join(args.samples)})",
            "test_texts": {c: len(t) for c, t in test.items()},
            "mauve": {name: {c: statistics.mean(v) for c, v in per.items()} for name, per in by_run.items()}}
-    tmp = Path(f"{args.out}.tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    with atomic_file(args.out) as tmp: tmp.write_text(json.dumps(out, indent=1) + "\n")
     for name, per in out["mauve"].items():
         print(f"{name:14s}", " ".join(f"{c} {v:.3f}" for c, v in per.items()))
 
