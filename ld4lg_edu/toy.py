@@ -12,7 +12,8 @@ from torch import nn
 from .schedule import q_sample, v_from_x0, x0_from_v
 
 # %% auto #0
-__all__ = ['GaussianMixture', 'posterior_mean', 'MixtureDenoiser', 'mode_stats', 'mixture_cdf', 'wasserstein_1d', 'transport_1d']
+__all__ = ['GaussianMixture', 'three_blobs', 'posterior_mean', 'MixtureDenoiser', 'mode_stats', 'mixture_cdf', 'wasserstein_1d',
+           'transport_1d']
 
 # %% ../nbs/04a_toy_mixture.ipynb #095e0988
 class GaussianMixture:
@@ -45,6 +46,11 @@ class GaussianMixture:
         if labels is None: labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return (self.means[labels] + self.stds[labels, None] * noise).float(), labels
+
+# %% ../nbs/04a_toy_mixture.ipynb #c8cb5e53
+def three_blobs() -> GaussianMixture:
+    "The 2-D, three-component mixture chapters 07 and 07a sample, guide and distil."
+    return GaussianMixture([0.2, 0.3, 0.5], [[-2.0, 0.0], [1.0, 1.5], [1.5, -1.5]], [0.3, 0.5, 0.2])
 
 # %% ../nbs/04a_toy_mixture.ipynb #f1bef72f
 def _component_logits(mix: GaussianMixture, noisy64, alpha64):

@@ -7,17 +7,17 @@ Three draws of 3,000 points each. CPU, about a minute per run.
 
     python tools/toy_guidance_range.py --runs 1,3,600 0.5,4,600 0.5,4,2000 --out nbs/results/toy_guidance_range.json
 """
-import argparse, json, os, time
-from pathlib import Path
+import argparse, json, time
 
 import torch
 
+from ld4lg_edu.core import atomic_file
 from ld4lg_edu.denoiser import DenoiserConfig
 from ld4lg_edu.diffusion import DiffusionConfig, train_diffusion
 from ld4lg_edu.distill import DistillConfig, distill, energy_distance
 from ld4lg_edu.samplers import sample_latents
 from ld4lg_edu.schedule import CosineSchedule
-from ld4lg_edu.toy import GaussianMixture
+from ld4lg_edu.toy import three_blobs
 from ld4lg_edu.training import TrainConfig
 
 
@@ -31,8 +31,7 @@ def main(argv=None):
         raise ValueError(f"each run is low,high,steps_per_round with low < high, got {args.runs}")
     torch.set_num_threads(1)
     cosine = CosineSchedule()
-    mix2d = GaussianMixture([0.2, 0.3, 0.5], [[-2.0, 0.0], [1.0, 1.5], [1.5, -1.5]], [0.3, 0.5, 0.2])
-    points, classes = mix2d.sample(20_000, torch.Generator().manual_seed(0))
+    points, classes = three_blobs().sample(20_000, torch.Generator().manual_seed(0))
     data = {"latents": points[:, None], "labels": classes}
     config = DenoiserConfig.preset("tiny", num_latents=1, latent_dim=2, width=64, depth=2, heads=2,
                                    self_condition=False, num_classes=3)
@@ -65,9 +64,7 @@ def main(argv=None):
             print(w, shown, flush=True)
         print(f"range ({low}, {high}), {int(steps)} steps a round: {time.time() - start:.0f} s", flush=True)
     out = {"description": __doc__.split("\n\n")[0].replace("\n", " "), "rows": results}
-    tmp = Path(f"{args.out}.tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    with atomic_file(args.out) as tmp: tmp.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
