@@ -238,7 +238,7 @@ def add_use_commands(sub):
                    help="classifier-free guidance scale w (1 = none; default: 2.5 with --label, 1 without; "
                         "needs --label)")
     c.add_argument("--steps", type=int, default=None,
-                   help="sampler steps (default: the model's; 10 for the shipped one)")
+                   help="sampler steps (default: the model's; 15 for the shipped one)")
     c.add_argument("--sampler", default=None, choices=["dpmpp2m", "ddim", "ddpm", "distilled"],
                    help="'distilled': the pipeline's few-step student for --steps (one pass per step at any w)")
     c.add_argument("--seed", type=int, default=None)

@@ -18,9 +18,9 @@ case "$stage" in
     ;;
   stage2)
     $cli encode --ae "$runs/ae" --corpus wordnet --split train --out "$runs/latents.safetensors"
-    $cli train-diffusion --preset course --steps 60000 --batch-size 256 --lr 3e-4 --schedule-scale 0.5 --compile \
+    $cli train-diffusion --preset course --steps 120000 --batch-size 256 --lr 3e-4 --schedule-scale 0.5 --compile \
         --cuda-graph --latents "$runs/latents.safetensors" --out "$runs/diffusion"
-    $cli build --ae "$runs/ae" --denoiser "$runs/diffusion/ema_denoiser" --corpus wordnet --steps 10 --dtype bfloat16 \
+    $cli build --ae "$runs/ae" --denoiser "$runs/diffusion/ema_denoiser" --corpus wordnet --steps 15 --dtype bfloat16 \
         --out "$runs/pipeline"
     ;;
   baseline)
