@@ -71,3 +71,16 @@ def test_cli_unknown_label_lists_known():
     out = subprocess.run(["ld4lg", "sample", "--label", "dragon", "--n", "2"], capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 2 and "known labels: animal, plant, food" in out.stderr
+
+
+def test_shipped_samples_are_written_in_real_words(pipe):
+    """At the shipped defaults (15 steps, the command line's w for a class) nearly every word of a sample occurs in the
+    WordNet training glosses, as for human definitions (0.984); an 8k-token course LM wrote 0.905 (chapter 03b)."""
+    from ld4lg_edu.data import load_corpus
+    from ld4lg_edu.latent_space import lexical_validity
+    assert pipe.steps == 15 and pipe.sampler == "dpmpp2m"
+    texts = [t for i, name in enumerate(pipe.label_names)
+             for t in pipe.sample(10, label=name, guidance_scale=DEFAULT_GUIDANCE, seed=100 + i).texts]
+    validity = lexical_validity(texts, load_corpus("wordnet-glosses").texts("train"))
+    print(f"lexical validity of {len(texts)} samples: {validity:.3f}")
+    assert validity >= 0.96
