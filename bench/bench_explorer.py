@@ -152,7 +152,7 @@ if __name__ == "__main__":
                     help="seconds after a page took the preheated kernel that the next starts")
     args = ap.parse_args()
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; n={args.n} samples, {args.steps} steps "
-          f"(kernel-side rows; the page samples with the model's own), median of {args.repeats}")
+          f"(kernel-side rows; the page starts at explorer_app.page_steps), median of {args.repeats}")
     if args.threads:
         print("| pipeline | torch threads | Sample click (s) | of which record_run (s) "
               "| slider move to a new step (ms) | slider move to a step shown before (ms) |")

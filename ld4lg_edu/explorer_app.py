@@ -20,11 +20,12 @@ from ld4lg_edu.explorer_controls import (
 from .explorer_views import UNCONDITIONAL, ClusterExplorer, DenoisingExplorer, parse_scales
 
 # %% auto #0
-__all__ = ['MODEL_ENV', 'READY_ENV', 'APP_NOTEBOOK', 'APP_SOURCE', 'ExplorerApp', 'load_explorer_pipeline', 'fast_on_cpu',
-           'app_main', 'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port', 'launch_explorer',
-           'UNCONDITIONAL', 'CONTROL_RANGES', 'MAP_OPTIONS', 'Cancelled', 'Progress', 'DenoisingExplorer',
-           'parse_scales', 'ClusterExplorer', 'checked_value', 'control_row', 'error_line', 'figure_changes',
-           'fitted_map', 'guarded', 'sampler_options', 'show_figure', 'student_steps', 'update_traces']
+__all__ = ['MODEL_ENV', 'READY_ENV', 'PAGE_CPU_STEPS', 'APP_NOTEBOOK', 'APP_SOURCE', 'ExplorerApp', 'load_explorer_pipeline',
+           'fast_on_cpu', 'page_steps', 'app_main', 'app_notebook', 'write_app_notebook', 'ExplorerServer', 'free_port',
+           'launch_explorer', 'UNCONDITIONAL', 'CONTROL_RANGES', 'MAP_OPTIONS', 'Cancelled', 'Progress',
+           'DenoisingExplorer', 'parse_scales', 'ClusterExplorer', 'checked_value', 'control_row', 'error_line',
+           'figure_changes', 'fitted_map', 'guarded', 'sampler_options', 'show_figure', 'student_steps',
+           'update_traces']
 
 # %% ../nbs/10a_explorer_app.ipynb #dae9263b
 _all_ = [
@@ -35,14 +36,16 @@ _all_ = [
 
 # %% ../nbs/10a_explorer_app.ipynb #9e34a56a
 class ExplorerApp(W.VBox):
-    "The denoising explorer and the class-cluster explorer in two tabs, with a header naming the model."
+    """The denoising explorer and the class-cluster explorer in two tabs, with a header naming the model; `steps`: the
+    explorers' first sampler steps (default: the pipeline's own)."""
     def __init__(
-        self, pipe, background: LatentSet | None = None, cache_dir=None, per_class: int = 60, model_name: str = ""
+        self, pipe, background: LatentSet | None = None, cache_dir=None, per_class: int = 60, model_name: str = "",
+        steps: int | None = None,
     ):
         cache_dir = default_cache_dir() if cache_dir is None else cache_dir
         if background is None: background = data_latents(pipe, per_class=per_class, progress=False, cache_dir=cache_dir)
-        self.denoising = DenoisingExplorer(pipe, background, cache_dir=cache_dir, threaded=True)
-        self.clusters = ClusterExplorer(pipe, background, cache_dir=cache_dir, lazy=True, threaded=True)
+        self.denoising = DenoisingExplorer(pipe, background, steps=steps, cache_dir=cache_dir, threaded=True)
+        self.clusters = ClusterExplorer(pipe, background, steps=steps, cache_dir=cache_dir, lazy=True, threaded=True)
         self.tabs = W.Tab([self.denoising, self.clusters], titles=("Denoising", "Class clusters"))
         self.tabs.observe(
             guarded(
@@ -96,6 +99,13 @@ def fast_on_cpu(pipe):
     if isinstance(pipe, LatentDiffusionPipeline) and native_cpu_bf16(): pipe.cpu_bf16 = True
     return pipe
 
+PAGE_CPU_STEPS = 10  # a served page's first sampler steps on a CPU, when the model's own are more
+
+def page_steps(pipe) -> int:
+    "The sampler steps a served page starts at: the pipeline's own, at most `PAGE_CPU_STEPS` on a CPU."
+    on_cpu = str(getattr(pipe, "device", "cpu")).startswith("cpu")
+    return min(pipe.steps, PAGE_CPU_STEPS) if on_cpu else pipe.steps
+
 # %% ../nbs/10a_explorer_app.ipynb #e63cd084
 def app_main(model: str | None = None) -> W.Widget:
     """What the app notebook runs: the explorer on `model` (default: $LD4LG_EXPLORER_MODEL, else 'default'), or a
@@ -105,7 +115,9 @@ def app_main(model: str | None = None) -> W.Widget:
     model = model or os.environ.get(MODEL_ENV, "default")
     hf_logging.disable_progress_bar()  # the page is the app: no loading bars or truncation notes above it
     warnings.filterwarnings("ignore", message=".*longer than max_length.*")
-    try: page = ExplorerApp(fast_on_cpu(load_explorer_pipeline(model)), model_name=model)
+    try:
+        pipe = fast_on_cpu(load_explorer_pipeline(model))
+        page = ExplorerApp(pipe, model_name=model, steps=page_steps(pipe))
     except Exception as e:  # the page is all the user sees: say what failed there
         page = W.HTML(f"<h3>The LD4LG explorer could not start</h3><pre>{html.escape(f'{type(e).__name__}: {e}')}</pre>"
                       f"<p>model = {html.escape(repr(model))}; try <code>ld4lg explore --model tiny</code>.</p>")
