@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Two chained device calls: the shipped stage-2 recipe (scale 0.5) trained twice as long (120,000 steps), and sampler
 # rows of the shipped model.
-#   bash tools/gpu_job_stage2_long2.sh start    DDPM rows (100 and 250 steps) and DPM-Solver++(2M) 15 / 20 steps of the
+#   bash tools/gpu_job_stage2_120k.sh start    DDPM rows (100 and 250 steps) and DPM-Solver++(2M) 15 / 20 steps of the
 #                                                shipped model, then the 120,000-step run until the call's limit
-#   bash tools/gpu_job_stage2_long2.sh finish   resume it, build it, samples at 10, 15 and 25 steps (seeds 0-2)
+#   bash tools/gpu_job_stage2_120k.sh finish   resume it, build it, samples at 10, 15 and 25 steps (seeds 0-2)
 set -uo pipefail
 out=${OUT:-/tmp/out}; phase=${1:?start|finish}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
