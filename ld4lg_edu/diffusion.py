@@ -346,14 +346,16 @@ def _check_data(data: LatentDataset, config: DenoiserConfig):
 # %% ../nbs/06_diffusion.ipynb #b13fcb80
 def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: DiffusionConfig,
                     out_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Callable] = (),
-                    overwrite: bool = False) -> DiffusionRun:
+                    overwrite: bool = False, init: str | Path | None = None) -> DiffusionRun:
     """Train a `Denoiser` on cached `latents` (path, tensor (N, ℓ, d_ae), dict or `LatentDataset`) with
-    `diffusion_config`."""
+    `diffusion_config`. `init`: a saved denoiser of the same `denoiser_config` to start from instead of random weights
+    (fine-tuning, or training a finished run further on a fresh learning-rate schedule)."""
     from ld4lg_edu.training import process_state
     data, schedule = as_latent_dataset(latents), diffusion_config.make_schedule()
     _check_data(data, denoiser_config)
     torch.manual_seed(diffusion_config.train.seed)  # the same initial weights on every process and every (re)start
     model = Denoiser(denoiser_config).to(process_state().device)  # EMA copies must live where the weights train
+    if init is not None: model.load_state_dict(load_denoiser(init, expected_config=denoiser_config).state_dict())
     ema = EMA(model, decay=diffusion_config.ema_decay, power=diffusion_config.ema_power)
     loss_fn = lambda m, batch: diffusion_loss(m, batch["latents"], schedule, diffusion_config,
                                               batch.get("labels"), batch.get("cond"), batch.get("cond_mask"))

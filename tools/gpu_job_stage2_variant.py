@@ -7,6 +7,7 @@ the variant at one step count, the steps (dpmpp2mN) at several.
     python tools/gpu_job_stage2_variant.py dropout0 --dropout 0
     python tools/gpu_job_stage2_variant.py scale05 --schedule-scale 0.5
     timeout 500 python tools/gpu_job_stage2_variant.py long --steps 120000 ...; then the same with --resume
+    python tools/gpu_job_stage2_variant.py more --init ld4lg_edu/assets/default_model/denoiser --lr 1e-4 ...
 """
 import argparse, json, os, shutil, subprocess, sys, time
 from pathlib import Path
@@ -20,6 +21,8 @@ p.add_argument("--dropout", type=float, default=None)
 p.add_argument("--schedule-scale", type=float, default=None)
 p.add_argument("--steps", type=int, default=60000)
 p.add_argument("--resume", action="store_true", help="continue the run's checkpoints (a call cut short by timeout)")
+p.add_argument("--init", default=None, help="a saved denoiser to start from (train_diffusion's init)")
+p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the course preset's)")
 p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="sampling seeds")
 p.add_argument("--sample-steps", type=int, nargs="+", default=[10], help="DPM-Solver++(2M) step counts to sample at")
 args = p.parse_args()
@@ -35,9 +38,10 @@ if args.dropout is not None: shape["dropout"] = args.dropout
 config = DiffusionConfig.preset("course")
 if args.schedule_scale is not None: config.schedule = {**config.schedule, "scale": args.schedule_scale}
 config.train.steps, config.train.compile, config.train.cuda_graph = args.steps, True, True
+if args.lr is not None: config.train.lr = args.lr
 start = time.time()
 run = train_diffusion(data, DenoiserConfig.preset("course", **shape), config, out_dir=runs / "diffusion",
-                      resume=args.resume)
+                      resume=args.resume, init=args.init)
 print(f"{args.name}: trained {args.steps} steps in {time.time() - start:.0f} s; "
       f"final loss {run.history[-1]['loss']:.4f}", flush=True)
 subprocess.run(cli + ["build", "--ae", ae, "--denoiser", str(runs / "diffusion" / "ema_denoiser"),

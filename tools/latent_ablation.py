@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ld4lg_edu.ae_training import reconstruction_metrics
+from ld4lg_edu.core import atomic_file
 from ld4lg_edu.data import load_corpus
 from ld4lg_edu.latent_space import interpolation_validity, lexical_validity, robustness_curve, vocabulary
 from ld4lg_edu.pipeline import LatentDiffusionPipeline
@@ -24,40 +25,51 @@ def same_class_pairs(rows, n: int, seed: int = 0):
     return [a for a, _ in pairs], [b for _, b in pairs]
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("pipeline"); p.add_argument("--name", required=True); p.add_argument("--out", required=True)
-    p.add_argument("--per-class", type=int, default=100); p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0]); p.add_argument("--diagnostic-texts", type=int, default=300)
-    args = p.parse_args()
+def score(pipe: LatentDiffusionPipeline, name: str, per_class: int = 100, seeds=(0, 1), guidance=(1.0, 2.0),
+          diagnostic_texts: int = 300) -> dict:
+    """The ablation row of `pipe`: its autoencoder's diagnostics and reconstruction on held-out definitions, then
+    `per_class` samples per class for each (w, seed) with their lexical validity."""
     start = time.time()
-    pipe = "default" if args.pipeline == "default" else args.pipeline
-    pipe = LatentDiffusionPipeline.from_pretrained(pipe, device="cuda" if torch.cuda.is_available() else "cpu")
     corpus = load_corpus("wordnet")
     vocab = vocabulary(corpus.texts("train"))
     test = corpus.splits["test"]
     held_out = [r["text"] for r in test][:1000]
     ae = pipe.autoencoder
-    out = {"name": args.name, "latent_shape": list(ae.latent_shape), "autoencoder": {k: v for k, v in vars(ae.config).items()}}
+    out = {"name": name, "latent_shape": list(ae.latent_shape), "autoencoder": {k: v for k, v in vars(ae.config).items()}}
     out["reconstruction"] = reconstruction_metrics(held_out, ae.reconstruct(held_out))
-    a, b = same_class_pairs(test, args.diagnostic_texts)
+    a, b = same_class_pairs(test, diagnostic_texts)
     out["interpolation"] = interpolation_validity(ae, a, b, vocab, weights=(0.0, 0.25, 0.5))
-    out["robustness"] = robustness_curve(ae, held_out[:args.diagnostic_texts], vocab, sigmas=(0.0, 0.25, 0.5, 1.0))
+    out["robustness"] = robustness_curve(ae, held_out[:diagnostic_texts], vocab, sigmas=(0.0, 0.25, 0.5, 1.0))
     out["samples"], out["validity"], out["timing"] = {}, {}, {}
-    for w in args.guidance:
-        for seed in args.seeds:
+    for w in guidance:
+        for seed in seeds:
             key, t = f"w={w},seed={seed}", time.time()
-            run = {name: pipe.sample(args.per_class, label=name, guidance_scale=w, seed=seed * 100 + i).texts
-                   for i, name in enumerate(pipe.label_names)}
+            run = {label: pipe.sample(per_class, label=label, guidance_scale=w, seed=seed * 100 + i).texts
+                   for i, label in enumerate(pipe.label_names)}
             out["samples"][key], out["timing"][f"ld4lg,{key}"] = run, round(time.time() - t, 2)
-            out["validity"][key] = {name: lexical_validity(texts, vocab) for name, texts in run.items()}
+            out["validity"][key] = {label: lexical_validity(texts, vocab) for label, texts in run.items()}
             out["validity"][key]["all"] = lexical_validity([t for texts in run.values() for t in texts], vocab)
-            print(args.name, key, f"validity {out['validity'][key]['all']:.3f}", run["animal"][:2], flush=True)
+            print(name, key, f"validity {out['validity'][key]['all']:.3f}", run["animal"][:2], flush=True)
+    out["ld4lg"] = out["samples"]  # the samples under the key tools/evaluate_samples.py reads
     out["seconds"] = round(time.time() - start, 1)
-    print(args.name, "reconstruction", {k: round(v, 1) for k, v in out["reconstruction"].items()},
+    print(name, "reconstruction", {k: round(v, 1) for k, v in out["reconstruction"].items()},
           "interpolation", [round(r["validity"], 3) for r in out["interpolation"]],
-          "robustness", [(r["sigma"], round(r["bleu"], 1), round(r["validity"], 3)) for r in out["robustness"]], flush=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+          "robustness", [(r["sigma"], round(r["bleu"], 1), round(r["validity"], 3)) for r in out["robustness"]],
+          flush=True)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("pipeline"); p.add_argument("--name", required=True); p.add_argument("--out", required=True)
+    p.add_argument("--per-class", type=int, default=100); p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0])
+    p.add_argument("--diagnostic-texts", type=int, default=300)
+    args = p.parse_args()
+    pipe = "default" if args.pipeline == "default" else args.pipeline
+    pipe = LatentDiffusionPipeline.from_pretrained(pipe, device="cuda" if torch.cuda.is_available() else "cpu")
+    out = score(pipe, args.name, args.per_class, args.seeds, args.guidance, args.diagnostic_texts)
+    with atomic_file(args.out) as tmp: Path(tmp).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

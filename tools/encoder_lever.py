@@ -1,0 +1,132 @@
+"""The frozen-encoder lever of the latent-space ablation (chapter 03b), one GPU run per row: an autoencoder whose
+compression f_φ reads a frozen, genuinely pretrained sentence encoder (all-MiniLM-L6-v2, 6 layers × 384, cut to the
+WordNet vocabulary by tools/prune_minilm.py) instead of the course LM's own encoder. The course LM's decoder and the
+reconstruction network g_ψ are unchanged, and so is the recipe of the ablation's other rows (tools/gpu_job_latents.sh):
+the course preset at ℓ × d_ae = 32 × 64, 4,000 steps × 256 on the 88k WordNet glosses; then the fixed short stage-2 run
+(paper preset at 8 × 256, 8,000 steps × 256, lr 3e-4, compiled, one CUDA graph a step) and tools/latent_ablation.py's scores. `--encoder shipped` runs
+stage 2 and the scores on the shipped autoencoder (the same stage-1 recipe on the LM's own encoder): the control row.
+
+    python tools/encoder_lever.py minilm --minilm .minilm/minilm --out $OUT/minilm.json
+    python tools/encoder_lever.py shipped --out $OUT/shipped_short.json
+"""
+import argparse, json, subprocess, time
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from ld4lg_edu.autoencoder import AutoencoderConfig, LanguageAutoencoder, load_autoencoder
+from ld4lg_edu.blocks import PerceiverCompression
+from ld4lg_edu.core import atomic_file, autocast
+from ld4lg_edu.data import load_corpus
+from ld4lg_edu.diffusion import LatentDataset, load_denoiser, read_denoiser_info
+from ld4lg_edu.lm import decoder_loss, frozen, lm_labels, load_lm
+from ld4lg_edu.pipeline import LatentDiffusionPipeline
+from ld4lg_edu.schedule import schedule_from_config
+from ld4lg_edu.train_recipe import TensorData
+from ld4lg_edu.training import TrainConfig, fit
+
+from latent_ablation import score
+
+SHIPPED_AE = "ld4lg_edu/assets/default_model/autoencoder"
+
+
+class FrozenEncoderAutoencoder(LanguageAutoencoder):
+    "The course LM's decoder and g_ψ, with f_φ reading a separate frozen `encoder` (a BERT) instead of the LM's encoder."
+    def __init__(self, lm, tokenizer, config: AutoencoderConfig, encoder, encoder_tokenizer):
+        super().__init__(lm, tokenizer, config)
+        self.frozen_encoder = (frozen(encoder),)  # a tuple, so it is not a submodule: neither trained nor saved
+        self.encoder_tokenizer = encoder_tokenizer
+        self.compression = PerceiverCompression(encoder.config.hidden_size, config.dim, config.num_latents,
+                                                config.latent_dim, config.compression_layers, config.heads,
+                                                config.max_length, config.ff_mult, config.normalize)
+
+    @torch.no_grad()
+    def encoder_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        "Frozen encoder features (B, L_e, d_enc) of `texts` and their attention mask (B, L_e)."
+        batch = self.encoder_tokenizer(list(texts), padding=True, truncation=True, max_length=self.config.max_length,
+                                       return_tensors="pt").to(self.device)
+        with autocast(self.device):
+            hidden = self.frozen_encoder[0](**batch).last_hidden_state  # (B, L_e, d_enc)
+        return hidden, batch["attention_mask"]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Token cross-entropy of the LM decoding g_ψ(f_φ(E(w))). `batch`: `features` (B, L_e, d_enc), `feature_mask`
+        (B, L_e), `input_ids`, `attention_mask` (B, L) of the LM's tokens."""
+        features = batch["features"].to(self.compression.latents.dtype)
+        latents = self.compression(features, batch["feature_mask"])  # x = f_φ(E(w)): (B, ℓ, d_ae)
+        hidden = self.reconstruction(latents)                          # ĥ = g_ψ(x): (B, ℓ, d_model)
+        return decoder_loss(self.lm, hidden, lm_labels(batch["input_ids"], batch["attention_mask"]))
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+        "Latents x (B, ℓ, d_ae), float32, of `texts`."
+        out = [torch.zeros(0, *self.latent_shape, device=self.device)]
+        for i in range(0, len(texts), batch_size):
+            features, mask = self.encoder_features(texts[i:i + batch_size])
+            with autocast(self.device):
+                out.append(self.compression(features.to(self.compression.latents.dtype), mask).float())
+        return torch.cat(out)
+
+
+def training_data(ae: FrozenEncoderAutoencoder, texts: list[str], batch_size: int = 512) -> TensorData:
+    "Encoder features and LM tokens of `texts`, each padded to max_length; `lengths` is the longer of the two per row."
+    L = ae.config.max_length
+    features = torch.zeros(len(texts), L, ae.compression.project_in.in_features, dtype=torch.bfloat16, device=ae.device)
+    feature_mask = torch.zeros(len(texts), L, dtype=torch.long, device=ae.device)
+    for i in range(0, len(texts), batch_size):
+        h, m = ae.encoder_features(texts[i:i + batch_size])  # (b, L_e, d_enc), (b, L_e)
+        features[i:i + len(h), :h.shape[1]], feature_mask[i:i + len(h), :h.shape[1]] = h.to(torch.bfloat16), m
+    tokens = ae.tokenizer(texts, padding="max_length", truncation=True, max_length=L, return_tensors="pt")
+    ids, mask = tokens["input_ids"].to(ae.device), tokens["attention_mask"].to(ae.device)
+    lengths = torch.maximum(feature_mask.sum(1), mask.sum(1)).cpu()
+    return TensorData(lengths=lengths, padded=("features", "feature_mask", "input_ids", "attention_mask"),
+                      features=features, feature_mask=feature_mask, input_ids=ids, attention_mask=mask)
+
+
+def train_minilm_autoencoder(minilm: str, device: str, steps: int) -> tuple[FrozenEncoderAutoencoder, list[dict]]:
+    "Stage 1 of the lever: f_φ, g_ψ trained on the frozen MiniLM's features of the 88k glosses (the ablation's recipe)."
+    config = AutoencoderConfig.preset("course", num_latents=32, latent_dim=64, steps=steps)
+    lm, tokenizer = load_lm(SHIPPED_AE + "/lm", device=device)
+    encoder = AutoModel.from_pretrained(minilm, dtype=torch.bfloat16).to(device)
+    ae = FrozenEncoderAutoencoder(lm, tokenizer, config, encoder, AutoTokenizer.from_pretrained(minilm)).to(device)
+    data = training_data(ae, load_corpus("wordnet-glosses").texts("train"))
+    train = TrainConfig(steps=steps, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
+                        warmup_steps=config.warmup_steps, decay="linear", grad_clip=1.0, compile=True,
+                        log_every=max(1, steps // 20), checkpoint_every=steps)
+    return ae, fit(ae, lambda model, batch: model(batch), data, train).history
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("encoder", choices=["minilm", "shipped"])
+    p.add_argument("--minilm", default=".minilm/minilm", help="the pruned MiniLM folder (tools/prune_minilm.py)")
+    p.add_argument("--out", required=True); p.add_argument("--runs", default="/tmp/runs/lever")
+    p.add_argument("--ae-steps", type=int, default=4000); p.add_argument("--stage2-steps", type=int, default=8000)
+    args = p.parse_args()
+    device, runs, start = "cuda" if torch.cuda.is_available() else "cpu", Path(args.runs) / args.encoder, time.time()
+    history = []
+    if args.encoder == "minilm": ae, history = train_minilm_autoencoder(args.minilm, device, args.ae_steps)
+    else: ae = load_autoencoder(SHIPPED_AE, device=device)
+    ae.eval()
+    print(args.encoder, f"stage 1 done at {time.time() - start:.0f} s", history[-1:] if history else "", flush=True)
+    corpus, latents = load_corpus("wordnet"), runs / "latents.safetensors"
+    runs.mkdir(parents=True, exist_ok=True)
+    LatentDataset(ae.encode(corpus.texts("train")).cpu(), torch.tensor(corpus.labels("train"))).save(latents)
+    subprocess.run(["python3", "-m", "ld4lg_edu", "train-diffusion", "--preset", "paper", "--width", "256", "--depth",
+                    "8", "--heads", "4", "--steps", str(args.stage2_steps), "--batch-size", "256", "--lr", "3e-4",
+                    "--compile", "--cuda-graph", "--latents", str(latents), "--out", str(runs / "diffusion"), "--overwrite"],
+                   check=True)
+    print(args.encoder, f"stage 2 done at {time.time() - start:.0f} s", flush=True)
+    denoiser_dir = runs / "diffusion" / "ema_denoiser"
+    schedule = schedule_from_config(read_denoiser_info(denoiser_dir)["schedule"])
+    pipe = LatentDiffusionPipeline(ae, load_denoiser(denoiser_dir, device=device), schedule, corpus.label_names,
+                                   steps=25, device=device)
+    out = score(pipe, args.encoder)
+    out["ae_history"] = history
+    with atomic_file(args.out) as tmp: Path(tmp).write_text(json.dumps(out, indent=1))
+    print(args.encoder, f"done in {time.time() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
