@@ -6,8 +6,8 @@ set -uo pipefail
 out=${OUT:-/tmp/out}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
-python3 tools/encoder_lever.py minilm --minilm .minilm/minilm --out "$out/minilm.json" > "$out/minilm.log" 2>&1 &
-python3 tools/encoder_lever.py shipped --out "$out/shipped_short.json" > "$out/shipped_short.log" 2>&1 &
+python3 tools/encoder_lever.py minilm --minilm .minilm/minilm --ae-steps "${AE_STEPS:-4000}" --out "$out/minilm.json" > "$out/minilm.log" 2>&1 &
+[ -n "${MINILM_ONLY:-}" ] || python3 tools/encoder_lever.py shipped --out "$out/shipped_short.json" > "$out/shipped_short.log" 2>&1 &
 wait
 for f in "$out"/minilm.log "$out"/shipped_short.log; do
   echo "== $f"; tr '\r' '\n' < "$f" | grep -vE "^\s*$|Warning|warn" | grep -E "done|validity|reconstruction|Error|error" | cut -c1-300
