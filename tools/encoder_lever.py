@@ -3,8 +3,9 @@ compression f_φ reads a frozen, genuinely pretrained sentence encoder (all-Mini
 WordNet vocabulary by tools/prune_minilm.py) instead of the course LM's own encoder. The course LM's decoder and the
 reconstruction network g_ψ are unchanged, and so is the recipe of the ablation's other rows (tools/gpu_job_latents.sh):
 the course preset at ℓ × d_ae = 32 × 64, 4,000 steps × 256 on the 88k WordNet glosses; then the fixed short stage-2 run
-(paper preset at 8 × 256, 8,000 steps × 256, lr 3e-4, compiled, one CUDA graph a step) and tools/latent_ablation.py's scores. `--encoder shipped` runs
-stage 2 and the scores on the shipped autoencoder (the same stage-1 recipe on the LM's own encoder): the control row.
+(paper preset at 8 × 256, 8,000 steps × 256, lr 3e-4, compiled, one CUDA graph a step) and tools/latent_ablation.py's
+scores. `shipped` runs stage 2 and the scores on the shipped autoencoder (the same stage-1 recipe on the LM's own
+encoder): the control row.
 
     python tools/encoder_lever.py minilm --minilm .minilm/minilm --out $OUT/minilm.json
     python tools/encoder_lever.py shipped --out $OUT/shipped_short.json
@@ -32,7 +33,7 @@ SHIPPED_AE = "ld4lg_edu/assets/default_model/autoencoder"
 
 
 class FrozenEncoderAutoencoder(LanguageAutoencoder):
-    "The course LM's decoder and g_ψ, with f_φ reading a separate frozen `encoder` (a BERT) instead of the LM's encoder."
+    "The course LM's decoder and g_ψ, with f_φ reading a separate frozen `encoder` (a BERT), not the LM's encoder."
     def __init__(self, lm, tokenizer, config: AutoencoderConfig, encoder, encoder_tokenizer):
         super().__init__(lm, tokenizer, config)
         self.frozen_encoder = (frozen(encoder),)  # a tuple, so it is not a submodule: neither trained nor saved
@@ -115,7 +116,8 @@ def main():
     LatentDataset(ae.encode(corpus.texts("train")).cpu(), torch.tensor(corpus.labels("train"))).save(latents)
     subprocess.run(["python3", "-m", "ld4lg_edu", "train-diffusion", "--preset", "paper", "--width", "256", "--depth",
                     "8", "--heads", "4", "--steps", str(args.stage2_steps), "--batch-size", "256", "--lr", "3e-4",
-                    "--compile", "--cuda-graph", "--latents", str(latents), "--out", str(runs / "diffusion"), "--overwrite"],
+                    "--compile", "--cuda-graph", "--latents", str(latents), "--out", str(runs / "diffusion"),
+                    "--overwrite"],
                    check=True)
     print(args.encoder, f"stage 2 done at {time.time() - start:.0f} s", flush=True)
     denoiser_dir = runs / "diffusion" / "ema_denoiser"

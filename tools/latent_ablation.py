@@ -35,7 +35,7 @@ def score(pipe: LatentDiffusionPipeline, name: str, per_class: int = 100, seeds=
     test = corpus.splits["test"]
     held_out = [r["text"] for r in test][:1000]
     ae = pipe.autoencoder
-    out = {"name": name, "latent_shape": list(ae.latent_shape), "autoencoder": {k: v for k, v in vars(ae.config).items()}}
+    out = {"name": name, "latent_shape": list(ae.latent_shape), "autoencoder": dict(vars(ae.config))}
     out["reconstruction"] = reconstruction_metrics(held_out, ae.reconstruct(held_out))
     a, b = same_class_pairs(test, diagnostic_texts)
     out["interpolation"] = interpolation_validity(ae, a, b, vocab, weights=(0.0, 0.25, 0.5))
