@@ -22,8 +22,8 @@ __all__ = ['COURSE_LM_NAMES', 'COURSE_LM_PRESETS', 'course_lm_path', 'resolve_lm
 COURSE_LM_NAMES = ("default", "course")
 
 def course_lm_path() -> Path:
-    "Where the shipped course LM lives: `ld4lg_edu/assets/course_lm/`."
-    return ASSETS / "course_lm"
+    "Where the shipped course LM lives: inside the shipped model, `ld4lg_edu/assets/default_model/autoencoder/lm/`."
+    return ASSETS / "default_model" / "autoencoder" / "lm"
 
 def resolve_lm(name_or_path: str | Path) -> str:
     "A hub name or local folder for `name_or_path`; `'default'`/`'course'` become the shipped course LM."

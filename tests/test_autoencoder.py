@@ -280,3 +280,9 @@ def test_trained_decoder_keeps_encoder_and_embeddings_and_saves_alongside(tmp_pa
     back = load_autoencoder(tmp_path / "ae")
     assert torch.equal(back.lm.model.decoder.layers[0].fc1.weight, decoder_layer.detach())
     assert back.config.train_decoder and back.config.latent_noise == 0.5
+
+
+def test_course_preset_trains_on_the_shipped_lm_offline():
+    "The presets name the LM 'default': every install has it (the shipped model's), so no hub and no pretraining."
+    ae, result = train_autoencoder("course", data=["a small dog", "a tool for cutting wood"], steps=1, batch_size=2)
+    assert ae.config.lm == "default" and ae.d_model == 192 and len(result.history) == 1
