@@ -109,7 +109,7 @@ def cmd_train_diffusion(args):
     given = dict(width=args.width, depth=args.depth, heads=args.heads, dropout=args.dropout)
     shape.update({k: v for k, v in given.items() if v is not None})
     denoiser_config = DenoiserConfig.preset(args.preset, **shape)
-    run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, **run_kwargs(args))
+    run = train_diffusion(data, denoiser_config, diffusion_config, out_dir=args.out, init=args.init, **run_kwargs(args))
     print(f"trained {len(run.history) and run.history[-1]['step']} steps; final loss {run.history[-1]['loss']:.4f}; "
           f"saved to {args.out}")
 

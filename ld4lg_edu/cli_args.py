@@ -114,6 +114,8 @@ def _add_diffusion_commands(sub):
     c.add_argument("--latents", required=True, help="latent file written by `ld4lg encode`")
     for name, kind in (("width", int), ("depth", int), ("heads", int), ("dropout", float)):
         c.add_argument(f"--{name}", type=kind, default=None, help=f"denoiser {name} (default: the preset's)")
+    c.add_argument("--init", default=None, metavar="DENOISER_DIR",
+                   help="start from this saved denoiser's weights (same shape), e.g. to fine-tune or train on")
     c.add_argument("--schedule-scale", type=float, default=None,
                    help="noise schedule scale: below 1 is noisier at every t (default: the preset's)")
     c.add_argument("--cuda-graph", action="store_true",

@@ -88,3 +88,21 @@ def test_train_diffusion_schedule_scale_reaches_the_recipe_and_a_bad_one_stops_b
     with pytest.raises(SystemExit):
         cli.main(["train-diffusion", "--latents", "x", "--out", str(tmp_path / "run"), "--schedule-scale", "-1"])
     assert "scale must be a positive finite number" in capsys.readouterr().err and len(seen) == 2
+
+
+def test_train_diffusion_init_starts_from_a_saved_denoiser(tmp_path, capsys):
+    "--init: the run starts from the saved weights (a vanishing lr keeps them); another shape is refused."
+    import torch
+    from ld4lg_edu import cli
+    from ld4lg_edu.diffusion import LatentDataset, load_denoiser
+    LatentDataset(torch.randn(16, 4, 8)).save(tmp_path / "x.safetensors")
+    run = ["train-diffusion", "--preset", "tiny", "--latents", str(tmp_path / "x.safetensors"), "--steps", "3",
+           "--batch-size", "8"]
+    cli.main(run + ["--out", str(tmp_path / "a")])
+    start = tmp_path / "a" / "ema_denoiser"
+    cli.main(run + ["--out", str(tmp_path / "b"), "--init", str(start), "--lr", "1e-12"])
+    a, b = load_denoiser(start), load_denoiser(tmp_path / "b" / "denoiser")
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(run + ["--out", str(tmp_path / "c"), "--init", str(start), "--width", "48"])
+    assert stop.value.code == 2 and "different config" in capsys.readouterr().err
