@@ -9,11 +9,14 @@ encoder): the control row.
 
     python tools/encoder_lever.py minilm --minilm .minilm/minilm --out $OUT/minilm.json
     python tools/encoder_lever.py shipped --out $OUT/shipped_short.json
+    timeout 500 python tools/encoder_lever.py minilm --ae-steps 100000 ...; then the same with --resume
 """
 import argparse, json, subprocess, time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
 from ld4lg_edu.autoencoder import AutoencoderConfig, LanguageAutoencoder, load_autoencoder
@@ -85,17 +88,21 @@ def training_data(ae: FrozenEncoderAutoencoder, texts: list[str], batch_size: in
                       features=features, feature_mask=feature_mask, input_ids=ids, attention_mask=mask)
 
 
-def train_minilm_autoencoder(minilm: str, device: str, steps: int) -> tuple[FrozenEncoderAutoencoder, list[dict]]:
-    "Stage 1 of the lever: f_φ, g_ψ trained on the frozen MiniLM's features of the 88k glosses (the ablation's recipe)."
-    config = AutoencoderConfig.preset("course", num_latents=32, latent_dim=64, steps=steps)
+def train_minilm_autoencoder(minilm: str, device: str, steps: int, checkpoints: Path, resume: bool = False,
+                             **shape) -> tuple[FrozenEncoderAutoencoder, list[dict]]:
+    """Stage 1 of the lever: f_φ, g_ψ trained on the frozen MiniLM's features of the 88k glosses (the ablation's recipe;
+    `shape` overrides the course preset, e.g. dim=256, compression_layers=3), checkpointed in `checkpoints`."""
+    config = AutoencoderConfig.preset("course", **{"num_latents": 32, "latent_dim": 64, "steps": steps, **shape})
     lm, tokenizer = load_lm(SHIPPED_AE + "/lm", device=device)
-    encoder = AutoModel.from_pretrained(minilm, dtype=torch.bfloat16).to(device)
+    encoder = AutoModel.from_pretrained(minilm, dtype=torch.bfloat16, add_pooling_layer=False).to(device)
     ae = FrozenEncoderAutoencoder(lm, tokenizer, config, encoder, AutoTokenizer.from_pretrained(minilm)).to(device)
     data = training_data(ae, load_corpus("wordnet-glosses").texts("train"))
     train = TrainConfig(steps=steps, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
                         warmup_steps=config.warmup_steps, decay="linear", grad_clip=1.0, compile=True,
-                        log_every=max(1, steps // 20), checkpoint_every=steps)
-    return ae, fit(ae, lambda model, batch: model(batch), data, train).history
+                        log_every=max(1, steps // 20), checkpoint_every=min(steps, 2000))
+    run = fit(ae, lambda model, batch: model(batch), data, train, out_dir=checkpoints, resume=resume,
+              overwrite=not resume, config_to_save={"autoencoder": shape, "encoder": minilm})
+    return ae, run.history
 
 
 def main():
@@ -104,10 +111,21 @@ def main():
     p.add_argument("--minilm", default=".minilm/minilm", help="the pruned MiniLM folder (tools/prune_minilm.py)")
     p.add_argument("--out", required=True); p.add_argument("--runs", default="/tmp/runs/lever")
     p.add_argument("--ae-steps", type=int, default=4000); p.add_argument("--stage2-steps", type=int, default=8000)
+    p.add_argument("--ae-dim", type=int, default=None, help="width of f_φ and g_ψ (default: the course preset's 128)")
+    p.add_argument("--ae-layers", type=int, default=None, help="layers of f_φ and of g_ψ (default: 2)")
+    p.add_argument("--resume", action="store_true", help="continue stage 1 from its checkpoints (a call cut short)")
+    p.add_argument("--save-weights", default=None, help="also write f_φ, g_ψ weights (safetensors) here")
     args = p.parse_args()
     device, runs, start = "cuda" if torch.cuda.is_available() else "cpu", Path(args.runs) / args.encoder, time.time()
     history = []
-    if args.encoder == "minilm": ae, history = train_minilm_autoencoder(args.minilm, device, args.ae_steps)
+    if args.encoder == "minilm":
+        shape = {k: v for k, v in dict(dim=args.ae_dim, compression_layers=args.ae_layers,
+                                       reconstruction_layers=args.ae_layers).items() if v is not None}
+        ae, history = train_minilm_autoencoder(args.minilm, device, args.ae_steps, runs / "ae", args.resume, **shape)
+        if args.save_weights:
+            state = {f"{name}.{k}": v.detach().cpu().contiguous() for name in ("compression", "reconstruction")
+                     for k, v in getattr(ae, name).state_dict().items()}
+            with atomic_file(args.save_weights) as tmp: save_file(state, str(tmp))
     else: ae = load_autoencoder(SHIPPED_AE, device=device)
     ae.eval()
     print(args.encoder, f"stage 1 done at {time.time() - start:.0f} s", history[-1:] if history else "", flush=True)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One device call for the frozen-encoder lever (tools/encoder_lever.py): the MiniLM row and the control row (the
 # shipped autoencoder through the same short stage 2), side by side on one GPU; AE_STEPS=N trains the MiniLM row N
-# steps (default 4000), MINILM_ONLY=1 skips the control. Results: $OUT/minilm.json, $OUT/shipped_short.json, their logs.
+# steps (default 4000), LEVER_FLAGS passes more flags to it (e.g. "--resume --ae-dim 256 --save-weights $OUT/ae.st"),
+# TRAIN_S stops it after that many seconds (default 590; a later call with --resume goes on), MINILM_ONLY=1 skips the
+# control. Results: $OUT/minilm.json, $OUT/shipped_short.json, their logs.
 # Carry .whl and .minilm (tools/prune_minilm.py, 37 MiB); to stay under the 64 MiB carry, move the denoiser shards,
 # nbs/, docs/, tests/, bench/ and the unused tools/ aside for the call (the job reads none of them).
 set -uo pipefail
@@ -9,7 +11,8 @@ out=${OUT:-/tmp/out}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 lever="python3 tools/encoder_lever.py"
-$lever minilm --minilm .minilm/minilm --ae-steps "${AE_STEPS:-4000}" --out "$out/minilm.json" > "$out/minilm.log" 2>&1 &
+timeout "${TRAIN_S:-590}" $lever minilm --minilm .minilm/minilm --ae-steps "${AE_STEPS:-4000}" ${LEVER_FLAGS:-} \
+  --out "$out/minilm.json" > "$out/minilm.log" 2>&1 &
 [ -n "${MINILM_ONLY:-}" ] || $lever shipped --out "$out/shipped_short.json" > "$out/shipped_short.log" 2>&1 &
 wait
 for f in "$out"/minilm.log "$out"/shipped_short.log; do
