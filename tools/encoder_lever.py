@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
+from ld4lg_edu.ae_training import reconstruction_metrics
 from ld4lg_edu.autoencoder import AutoencoderConfig, LanguageAutoencoder, load_autoencoder
 from ld4lg_edu.blocks import PerceiverCompression
 from ld4lg_edu.core import atomic_file, autocast
@@ -115,6 +116,7 @@ def main():
     p.add_argument("--ae-layers", type=int, default=None, help="layers of f_φ and of g_ψ (default: 2)")
     p.add_argument("--resume", action="store_true", help="continue stage 1 from its checkpoints (a call cut short)")
     p.add_argument("--save-weights", default=None, help="also write f_φ, g_ψ weights (safetensors) here")
+    p.add_argument("--stage1-only", action="store_true", help="stop after stage 1 and held-out reconstruction")
     args = p.parse_args()
     device, runs, start = "cuda" if torch.cuda.is_available() else "cpu", Path(args.runs) / args.encoder, time.time()
     history = []
@@ -129,6 +131,13 @@ def main():
     else: ae = load_autoencoder(SHIPPED_AE, device=device)
     ae.eval()
     print(args.encoder, f"stage 1 done at {time.time() - start:.0f} s", history[-1:] if history else "", flush=True)
+    if args.stage1_only:
+        held_out = load_corpus("wordnet").texts("test")[:1000]
+        out = {"name": args.encoder, "autoencoder": dict(vars(ae.config)), "ae_history": history,
+               "reconstruction": reconstruction_metrics(held_out, ae.reconstruct(held_out))}
+        print(args.encoder, "reconstruction", out["reconstruction"], flush=True)
+        with atomic_file(args.out) as tmp: Path(tmp).write_text(json.dumps(out, indent=1))
+        return
     corpus, latents = load_corpus("wordnet"), runs / "latents.safetensors"
     runs.mkdir(parents=True, exist_ok=True)
     LatentDataset(ae.encode(corpus.texts("train")).cpu(), torch.tensor(corpus.labels("train"))).save(latents)
