@@ -58,9 +58,11 @@ class FrozenEncoderAutoencoder(LanguageAutoencoder):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Token cross-entropy of the LM decoding g_ψ(f_φ(E(w))). `batch`: `features` (B, L_e, d_enc), `feature_mask`
         (B, L_e), `input_ids`, `attention_mask` (B, L) of the LM's tokens."""
-        features = batch["features"].to(self.compression.latents.dtype)
-        latents = self.compression(features, batch["feature_mask"])  # x = f_φ(E(w)): (B, ℓ, d_ae)
-        hidden = self.reconstruction(latents)                          # ĥ = g_ψ(x): (B, ℓ, d_model)
+        features, mask = batch["features"].to(self.compression.latents.dtype), batch["feature_mask"]
+        seen = self.hide_tokens(mask) if self.training else mask     # (B, L_e): states f_φ may read
+        latents = self.compression(features, seen)                   # x = f_φ(E(w)): (B, ℓ, d_ae)
+        if self.training: latents = self.add_latent_noise(latents)
+        hidden = self.reconstruction(latents)                        # ĥ = g_ψ(x): (B, ℓ, d_model)
         return decoder_loss(self.lm, hidden, lm_labels(batch["input_ids"], batch["attention_mask"]))
 
     @torch.no_grad()
@@ -114,6 +116,8 @@ def main():
     p.add_argument("--ae-steps", type=int, default=4000); p.add_argument("--stage2-steps", type=int, default=8000)
     p.add_argument("--ae-dim", type=int, default=None, help="width of f_φ and g_ψ (default: the course preset's 128)")
     p.add_argument("--ae-layers", type=int, default=None, help="layers of f_φ and of g_ψ (default: 2)")
+    p.add_argument("--latent-noise", type=float, default=None, help="AutoencoderConfig.latent_noise (default 0)")
+    p.add_argument("--feature-mask", type=float, default=None, help="AutoencoderConfig.feature_mask (default 0)")
     p.add_argument("--resume", action="store_true", help="continue stage 1 from its checkpoints (a call cut short)")
     p.add_argument("--save-weights", default=None, help="also write f_φ, g_ψ weights (safetensors) here")
     p.add_argument("--stage1-only", action="store_true", help="stop after stage 1 and held-out reconstruction")
@@ -121,8 +125,9 @@ def main():
     device, runs, start = "cuda" if torch.cuda.is_available() else "cpu", Path(args.runs) / args.encoder, time.time()
     history = []
     if args.encoder == "minilm":
-        shape = {k: v for k, v in dict(dim=args.ae_dim, compression_layers=args.ae_layers,
-                                       reconstruction_layers=args.ae_layers).items() if v is not None}
+        shape = dict(dim=args.ae_dim, compression_layers=args.ae_layers, reconstruction_layers=args.ae_layers,
+                     latent_noise=args.latent_noise, feature_mask=args.feature_mask)
+        shape = {k: v for k, v in shape.items() if v is not None}
         ae, history = train_minilm_autoencoder(args.minilm, device, args.ae_steps, runs / "ae", args.resume, **shape)
         if args.save_weights:
             state = {f"{name}.{k}": v.detach().cpu().contiguous() for name in ("compression", "reconstruction")
