@@ -105,4 +105,4 @@ def test_train_diffusion_init_starts_from_a_saved_denoiser(tmp_path, capsys):
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
     with pytest.raises(SystemExit) as stop:
         cli.main(run + ["--out", str(tmp_path / "c"), "--init", str(start), "--width", "48"])
-    assert stop.value.code == 2 and "different config" in capsys.readouterr().err
+    assert stop.value.code == 2 and "another shape (width: saved 64 vs expected 48)" in capsys.readouterr().err
