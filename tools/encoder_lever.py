@@ -12,7 +12,6 @@ encoder): the control row.
     timeout 500 python tools/encoder_lever.py minilm --ae-steps 100000 ...; then the same with --resume
 """
 import argparse, json, subprocess, time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -96,7 +95,7 @@ def train_minilm_autoencoder(minilm: str, device: str, steps: int, checkpoints: 
     """Stage 1 of the lever: f_φ, g_ψ trained on the frozen MiniLM's features of the 88k glosses (the ablation's recipe;
     `shape` overrides the course preset, e.g. dim=256, compression_layers=3), checkpointed in `checkpoints`."""
     config = AutoencoderConfig.preset("course", **{"num_latents": 32, "latent_dim": 64, "steps": steps, **shape})
-    lm, tokenizer = load_lm(SHIPPED_AE + "/lm", device=device)
+    lm, tokenizer = load_lm("default", device=device)  # the shipped course LM
     encoder = AutoModel.from_pretrained(minilm, dtype=torch.bfloat16, add_pooling_layer=False).to(device)
     ae = FrozenEncoderAutoencoder(lm, tokenizer, config, encoder, AutoTokenizer.from_pretrained(minilm)).to(device)
     data = training_data(ae, load_corpus("wordnet-glosses").texts("train"))
