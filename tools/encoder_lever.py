@@ -124,7 +124,7 @@ def main():
     stage1 = {"--resume": args.resume, "--save-weights": args.save_weights, "--ae-dim": args.ae_dim,
               "--ae-layers": args.ae_layers, "--latent-noise": args.latent_noise, "--feature-mask": args.feature_mask}
     if args.encoder == "shipped" and any(v not in (None, False) for v in stage1.values()):
-        p.error(f"{', '.join(k for k, v in stage1.items() if v not in (None, False))} shape the MiniLM row's stage 1; "
+        p.error(f"{', '.join(k for k, v in stage1.items() if v not in (None, False))}: options of the MiniLM row's stage 1; "
                 "the shipped row trains no autoencoder, so drop them")
     device, runs, start = "cuda" if torch.cuda.is_available() else "cpu", Path(args.runs) / args.encoder, time.time()
     history = []
