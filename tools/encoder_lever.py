@@ -123,9 +123,10 @@ def main():
     args = p.parse_args()
     stage1 = {"--resume": args.resume, "--save-weights": args.save_weights, "--ae-dim": args.ae_dim,
               "--ae-layers": args.ae_layers, "--latent-noise": args.latent_noise, "--feature-mask": args.feature_mask}
-    if args.encoder == "shipped" and any(v not in (None, False) for v in stage1.values()):
-        p.error(f"{', '.join(k for k, v in stage1.items() if v not in (None, False))}: options of the MiniLM row's stage 1; "
-                "the shipped row trains no autoencoder, so drop them")
+    given = [k for k, v in stage1.items() if v not in (None, False)]
+    if args.encoder == "shipped" and given:
+        p.error(f"{', '.join(given)}: options of the MiniLM row's stage 1; the shipped row trains no autoencoder, "
+                "so drop them")
     device, runs, start = "cuda" if torch.cuda.is_available() else "cpu", Path(args.runs) / args.encoder, time.time()
     history = []
     if args.encoder == "minilm":
