@@ -356,11 +356,11 @@ def train_diffusion(latents, denoiser_config: DenoiserConfig, diffusion_config: 
     torch.manual_seed(diffusion_config.train.seed)  # the same initial weights on every process and every (re)start
     model = Denoiser(denoiser_config).to(process_state().device)  # EMA copies must live where the weights train
     if init is not None:  # a saved denoiser of the same shape to start from
-        saved = DenoiserConfig.from_dict(read_denoiser_info(init)["config"])
-        if saved != denoiser_config:
+        start = load_denoiser(init)
+        if start.config != denoiser_config:
             raise ValueError(f"init={init} holds a denoiser of another shape (" + "; ".join(_config_diff(
-                saved.to_dict(), denoiser_config.to_dict())) + "); start from one of this config, or drop init")
-        model.load_state_dict(load_denoiser(init).state_dict())
+                start.config.to_dict(), denoiser_config.to_dict())) + "); start from one of this config, or drop init")
+        model.load_state_dict(start.state_dict())
     ema = EMA(model, decay=diffusion_config.ema_decay, power=diffusion_config.ema_power)
     loss_fn = lambda m, batch: diffusion_loss(m, batch["latents"], schedule, diffusion_config,
                                               batch.get("labels"), batch.get("cond"), batch.get("cond_mask"))
