@@ -78,7 +78,8 @@ class FrozenEncoderAutoencoder(LanguageAutoencoder):
 def training_data(ae: FrozenEncoderAutoencoder, texts: list[str], batch_size: int = 512) -> TensorData:
     "Encoder features and LM tokens of `texts`, each padded to max_length; `lengths` is the longer of the two per row."
     L = ae.config.max_length
-    features = torch.zeros(len(texts), L, ae.compression.project_in.in_features, dtype=torch.bfloat16, device=ae.device)
+    width = ae.frozen_encoder[0].config.hidden_size  # d_enc
+    features = torch.zeros(len(texts), L, width, dtype=torch.bfloat16, device=ae.device)
     feature_mask = torch.zeros(len(texts), L, dtype=torch.long, device=ae.device)
     for i in range(0, len(texts), batch_size):
         h, m = ae.encoder_features(texts[i:i + batch_size])  # (b, L_e, d_enc), (b, L_e)
