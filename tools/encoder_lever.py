@@ -15,6 +15,7 @@ import argparse, json, subprocess, time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
@@ -44,6 +45,11 @@ class FrozenEncoderAutoencoder(LanguageAutoencoder):
         self.compression = PerceiverCompression(encoder.config.hidden_size, config.dim, config.num_latents,
                                                 config.latent_dim, config.compression_layers, config.heads,
                                                 config.max_length, config.ff_mult, config.normalize)
+
+    trim_features = True  # batches are cut to their longest row
+
+    @property
+    def feature_length(self) -> int: return self.config.max_length
 
     @torch.no_grad()
     def encoder_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,42 +81,77 @@ class FrozenEncoderAutoencoder(LanguageAutoencoder):
         return torch.cat(out)
 
 
+class HybridEncoderAutoencoder(FrozenEncoderAutoencoder):
+    """f_φ reads the frozen MiniLM's states and the course LM's own encoder states side by side: (B, 2L, d_enc +
+    d_model), MiniLM's in the first L positions and d_enc channels, the LM's (which keep the text's casing, which the
+    uncased MiniLM drops) in the last L positions and d_model channels."""
+    trim_features = False  # the LM's states start at position L: batches keep the full 2L
+
+    def __init__(self, lm, tokenizer, config: AutoencoderConfig, encoder, encoder_tokenizer):
+        super().__init__(lm, tokenizer, config, encoder, encoder_tokenizer)
+        self.compression = PerceiverCompression(encoder.config.hidden_size + self.d_model, config.dim,
+                                                config.num_latents, config.latent_dim, config.compression_layers,
+                                                config.heads, 2 * config.max_length, config.ff_mult, config.normalize)
+
+    @property
+    def feature_length(self) -> int: return 2 * self.config.max_length
+
+    @torch.no_grad()
+    def encoder_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        "Both encoders' features (B, 2L, d_enc + d_model) of `texts` and their attention mask (B, 2L)."
+        L = self.config.max_length
+        minilm, minilm_mask = super().encoder_features(texts)  # (B, L_e, d_enc), (B, L_e)
+        tokens = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=L,
+                                return_tensors="pt").to(self.device)
+        with autocast(self.device):
+            own = self.features(tokens["input_ids"], tokens["attention_mask"])  # (B, L, d_model)
+        minilm = F.pad(minilm, (0, own.shape[-1], 0, L - minilm.shape[1]))      # (B, L, d_enc + d_model)
+        own = F.pad(own.to(minilm.dtype), (minilm.shape[-1] - own.shape[-1], 0))  # (B, L, d_enc + d_model)
+        mask = torch.cat([F.pad(minilm_mask, (0, L - minilm_mask.shape[1])), tokens["attention_mask"]], 1)  # (B, 2L)
+        return torch.cat([minilm, own], 1), mask
+
+
 def training_data(ae: FrozenEncoderAutoencoder, texts: list[str], batch_size: int = 512) -> TensorData:
-    "Encoder features and LM tokens of `texts`, each padded to max_length; `lengths` is the longer of the two per row."
-    L = ae.config.max_length
+    """Encoder features and LM tokens of `texts`, each padded to its full length; `lengths` is the longer of the two per
+    row (the LM's tokens alone when the features keep their full length)."""
+    L, L_f = ae.config.max_length, ae.feature_length
     width = ae.frozen_encoder[0].config.hidden_size  # d_enc
-    features = torch.zeros(len(texts), L, width, dtype=torch.bfloat16, device=ae.device)
-    feature_mask = torch.zeros(len(texts), L, dtype=torch.long, device=ae.device)
+    if not ae.trim_features: width += ae.d_model     # the hybrid's d_enc + d_model
+    features = torch.zeros(len(texts), L_f, width, dtype=torch.bfloat16, device=ae.device)
+    feature_mask = torch.zeros(len(texts), L_f, dtype=torch.long, device=ae.device)
     for i in range(0, len(texts), batch_size):
         h, m = ae.encoder_features(texts[i:i + batch_size])  # (b, L_e, d_enc), (b, L_e)
         features[i:i + len(h), :h.shape[1]], feature_mask[i:i + len(h), :h.shape[1]] = h.to(torch.bfloat16), m
     tokens = ae.tokenizer(texts, padding="max_length", truncation=True, max_length=L, return_tensors="pt")
     ids, mask = tokens["input_ids"].to(ae.device), tokens["attention_mask"].to(ae.device)
-    lengths = torch.maximum(feature_mask.sum(1), mask.sum(1)).cpu()
-    return TensorData(lengths=lengths, padded=("features", "feature_mask", "input_ids", "attention_mask"),
+    if ae.trim_features:
+        lengths, padded = torch.maximum(feature_mask.sum(1), mask.sum(1)), ("features", "feature_mask")
+    else: lengths, padded = mask.sum(1), ()
+    return TensorData(lengths=lengths.cpu(), padded=padded + ("input_ids", "attention_mask"),
                       features=features, feature_mask=feature_mask, input_ids=ids, attention_mask=mask)
 
 
 def train_minilm_autoencoder(minilm: str, device: str, steps: int, checkpoints: Path, resume: bool = False,
-                             **shape) -> tuple[FrozenEncoderAutoencoder, list[dict]]:
+                             hybrid: bool = False, **shape) -> tuple[FrozenEncoderAutoencoder, list[dict]]:
     """Stage 1 of the lever: f_φ, g_ψ trained on the frozen MiniLM's features of the 88k glosses (the ablation's recipe;
     `shape` overrides the course preset, e.g. dim=256, compression_layers=3), checkpointed in `checkpoints`."""
     config = AutoencoderConfig.preset("course", **{"num_latents": 32, "latent_dim": 64, "steps": steps, **shape})
     lm, tokenizer = load_lm("default", device=device)  # the shipped course LM
     encoder = AutoModel.from_pretrained(minilm, dtype=torch.bfloat16, add_pooling_layer=False).to(device)
-    ae = FrozenEncoderAutoencoder(lm, tokenizer, config, encoder, AutoTokenizer.from_pretrained(minilm)).to(device)
+    kind = HybridEncoderAutoencoder if hybrid else FrozenEncoderAutoencoder
+    ae = kind(lm, tokenizer, config, encoder, AutoTokenizer.from_pretrained(minilm)).to(device)
     data = training_data(ae, load_corpus("wordnet-glosses").texts("train"))
     train = TrainConfig(steps=steps, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
                         warmup_steps=config.warmup_steps, decay="linear", grad_clip=1.0, compile=True,
                         log_every=max(1, steps // 20), checkpoint_every=min(steps, 2000))
     run = fit(ae, lambda model, batch: model(batch), data, train, out_dir=checkpoints, resume=resume,
-              overwrite=not resume, config_to_save={"autoencoder": shape, "encoder": minilm})
+              overwrite=not resume, config_to_save={"autoencoder": shape, "encoder": minilm, "hybrid": hybrid})
     return ae, run.history
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("encoder", choices=["minilm", "shipped"])
+    p.add_argument("encoder", choices=["minilm", "hybrid", "shipped"], help="hybrid: MiniLM's and the LM's states")
     p.add_argument("--minilm", default=".minilm/minilm", help="the pruned MiniLM folder (tools/prune_minilm.py)")
     p.add_argument("--out", required=True); p.add_argument("--runs", default="/tmp/runs/lever")
     p.add_argument("--ae-steps", type=int, default=4000); p.add_argument("--stage2-steps", type=int, default=8000)
@@ -118,26 +159,30 @@ def main():
     p.add_argument("--ae-layers", type=int, default=None, help="layers of f_φ and of g_ψ (default: 2)")
     p.add_argument("--latent-noise", type=float, default=None, help="AutoencoderConfig.latent_noise (default 0)")
     p.add_argument("--feature-mask", type=float, default=None, help="AutoencoderConfig.feature_mask (default 0)")
+    p.add_argument("--train-decoder", action="store_true", help="AutoencoderConfig.train_decoder: tune the LM's decoder")
     p.add_argument("--resume", action="store_true", help="continue stage 1 from its checkpoints (a call cut short)")
-    p.add_argument("--save-weights", default=None, help="also write f_φ, g_ψ weights (safetensors) here")
+    p.add_argument("--save-weights", default=None, help="also write the trained weights (f_φ, g_ψ, a tuned decoder) here")
     p.add_argument("--stage1-only", action="store_true", help="stop after stage 1 and held-out reconstruction")
     args = p.parse_args()
     stage1 = {"--resume": args.resume, "--save-weights": args.save_weights, "--ae-dim": args.ae_dim,
-              "--ae-layers": args.ae_layers, "--latent-noise": args.latent_noise, "--feature-mask": args.feature_mask}
+              "--ae-layers": args.ae_layers, "--latent-noise": args.latent_noise, "--feature-mask": args.feature_mask,
+              "--train-decoder": args.train_decoder}
     given = [k for k, v in stage1.items() if v not in (None, False)]
     if args.encoder == "shipped" and given:
         p.error(f"{', '.join(given)}: options of the MiniLM row's stage 1; the shipped row trains no autoencoder, "
                 "so drop them")
     device, runs, start = "cuda" if torch.cuda.is_available() else "cpu", Path(args.runs) / args.encoder, time.time()
     history = []
-    if args.encoder == "minilm":
+    if args.encoder != "shipped":
         shape = dict(dim=args.ae_dim, compression_layers=args.ae_layers, reconstruction_layers=args.ae_layers,
-                     latent_noise=args.latent_noise, feature_mask=args.feature_mask)
+                     latent_noise=args.latent_noise, feature_mask=args.feature_mask,
+                     train_decoder=args.train_decoder or None)
         shape = {k: v for k, v in shape.items() if v is not None}
-        ae, history = train_minilm_autoencoder(args.minilm, device, args.ae_steps, runs / "ae", args.resume, **shape)
+        ae, history = train_minilm_autoencoder(args.minilm, device, args.ae_steps, runs / "ae", args.resume,
+                                               args.encoder == "hybrid", **shape)
         if args.save_weights:
-            state = {f"{name}.{k}": v.detach().cpu().contiguous() for name in ("compression", "reconstruction")
-                     for k, v in getattr(ae, name).state_dict().items()}
+            state = {k: v.detach().cpu().contiguous() for k, v in ae.named_parameters() if v.requires_grad}
+            state |= {k: v.detach().cpu().contiguous() for k, v in ae.named_buffers() if "lm." not in k}
             with atomic_file(args.save_weights) as tmp: save_file(state, str(tmp))
     else: ae = load_autoencoder(SHIPPED_AE, device=device)
     ae.eval()
