@@ -16,11 +16,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
 from ld4lg_edu.ae_training import reconstruction_metrics
-from ld4lg_edu.autoencoder import AutoencoderConfig, LanguageAutoencoder, load_autoencoder
+from ld4lg_edu.autoencoder import AutoencoderConfig, LanguageAutoencoder, load_autoencoder, save_autoencoder
 from ld4lg_edu.blocks import PerceiverCompression
 from ld4lg_edu.core import atomic_file, autocast
 from ld4lg_edu.data import load_corpus
@@ -161,10 +160,11 @@ def main():
     p.add_argument("--feature-mask", type=float, default=None, help="AutoencoderConfig.feature_mask (default 0)")
     p.add_argument("--train-decoder", action="store_true", help="AutoencoderConfig.train_decoder: tune the LM's decoder")
     p.add_argument("--resume", action="store_true", help="continue stage 1 from its checkpoints (a call cut short)")
-    p.add_argument("--save-weights", default=None, help="also write the trained weights (f_φ, g_ψ, a tuned decoder) here")
+    p.add_argument("--save", default=None, help="also save the autoencoder (save_autoencoder: f_φ, g_ψ, a tuned LM) "
+                   "to this folder; the frozen encoder is named in its frozen_encoder.json")
     p.add_argument("--stage1-only", action="store_true", help="stop after stage 1 and held-out reconstruction")
     args = p.parse_args()
-    stage1 = {"--resume": args.resume, "--save-weights": args.save_weights, "--ae-dim": args.ae_dim,
+    stage1 = {"--resume": args.resume, "--save": args.save, "--ae-dim": args.ae_dim,
               "--ae-layers": args.ae_layers, "--latent-noise": args.latent_noise, "--feature-mask": args.feature_mask,
               "--train-decoder": args.train_decoder}
     given = [k for k, v in stage1.items() if v not in (None, False)]
@@ -180,10 +180,10 @@ def main():
         shape = {k: v for k, v in shape.items() if v is not None}
         ae, history = train_minilm_autoencoder(args.minilm, device, args.ae_steps, runs / "ae", args.resume,
                                                args.encoder == "hybrid", **shape)
-        if args.save_weights:
-            state = {k: v.detach().cpu().contiguous() for k, v in ae.named_parameters() if v.requires_grad}
-            state |= {k: v.detach().cpu().contiguous() for k, v in ae.named_buffers() if "lm." not in k}
-            with atomic_file(args.save_weights) as tmp: save_file(state, str(tmp))
+        if args.save:
+            save_autoencoder(ae, args.save)
+            with atomic_file(Path(args.save) / "frozen_encoder.json") as tmp:
+                Path(tmp).write_text(json.dumps({"encoder": args.minilm, "hybrid": args.encoder == "hybrid"}))
     else: ae = load_autoencoder(SHIPPED_AE, device=device)
     ae.eval()
     print(args.encoder, f"stage 1 done at {time.time() - start:.0f} s", history[-1:] if history else "", flush=True)

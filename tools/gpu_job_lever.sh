@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call for the frozen-encoder lever (tools/encoder_lever.py): the MiniLM row and the control row (the
 # shipped autoencoder through the same short stage 2), side by side on one GPU; AE_STEPS=N trains the MiniLM row N
-# steps (default 4000), LEVER_FLAGS passes more flags to it (e.g. "--resume --ae-dim 256 --save-weights $OUT/ae.st"),
+# steps (default 4000), LEVER_FLAGS passes more flags to it (e.g. "--resume --ae-dim 256 --save $OUT/ae"),
 # TRAIN_S stops it after that many seconds (default 590; a later call with --resume goes on), MINILM_ONLY=1 skips the
 # control. Results: $OUT/minilm.json, $OUT/shipped_short.json, their logs.
 # Carry .whl and .minilm (tools/prune_minilm.py, 37 MiB); to stay under the 64 MiB carry, move the denoiser shards,
