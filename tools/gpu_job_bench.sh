@@ -3,8 +3,7 @@
 # each part under its own time limit so that a slow part leaves the others' rows. Results under $OUT.
 set -uo pipefail
 out=${OUT:-/tmp/out}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 nvidia-smi --query-gpu=name,clocks.sm,memory.used --format=csv,noheader
 bench="python3 bench/bench_training.py --device cuda"
 timeout 250 $bench --archs shipped --batch-sizes 256 1024 --stage1 off --out $out/bench_shipped.txt > $out/shipped.log 2>&1

@@ -4,8 +4,7 @@
 # 1000-texts pipeline bench. Each part has its own time limit so a slow part leaves the others' results under $OUT.
 set -uo pipefail
 out=${OUT:-/tmp/out}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 timeout 100 python3 -m pytest -q -p no:cacheprovider tests/test_fast_training.py > $out/gpu_tests.log 2>&1
 timeout 90 python3 - > $out/samples.log 2>&1 <<'PY'
 import json, os, time

@@ -5,8 +5,7 @@
 # Usage: bash tools/gpu_job_latents.sh AE_STEPS VARIANT...   (a variant is name:flags, flags comma-separated)
 set -uo pipefail
 out=${OUT:-/tmp/out}; runs=/tmp/runs; ae_steps=${1:?ae steps}; shift
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 cli="python3 -m ld4lg_edu"; lm=$PWD/ld4lg_edu/assets/default_model/autoencoder/lm
 variant() {
   local name=$1 flags=${2//,/ } d=$runs/$1

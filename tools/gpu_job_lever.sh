@@ -5,11 +5,10 @@
 # TRAIN_S stops it after that many seconds (default 590; a later call with --resume goes on), MINILM_ONLY=1 skips the
 # control. Results: $OUT/minilm.json, $OUT/shipped_short.json, their logs.
 # Carry .whl and .minilm (tools/prune_minilm.py, 37 MiB); to stay under the 64 MiB carry, move the denoiser shards,
-# nbs/, docs/, tests/, bench/ and the unused tools/ aside for the call (the job reads none of them).
+# nbs/, docs/, tests/, bench/ and the unused tools/ (keep job_common.sh) aside for the call (the job reads none of them).
 set -uo pipefail
 out=${OUT:-/tmp/out}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 lever="python3 tools/encoder_lever.py"
 timeout "${TRAIN_S:-590}" $lever minilm --minilm .minilm/minilm --ae-steps "${AE_STEPS:-4000}" ${LEVER_FLAGS:-} \
   --out "$out/minilm.json" > "$out/minilm.log" 2>&1 &

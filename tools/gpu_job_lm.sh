@@ -5,8 +5,7 @@
 # Usage: bash tools/gpu_job_lm.sh SECONDS   (results under $OUT; runs under /tmp/runs)
 set -uo pipefail
 out=${OUT:-/tmp/out}; runs=/tmp/runs; deadline=$(( $(date +%s) + ${1:?seconds} ))
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 cli="python3 -m ld4lg_edu"; mkdir -p $runs $out
 left() { echo $(( deadline - $(date +%s) )); }
 run() { local t; t=$(left); [ "$t" -gt 20 ] && timeout "$t" "$@"; }

@@ -10,8 +10,7 @@
 # Scored on a CPU by tools/evaluate_samples.py. Carry .whl.
 set -uo pipefail
 out=${OUT:-/tmp/out}; ae=ld4lg_edu/assets/default_model/autoencoder; mkdir -p $out /tmp/runs
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 cli="python3 -m ld4lg_edu"; t0=$(date +%s)
 ar() {  # trained where tools/sample_corpora.py looks for a corpus's baseline
   $cli train-ar --preset course --corpus wordnet --steps 6000 --batch-size 128 --out /tmp/runs/wordnet/ar &&
@@ -31,4 +30,4 @@ python3 tools/gpu_job_steps.py --model /tmp/runs/paper_pipe --steps 10 25 --w 1 
 wait
 echo "done after $(( $(date +%s) - t0 )) s"
 tr '\r' '\n' < $out/paper.log | grep -E "loss|step|Error|error" | tail -4
-source tools/job_common.sh; pack_results mauve_results
+pack_results mauve_results

@@ -6,8 +6,7 @@
 #   bash tools/gpu_job_stage2_120k.sh finish   resume it, build it, samples at 10, 15 and 25 steps (seeds 0-2)
 set -uo pipefail
 out=${OUT:-/tmp/out}; phase=${1:?start|finish}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 steps="python3 tools/gpu_job_steps.py --seeds 0 1 2"
 long="python3 tools/gpu_job_stage2_variant.py long --schedule-scale 0.5 --steps 120000 --seeds 0 1 2"
 long="$long --sample-steps 10 15 25"

@@ -6,8 +6,7 @@
 # The run lives in /tmp/runs/long250k on the device, so the calls must follow each other while the machine is warm.
 set -uo pipefail
 out=${OUT:-/tmp/out}; phase=${1:?start|more|finish}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 long="python3 tools/gpu_job_stage2_variant.py long250k --schedule-scale 0.5 --steps 250000 --seeds 0 1 2"
 long="$long --sample-steps 10 15 25"
 case "$phase" in

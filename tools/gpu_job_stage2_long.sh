@@ -4,8 +4,7 @@
 # under $OUT. Usage: bash tools/gpu_job_stage2_long.sh STEPS
 set -uo pipefail
 out=${OUT:-/tmp/out}; steps=${1:?steps}; ae=ld4lg_edu/assets/default_model/autoencoder
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 cli="python3 -m ld4lg_edu"
 $cli encode --ae $ae --corpus wordnet --out /tmp/latents.safetensors > $out/stage2.log 2>&1
 (time $cli train-diffusion --preset course --steps $steps --batch-size 256 --lr 3e-4 --compile --cuda-graph \

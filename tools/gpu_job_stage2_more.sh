@@ -6,8 +6,7 @@
 #                                                   seeds 0, 1; 200 per class), the paper-size bench rows, the pipeline bench
 set -uo pipefail
 out=${OUT:-/tmp/out}; phase=${1:?train|finish}; steps=${2:?steps}; ae=ld4lg_edu/assets/default_model/autoencoder
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 cli="python3 -m ld4lg_edu"
 bench="python3 bench/bench_training.py --device cuda --compile on --stage1 off"
 train() {  # $1: seconds allowed

@@ -5,8 +5,7 @@
 #   STEPS=85000 bash tools/gpu_job_warm.sh
 set -uo pipefail
 out=${OUT:-/tmp/out}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+source tools/job_common.sh; job_setup
 python3 tools/gpu_job_stage2_variant.py warm --schedule-scale 0.5 --steps "${STEPS:-85000}" --seeds 0 1 2 \
   --sample-steps 15 --init ld4lg_edu/assets/default_model/denoiser --lr 1e-4 > "$out/warm.log" 2>&1
 tr '\r' '\n' < "$out/warm.log" | grep -vE "^\s*$|Warning|warn" | tail -8
