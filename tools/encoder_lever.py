@@ -158,7 +158,7 @@ def main():
     p.add_argument("--ae-layers", type=int, default=None, help="layers of f_φ and of g_ψ (default: 2)")
     p.add_argument("--latent-noise", type=float, default=None, help="AutoencoderConfig.latent_noise (default 0)")
     p.add_argument("--feature-mask", type=float, default=None, help="AutoencoderConfig.feature_mask (default 0)")
-    p.add_argument("--train-decoder", action="store_true", help="AutoencoderConfig.train_decoder: tune the LM's decoder")
+    p.add_argument("--train-decoder", action="store_true", help="train the LM's decoder too (AutoencoderConfig)")
     p.add_argument("--resume", action="store_true", help="continue stage 1 from its checkpoints (a call cut short)")
     p.add_argument("--save", default=None, help="also save the autoencoder (save_autoencoder: f_φ, g_ψ, a tuned LM) "
                    "to this folder; the frozen encoder is named in its frozen_encoder.json")

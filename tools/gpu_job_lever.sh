@@ -5,7 +5,7 @@
 # TRAIN_S stops it after that many seconds (default 590; a later call with --resume goes on), MINILM_ONLY=1 skips the
 # control. Results: $OUT/minilm.json, $OUT/shipped_short.json, their logs.
 # Carry .whl and .minilm (tools/prune_minilm.py, 37 MiB); to stay under the 64 MiB carry, move the denoiser shards,
-# nbs/, docs/, tests/, bench/ and the unused tools/ (keep job_common.sh) aside for the call (the job reads none of them).
+# nbs/, docs/, tests/, bench/ and the unused tools/ (keep job_common.sh) aside for the call (the job reads none).
 set -uo pipefail
 out=${OUT:-/tmp/out}
 source tools/job_common.sh; job_setup
