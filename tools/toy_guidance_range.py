@@ -1,6 +1,7 @@
 """Chapter 07a's guided toy distillation (a class-conditional teacher on the 2-D Gaussian mixture, a guidance round and
-three halvings 32 -> 4) with the student's guidance range and round length as arguments: the 4-step student's energy
-distance to the teacher's DDIM-256 samples at w = 1, 2, 3, beside the teacher's DPM-Solver++(2M) at 10 and 4 steps.
+halvings from a DDIM teacher down to 4 steps: 32 -> 4 by default) with the student's guidance range, round length and
+first teacher's steps as arguments: the 4-step student's energy distance to the teacher's DDIM-256 samples at w = 1, 2,
+3, beside the teacher's DPM-Solver++(2M) at 10 and 4 steps.
 Two ways to draw the reference: from the same noise z_1 as the sampler ('same', the chapter's protocol: how close the
 paths are) and from independent noise ('indep': how close the distributions are, with the estimator's noise floor).
 Three draws of 3,000 points each. CPU, about a minute per run.
@@ -24,11 +25,17 @@ from ld4lg_edu.training import TrainConfig
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", nargs="+", default=["1,3,600", "0.5,4,600"], help="low,high,steps_per_round")
+    p.add_argument("--teacher-steps", type=int, default=32, help="DDIM steps of the first teacher: 32, 64, ... (halved "
+                   "down to 4)")
     p.add_argument("--out", default="nbs/results/toy_guidance_range.json")
     args = p.parse_args(argv)
     runs = [tuple(float(x) for x in r.split(",")) for r in args.runs]
     if any(len(r) != 3 or not r[0] < r[1] or r[2] < 1 for r in runs):
         raise ValueError(f"each run is low,high,steps_per_round with low < high, got {args.runs}")
+    rounds = (args.teacher_steps // 4).bit_length() - 1  # halvings from teacher_steps down to 4
+    if args.teacher_steps < 8 or args.teacher_steps != 4 * 2 ** rounds:
+        raise ValueError(f"--teacher-steps must be 4 times a power of two, at least 8 (8, 16, 32, 64, ...), "
+                         f"got {args.teacher_steps}")
     torch.set_num_threads(1)
     cosine = CosineSchedule()
     points, classes = three_blobs().sample(20_000, torch.Generator().manual_seed(0))
@@ -47,12 +54,13 @@ def main(argv=None):
         start = time.time()
         recipe = TrainConfig(steps=int(steps), batch_size=256, lr=3e-3, weight_decay=0.0, warmup_steps=20,
                              decay="cosine", log_every=50)
-        run = distill(teacher, data, cosine, DistillConfig(train=recipe, teacher_steps=32, rounds=3,
+        run = distill(teacher, data, cosine, DistillConfig(train=recipe, teacher_steps=args.teacher_steps, rounds=rounds,
                                                            guidance_range=(low, high)))
         samplers = {"student 4": (run.students[4], "distilled", 4), "teacher dpmpp2m 10": (teacher, "dpmpp2m", 10),
                     "teacher dpmpp2m 4": (teacher, "dpmpp2m", 4)}
         for w in (1.0, 2.0, 3.0):
-            row = {"guidance_range": [low, high], "steps_per_round": int(steps), "w": w}
+            row = {"guidance_range": [low, high], "steps_per_round": int(steps), "teacher_steps": args.teacher_steps,
+                   "w": w}
             for seed in (3, 4, 5):
                 same, indep = draw(teacher, "ddim", 256, w, seed), draw(teacher, "ddim", 256, w, 100 + seed)
                 for name, how in samplers.items():
