@@ -1,8 +1,10 @@
 """The shipped recipe on another corpus (issue: AG News with the new recipe), stage `ae`: the shipped autoencoder's
 compression and reconstruction networks fine-tuned on the corpus's train split, with room for longer texts
 (`MAX_LEN` tokens: the Perceiver's input positions beyond the shipped 64 start as copies of the last one) and, with
-TRAIN_DECODER=1, the LM's decoder trained too. Held-out reconstruction of test texts before and after goes to
-$OUT/recipe_ae_<corpus>.json (scored on a CPU by tools/evaluate_samples.py's neighbours; texts only here).
+TRAIN_DECODER=1, the LM's decoder trained too. RESUME=1 continues a run that a call's time limit cut short (the same
+RUNS_DIR, on a machine still warm); COMPILE=0 trains uncompiled (default: compiled on a GPU). Held-out reconstruction
+of test texts before and after goes to $OUT/recipe_ae_<corpus>.json (scored on a CPU by tools/recipe_ae_rows.py;
+texts only here).
 
     python3 tools/corpus_recipe_job.py ag_news-local RUNS_DIR
 """
@@ -31,7 +33,8 @@ missing = ae.load_state_dict(state, strict=False)
 assert not missing.unexpected_keys and all(k.startswith("lm.") for k in missing.missing_keys), missing
 ae, result = train_autoencoder(ae, data.texts("train"), out_dir=runs / corpus / "ae", steps=env("AE_STEPS", 2000),
                                batch_size=env("AE_BATCH", 256), lr=env("AE_LR", 1e-4), warmup_steps=100,
-                               num_samples=0, device=device)
+                               num_samples=0, device=device, resume=bool(env("RESUME", 0)),
+                               compile=bool(env("COMPILE", int(device == "cuda"))))
 ae.eval()
 (out / f"recipe_ae_{corpus}.json").write_text(json.dumps(
     {"corpus": corpus, "texts": held_out, "before": before, "after": ae.reconstruct(held_out),
