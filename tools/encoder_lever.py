@@ -5,7 +5,8 @@ reconstruction network g_ψ are unchanged, and so is the recipe of the ablation'
 the course preset at ℓ × d_ae = 32 × 64, 4,000 steps × 256 on the 88k WordNet glosses; then the fixed short stage-2 run
 (paper preset at 8 × 256, 8,000 steps × 256, lr 3e-4, compiled, one CUDA graph a step) and tools/latent_ablation.py's
 scores. `shipped` runs stage 2 and the scores on the shipped autoencoder (the same stage-1 recipe on the LM's own
-encoder): the control row.
+encoder): the control row. `hybrid` gives f_φ both encoders' states side by side; --train-decoder tunes the LM's decoder
+with f_φ and g_ψ.
 
     python tools/encoder_lever.py minilm --minilm .minilm/minilm --out $OUT/minilm.json
     python tools/encoder_lever.py shipped --out $OUT/shipped_short.json
@@ -37,18 +38,21 @@ SHIPPED_AE = "ld4lg_edu/assets/default_model/autoencoder"
 
 class FrozenEncoderAutoencoder(LanguageAutoencoder):
     "The course LM's decoder and g_ψ, with f_φ reading a separate frozen `encoder` (a BERT), not the LM's encoder."
+    trim_features = True  # batches are cut to their longest row
+
     def __init__(self, lm, tokenizer, config: AutoencoderConfig, encoder, encoder_tokenizer):
         super().__init__(lm, tokenizer, config)
         self.frozen_encoder = (frozen(encoder),)  # a tuple, so it is not a submodule: neither trained nor saved
         self.encoder_tokenizer = encoder_tokenizer
-        self.compression = PerceiverCompression(encoder.config.hidden_size, config.dim, config.num_latents,
+        self.compression = PerceiverCompression(self.feature_width, config.dim, config.num_latents,
                                                 config.latent_dim, config.compression_layers, config.heads,
-                                                config.max_length, config.ff_mult, config.normalize)
-
-    trim_features = True  # batches are cut to their longest row
+                                                self.feature_length, config.ff_mult, config.normalize)
 
     @property
-    def feature_length(self) -> int: return self.config.max_length
+    def feature_length(self) -> int: return self.config.max_length  # L of the features f_φ reads
+
+    @property
+    def feature_width(self) -> int: return self.frozen_encoder[0].config.hidden_size  # their d
 
     @torch.no_grad()
     def encoder_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,14 +90,11 @@ class HybridEncoderAutoencoder(FrozenEncoderAutoencoder):
     uncased MiniLM drops) in the last L positions and d_model channels."""
     trim_features = False  # the LM's states start at position L: batches keep the full 2L
 
-    def __init__(self, lm, tokenizer, config: AutoencoderConfig, encoder, encoder_tokenizer):
-        super().__init__(lm, tokenizer, config, encoder, encoder_tokenizer)
-        self.compression = PerceiverCompression(encoder.config.hidden_size + self.d_model, config.dim,
-                                                config.num_latents, config.latent_dim, config.compression_layers,
-                                                config.heads, 2 * config.max_length, config.ff_mult, config.normalize)
-
     @property
     def feature_length(self) -> int: return 2 * self.config.max_length
+
+    @property
+    def feature_width(self) -> int: return self.frozen_encoder[0].config.hidden_size + self.d_model
 
     @torch.no_grad()
     def encoder_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,9 +115,7 @@ def training_data(ae: FrozenEncoderAutoencoder, texts: list[str], batch_size: in
     """Encoder features and LM tokens of `texts`, each padded to its full length; `lengths` is the longer of the two per
     row (the LM's tokens alone when the features keep their full length)."""
     L, L_f = ae.config.max_length, ae.feature_length
-    width = ae.frozen_encoder[0].config.hidden_size  # d_enc
-    if not ae.trim_features: width += ae.d_model     # the hybrid's d_enc + d_model
-    features = torch.zeros(len(texts), L_f, width, dtype=torch.bfloat16, device=ae.device)
+    features = torch.zeros(len(texts), L_f, ae.feature_width, dtype=torch.bfloat16, device=ae.device)
     feature_mask = torch.zeros(len(texts), L_f, dtype=torch.long, device=ae.device)
     for i in range(0, len(texts), batch_size):
         h, m = ae.encoder_features(texts[i:i + batch_size])  # (b, L_e, d_enc), (b, L_e)
