@@ -17,7 +17,7 @@ import torch
 from ld4lg_edu.core import atomic_file
 from ld4lg_edu.pipeline import load_default
 from ld4lg_edu.samplers import DPMSolverPP2MSampler, StepOutput, sample_latents
-from ld4lg_edu.schedule import eps_from_v, x0_from_v
+from ld4lg_edu.schedule import v_from_x0, x0_from_v
 
 
 class SphereDPMSolver(DPMSolverPP2MSampler):
@@ -25,15 +25,12 @@ class SphereDPMSolver(DPMSolverPP2MSampler):
     name = "dpmpp2m-sphere"
 
     def step(self, v_pred, index, noisy, generator=None) -> StepOutput:
+        "The solver's own step, given the v̂ whose x̂0 is the model's x̂0 projected onto the spheres."
         self._check_step(v_pred, index, noisy)
         alpha_t = self.alphas[index].item()
         x0_pred = x0_from_v(noisy, v_pred, alpha_t)                                               # (B, ℓ, d)
         x0_pred = x0_pred / x0_pred.norm(dim=-1, keepdim=True).clamp_min(1e-6) * math.sqrt(x0_pred.shape[-1])
-        eps_pred = eps_from_v(noisy, v_pred, alpha_t)  # unused by DPM-Solver++ (data prediction)
-        last = index == self.num_steps - 1
-        next_noisy = x0_pred if last else self._update(x0_pred, eps_pred, noisy, index, generator)
-        self._last_index = index
-        return StepOutput(next_noisy, x0_pred)
+        return super().step(v_from_x0(noisy, x0_pred, alpha_t), index, noisy, generator)
 
 
 def combine(folder: Path, out: Path = Path("nbs/results/sphere_x0_eval.json")):
