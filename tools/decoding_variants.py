@@ -51,7 +51,7 @@ def main():
         for name in pipe.label_names:
             latents = pipe.sample(args.per_class, label=name, guidance_scale=1.0, steps=args.steps, sampler="dpmpp2m",
                                   seed=seed).latents
-            for variant in set(args.variants) & set(DECODINGS):
+            for variant in [v for v in args.variants if v in DECODINGS]:  # in the order asked for
                 torch.manual_seed(seed)  # nucleus sampling draws from torch's generator
                 texts = pipe.decode(latents, **DECODINGS[variant])
                 runs.setdefault(f"w=1.0,seed={seed},variant={variant}", {})[name] = texts

@@ -13,9 +13,9 @@ name, recipe, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
 path = Path("nbs/results/corpora_recipe_ae.json")
 table = json.loads(path.read_text()) if path.exists() else {
     "description": "Held-out reconstruction on the paper's corpora (local copies) by the shipped autoencoder "
-                   "fine-tuned on each corpus's train split with 96 input positions (tools/corpus_recipe_job.py on one H200; "
-                   "scored by tools/recipe_ae_rows.py): BLEU, ROUGE-L and exact matches (%) on the first 300 test "
-                   "texts, before (the shipped autoencoder as it is) and after.", "rows": []}
+                   "fine-tuned on each corpus's train split with 96 input positions (tools/corpus_recipe_job.py on "
+                   "one H200; scored by tools/recipe_ae_rows.py): BLEU, ROUGE-L and exact matches (%) on the first "
+                   "300 test texts, before (the shipped autoencoder as it is) and after.", "rows": []}
 for run in runs:
     d = json.loads(Path(run).read_text())
     score = lambda texts: {k: round(v, 2) for k, v in reconstruction_metrics(d["texts"], texts).items()}

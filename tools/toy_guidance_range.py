@@ -54,8 +54,8 @@ def main(argv=None):
         start = time.time()
         recipe = TrainConfig(steps=int(steps), batch_size=256, lr=3e-3, weight_decay=0.0, warmup_steps=20,
                              decay="cosine", log_every=50)
-        run = distill(teacher, data, cosine, DistillConfig(train=recipe, teacher_steps=args.teacher_steps, rounds=rounds,
-                                                           guidance_range=(low, high)))
+        chain = DistillConfig(train=recipe, teacher_steps=args.teacher_steps, rounds=rounds, guidance_range=(low, high))
+        run = distill(teacher, data, cosine, chain)
         samplers = {"student 4": (run.students[4], "distilled", 4), "teacher dpmpp2m 10": (teacher, "dpmpp2m", 10),
                     "teacher dpmpp2m 4": (teacher, "dpmpp2m", 4)}
         for w in (1.0, 2.0, 3.0):
