@@ -5,10 +5,15 @@
 # pipeline as saved, with the wall time of each set on the GPU. Results under $OUT: samples_distilled.json (keys
 # 'variant=distilled4,w=1.0,seed=0', as tools/evaluate_samples.py reads them), distill.log, and (KEEP_PIPELINE=1) the
 # saved pipeline as pipeline.tar.part-* (15 MB parts; a call brings back 64 MiB at most) or (KEEP_STUDENT=N) the
-# N-step student's folder as student_N/.
+# N-step student's folder as student_N/. RESUME=1 continues a run an earlier call's DISTILL_S cut short (the machine
+# still warm); a call that ends before the students are done says so and skips the samples. TEACHER_EVAL="10 25":
+# the teacher's step counts.
 set -uo pipefail
 out=${OUT:-/tmp/out}
-timeout ${DISTILL_S:-330} bash tools/distill_default.sh /tmp/distilled > $out/distill.log 2>&1
+timeout ${DISTILL_S:-330} bash tools/distill_default.sh /tmp/distilled ${RESUME:+--resume} > $out/distill.log 2>&1
+if [ ! -f /tmp/distilled/pipeline/pipeline.json ]; then
+  grep -vE "^train:" $out/distill.log | tail -8; echo "distillation not finished: call again with RESUME=1"; exit 0
+fi
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1
 timeout ${SAMPLE_S:-150} python3 - >> $out/distill.log 2>&1 <<'PY'
 import json, os, time
@@ -16,7 +21,8 @@ import torch
 from ld4lg_edu.pipeline import LatentDiffusionPipeline
 pipe = LatentDiffusionPipeline.from_pretrained("/tmp/distilled/pipeline", device="cuda")
 runs = [("distilled", steps) for steps in sorted(pipe.students)]
-if not os.environ.get("STUDENTS_ONLY"): runs += [("dpmpp2m", 10), ("dpmpp2m", 25)]
+if not os.environ.get("STUDENTS_ONLY"):
+    runs += [("dpmpp2m", int(steps)) for steps in os.environ.get("TEACHER_EVAL", "10 25").split()]
 samples, path = {"ld4lg": {}, "timing": {}}, os.environ["OUT"] + "/samples_distilled.json"
 for sampler, steps in runs:
     for w in map(float, os.environ.get("W", "1 2").split()):
