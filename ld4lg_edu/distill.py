@@ -81,16 +81,21 @@ class GuidanceEmbedding(nn.Module):
 # %% ../nbs/07a_distillation.ipynb #5f765d4a
 class DistilledStudent(nn.Module):
     """A `Denoiser` that also reads w: `forward(noisy, alpha, ..., guidance_scale)` -> v̂_w (B, ℓ, d_ae); `steps`
-    steps."""
+    steps. `noise_scale` τ: sampling starts from τ·z_1 (a start temperature, chosen by measuring; see the end of
+    this chapter)."""
     reads_guidance = True  # guided_v calls it once with w instead of twice
 
-    def __init__(self, denoiser: Denoiser, steps: int, guidance_range: tuple[float, float] = (1.0, 1.0)):
+    def __init__(self, denoiser: Denoiser, steps: int, guidance_range: tuple[float, float] = (1.0, 1.0),
+                 noise_scale: float = 1.0):
         super().__init__()
         if not isinstance(unwrap(denoiser), Denoiser):
             raise TypeError(f"a student wraps a chapter-05 Denoiser, got {type(denoiser).__name__}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+        if isinstance(noise_scale, bool) or not isinstance(noise_scale, (int, float)) or not 0 < noise_scale < math.inf:
+            raise ValueError(f"noise_scale must be a finite number > 0 (1: start from z_1 itself), got {noise_scale!r}")
         self.denoiser, self.steps = unwrap(denoiser), steps
+        self.noise_scale = float(noise_scale)
         self.guidance_range = tuple(float(w) for w in guidance_range)
         self.guidance = GuidanceEmbedding(self.denoiser.config.width, self.denoiser.time_dim)
         self._w = None
@@ -116,7 +121,8 @@ class DistilledStudent(nn.Module):
         finally: self._w = None
 
     def __repr__(self):
-        return f"DistilledStudent(steps={self.steps}, guidance_range={self.guidance_range}, {self.denoiser.config})"
+        return (f"DistilledStudent(steps={self.steps}, guidance_range={self.guidance_range}, "
+                f"noise_scale={self.noise_scale:g}, {self.denoiser.config})")
 
 # %% ../nbs/07a_distillation.ipynb #0f6d4802
 @dataclass
@@ -199,13 +205,14 @@ def distillation_loss(student: nn.Module, teacher: nn.Module, latents: torch.Ten
 GUIDANCE_FILE, STUDENT_FILE = "guidance.safetensors", "student.json"
 STUDENT_FORMAT, STUDENT_VERSION = "ld4lg-student", 1
 _STUDENT_FIELDS = {"steps": int, "guidance_range": list[float], "guidance": str}
+_STUDENT_OPTIONAL = {"noise_scale": float}  # absent in folders saved before it existed: 1
 _STUDENT_FIX = "save the student again (save_student)"
 
 def save_student(student: DistilledStudent, directory: str | Path,
                  schedule: NoiseSchedule | dict | None = None) -> Path:
     """Write `student` to `directory/`, whole or not at all: its denoiser (`save_denoiser`), the guidance weights
     (`guidance.safetensors`) and `student.json` {format, version, steps, guidance_range, guidance: the weights'
-    name}."""
+    name, noise_scale}."""
     from safetensors.torch import save_file
     if not isinstance(student, DistilledStudent):
         raise TypeError(f"save_student needs a DistilledStudent, got {type(student).__name__}")
@@ -214,31 +221,36 @@ def save_student(student: DistilledStudent, directory: str | Path,
         weights = {k: v.detach().cpu().contiguous() for k, v in student.guidance.state_dict().items()}
         save_file(weights, str(tmp / GUIDANCE_FILE))
         meta = {"format": STUDENT_FORMAT, "version": STUDENT_VERSION, "steps": student.steps,
-                "guidance_range": list(student.guidance_range), "guidance": GUIDANCE_FILE}
+                "guidance_range": list(student.guidance_range), "guidance": GUIDANCE_FILE,
+                "noise_scale": student.noise_scale}
         (tmp / STUDENT_FILE).write_text(json.dumps(meta, indent=1))
     return Path(directory)
 
 # %% ../nbs/07a_distillation.ipynb #583e5940
 def read_student_info(directory: str | Path) -> dict:
     """`student.json` of the student saved in `directory`, checked: format and version, each field's type, steps >= 1,
-    guidance_range [w_min, w_max] with w_min <= w_max. A plain denoiser's folder is a clear error."""
+    guidance_range [w_min, w_max] with w_min <= w_max, noise_scale (default 1) > 0. A plain denoiser's folder is a
+    clear error."""
     directory = check_folder(directory, _STUDENT_FIX)
     path = confined_file(directory, STUDENT_FILE, directory)
     if not path.exists() and (directory / "denoiser.json").exists():
         raise ValueError(f"{directory} holds a denoiser but not a distilled student ({STUDENT_FILE} missing); "
                          "load it with load_denoiser, or distil one with distill()")
-    meta = read_meta(path, STUDENT_FORMAT, STUDENT_VERSION, _STUDENT_FIELDS, fix=_STUDENT_FIX)
-    w = meta["guidance_range"]
+    meta = read_meta(path, STUDENT_FORMAT, STUDENT_VERSION, _STUDENT_FIELDS, _STUDENT_OPTIONAL, fix=_STUDENT_FIX)
+    w, tau = meta["guidance_range"], meta.setdefault("noise_scale", 1.0)
     if meta["steps"] < 1 or len(w) != 2 or not all(math.isfinite(x) for x in w) or w[0] > w[1]:
         raise ValueError(f"{path}: steps must be >= 1 and guidance_range [w_min, w_max] finite with w_min <= w_max, "
                          f"got steps={meta['steps']}, guidance_range={w}; {_STUDENT_FIX}")
+    if not 0 < tau < math.inf:
+        raise ValueError(f"{path}: noise_scale must be finite and > 0, got {tau}; {_STUDENT_FIX}")
     return meta
 
 def load_student(directory: str | Path, device: str | torch.device = "cpu") -> DistilledStudent:
     "Rebuild the student saved by `save_student` in `directory` (eval mode, float32); every error names its file."
     meta, directory = read_student_info(directory), Path(directory)
     path = confined_file(directory, meta["guidance"], directory / STUDENT_FILE)
-    student = DistilledStudent(load_denoiser(directory), meta["steps"], tuple(meta["guidance_range"]))
+    student = DistilledStudent(load_denoiser(directory), meta["steps"], tuple(meta["guidance_range"]),
+                               meta["noise_scale"])
     state = read_tensors(path, fix="the student folder is incomplete: " + _STUDENT_FIX)
     wanted = student.guidance.state_dict()
     if set(state) != set(wanted) or any(state[k].shape != v.shape for k, v in wanted.items()):

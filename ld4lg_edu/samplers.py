@@ -309,15 +309,16 @@ def sample_latents(denoiser, schedule: NoiseSchedule | str, shape: tuple, sample
     """Sample latents of `shape` (B, ℓ, d) with `denoiser` (v-prediction contract of chapter 05), conditioned on
     `conditioning` — or on `class_labels` ((B,) ids or one int), `guidance_scale` w and `cond` (B, S, d_c) with
     `cond_mask` (B, S) bool, made into one here. `generator`: a torch.Generator or an int seed; `noise`: optional z_1
-    (B, ℓ, d) to start from; `callback(i, steps)` is called after step i (raise in it to stop); `cpu_bf16`: on a CPU,
-    run the model under bf16 autocast as on CUDA (see below); `sampler_kwargs` go to the sampler (e.g. `eta=`)."""
+    (B, ℓ, d) to start from (a distilled student scales it by its start temperature, chapter 07a);
+    `callback(i, steps)` is called after step i (raise in it to stop); `cpu_bf16`: on a CPU, run the model under bf16
+    autocast as on CUDA (see below); `sampler_kwargs` go to the sampler (e.g. `eta=`)."""
     device = _model_device(denoiser, device)
     sampler = get_sampler(sampler, schedule, **sampler_kwargs).set_timesteps(steps)
     _check_student(denoiser, sampler, steps)
     conditioning = _request_conditioning(denoiser, shape, conditioning, class_labels, guidance_scale, cond, cond_mask)
     conditioning = conditioning.to(device)
     if isinstance(generator, int): generator = torch.Generator().manual_seed(generator)
-    noisy = _start_noise(shape, generator, device, noise)  # z_1
+    noisy = _start_noise(shape, generator, device, noise) * getattr(denoiser, "noise_scale", 1.0)  # z_1 (τ·z_1)
     x0_pred, records = None, []
     self_condition = bool(getattr(denoiser, "self_condition", False))
     with _eval_mode(denoiser):

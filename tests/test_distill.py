@@ -153,6 +153,29 @@ def test_student_save_load_round_trip(tmp_path):
         load_student(tmp_path / "s")
 
 
+def test_student_start_temperature(tmp_path):
+    "A student's noise_scale τ: sampling starts from τ·z_1, it is saved and loaded, and bad values are refused."
+    student = DistilledStudent(tiny_teacher(), steps=4, guidance_range=(1, 3), noise_scale=1.25).requires_grad_(False)
+    z1 = torch.randn(3, 2, 2, generator=torch.Generator().manual_seed(0))
+    run = lambda model, noise: sample_latents(model, COSINE, (3, 2, 2), sampler="distilled", steps=4, class_labels=1,
+                                              guidance_scale=2.0, noise=noise, progress=False).latents
+    plain = DistilledStudent(student.denoiser, steps=4, guidance_range=(1, 3))
+    plain.guidance.load_state_dict(student.guidance.state_dict())
+    assert torch.allclose(run(student, z1), run(plain, 1.25 * z1), atol=1e-6)
+    assert not torch.allclose(run(student, z1), run(plain, z1), atol=1e-3)
+    save_student(student, tmp_path / "s", COSINE)
+    assert load_student(tmp_path / "s").noise_scale == 1.25
+    meta = json.loads((tmp_path / "s" / "student.json").read_text())
+    (tmp_path / "s" / "student.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "noise_scale"}))
+    assert load_student(tmp_path / "s").noise_scale == 1.0  # a folder saved before τ existed starts from z_1
+    (tmp_path / "s" / "student.json").write_text(json.dumps({**meta, "noise_scale": -1}))
+    with pytest.raises(ValueError, match="noise_scale must be finite and > 0, got -1"):
+        load_student(tmp_path / "s")
+    for bad in (0, float("nan"), True, "1.2"):
+        with pytest.raises(ValueError, match="noise_scale must be a finite number > 0"):
+            DistilledStudent(tiny_teacher(), steps=4, noise_scale=bad)
+
+
 # ---------------------------------------------------------------- resume
 
 class Killed(Exception): pass
