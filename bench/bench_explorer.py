@@ -29,7 +29,7 @@ def pipelines():
     except FileNotFoundError as e: print(f"# default model skipped: {e}")
 
 
-def kernel_side(threads, repeats, n, steps):
+def kernel_side(threads, repeats, n, steps, sampler=None):
     import torch
     from ld4lg_edu.explorer import data_latents
     from ld4lg_edu.explorer_app import DenoisingExplorer
@@ -37,13 +37,18 @@ def kernel_side(threads, repeats, n, steps):
     rows = []
     for name, pipe in pipelines():
         ex = DenoisingExplorer(pipe, data_latents(pipe, per_class=60, progress=False), n=n, steps=steps)
+        if sampler:  # e.g. 'distilled': only the pipelines that offer it (the menu moves steps to a student's)
+            if sampler not in dict(ex.sampler.options).values(): continue
+            ex.sampler.value = sampler
+            name = f"{name}, {sampler} {ex.steps.value} steps"
         ex.sample()  # warm-up
         clicks, records, new, shown = [], [], [], []
         for i in range(repeats):
             ex.seed.value = i
             start = time.perf_counter(); run = ex.sample()
             clicks.append(time.perf_counter() - start); records.append(run.seconds)
-            for step, times in ((steps // 2, new), (steps // 4, new), (steps // 2, shown), (steps, shown)):
+            k = ex.steps.value  # the run's steps (a student's own, with the distilled sampler)
+            for step, times in ((k // 2, new), (k // 4, new), (k // 2, shown), (k, shown)):
                 start = time.perf_counter(); ex.step_slider.value = step; times.append(time.perf_counter() - start)
         rows.append((name, threads, *map(statistics.median, (clicks, records, new, shown))))
     return rows
@@ -142,6 +147,8 @@ if __name__ == "__main__":
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--sampler",
+                    help="kernel-side rows with this sampler (e.g. distilled); pipelines without it: skipped")
     ap.add_argument("--browser", action="store_true")
     ap.add_argument("--start", action="store_true", help="time a kernel's start (fresh process), cold and warm cache")
     ap.add_argument("--model", default="fake_pipeline:make_fake_pipeline",
@@ -158,7 +165,8 @@ if __name__ == "__main__":
               "| slider move to a new step (ms) | slider move to a step shown before (ms) |")
         print("|---|---|---|---|---|---|")
     for threads in args.threads:
-        for name, t, click, record, new, shown in kernel_side(threads, args.repeats, args.n, args.steps):
+        for name, t, click, record, new, shown in kernel_side(threads, args.repeats, args.n, args.steps,
+                                                                  args.sampler):
             print(f"| {name} | {t} | {click:.3f} | {record:.3f} | {1000 * new:.1f} | {1000 * shown:.1f} |")
     if args.start:
         names = ("import explorer app", "load the model", "data latents (360)", "build the app (maps, widgets)")
