@@ -84,3 +84,23 @@ def test_shipped_samples_are_written_in_real_words(pipe):
     validity = lexical_validity(texts, load_corpus("wordnet-glosses").texts("train"))
     print(f"lexical validity of {len(texts)} samples: {validity:.3f}")
     assert validity >= 0.96
+
+
+def test_shipped_student_samples_in_four_passes(pipe, judge):
+    """The shipped 4-step student (chapter 07a) starts from its measured temperature τ = 1.3, writes real words of the
+    asked class at the command line's w, and its samples are more varied than from z_1 itself (the crowding τ undoes)."""
+    from ld4lg_edu.data import load_corpus
+    from ld4lg_edu.latent_space import lexical_validity
+    from ld4lg_edu.metrics import ngram_set
+    student = pipe.students[4]
+    assert sorted(pipe.students) == [4] and student.noise_scale == 1.3
+    labels = [name for name in pipe.label_names for _ in range(8)]
+    warm = pipe.sample(len(labels), label=labels, sampler="distilled", steps=4, guidance_scale=DEFAULT_GUIDANCE, seed=3)
+    assert float((judge.predict(warm.texts) == [pipe.label_names.index(n) for n in labels]).mean()) > 0.5
+    assert lexical_validity(warm.texts, load_corpus("wordnet-glosses").texts("train")) >= 0.95
+    student.noise_scale = 1.0
+    try: cold = pipe.sample(len(labels), label=labels, sampler="distilled", steps=4, guidance_scale=DEFAULT_GUIDANCE,
+                            seed=3)
+    finally: student.noise_scale = 1.3
+    print(len(ngram_set(warm.texts, 2)), len(ngram_set(cold.texts, 2)), "distinct bigrams from 1.3·z_1 and z_1")
+    assert len(ngram_set(warm.texts, 2)) > len(ngram_set(cold.texts, 2))
