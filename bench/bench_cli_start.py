@@ -1,7 +1,8 @@
 """Where the seconds of `ld4lg sample --n 8 --label animal` go on a CPU: the whole command as a user runs it (a fresh
 process, start to exit), then each phase timed inside one fresh process: importing torch, importing transformers' BART
-modules, loading the shipped pipeline, the guided denoiser passes (the model's own steps unless --steps), and beam-4
-decoding, at the command's default guidance for a class (w = 2.5). Median of --repeats runs.
+modules, loading the shipped pipeline (its students only for --sampler distilled, as the command does), the guided
+denoiser passes (the model's own steps unless --steps), and beam-4 decoding, at the command's default guidance for a
+class (w = 2.5). Median of --repeats runs.
 
     python bench/bench_cli_start.py --repeats 3 [--steps N] [--sampler dpmpp2m] [--model default]
     python bench/bench_cli_start.py --sampler distilled --steps 4 --model runs/distilled/pipeline
@@ -14,7 +15,7 @@ t0 = time.perf_counter(); import torch; t1 = time.perf_counter()
 from transformers.models.bart import modeling_bart; t2 = time.perf_counter()
 from ld4lg_edu.pipeline import LatentDiffusionPipeline
 sampler, model = sys.argv[1], sys.argv[3]
-pipe = LatentDiffusionPipeline.from_pretrained(model); t3 = time.perf_counter()
+pipe = LatentDiffusionPipeline.from_pretrained(model, students=sampler == "distilled"); t3 = time.perf_counter()
 steps = int(sys.argv[2]) if sys.argv[2] != "model" else pipe.steps
 result = pipe.sample(8, label="animal", guidance_scale=2.5, steps=steps, sampler=sampler, seed=0)
 t4 = time.perf_counter()

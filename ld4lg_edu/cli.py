@@ -175,7 +175,8 @@ def cmd_sample(args):
     hf_logging.disable_progress_bar()  # stdout carries the texts; keep stderr quiet too
     if args.threads: torch.set_num_threads(args.threads)
     if segments is not None: return _sample_stories(args, segments["max_segments"])
-    pipe = LatentDiffusionPipeline.from_pretrained(args.model, device=args.device)
+    pipe = LatentDiffusionPipeline.from_pretrained(args.model, device=args.device,
+                                                   students=args.sampler == "distilled")  # loaded when asked for
     result = pipe.sample(args.n, label=args.label, guidance_scale=args.guidance, steps=args.steps, sampler=args.sampler,
                          seed=args.seed)
     if args.json:

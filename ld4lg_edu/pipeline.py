@@ -324,9 +324,10 @@ def save_pretrained(self: LatentDiffusionPipeline, directory: str | Path, dtype:
 # %% ../nbs/08_pipeline.ipynb #8f3f62bc
 @patch(cls_method=True)
 def from_pretrained(
-    cls: LatentDiffusionPipeline, directory: str | Path = "default", device=None
+    cls: LatentDiffusionPipeline, directory: str | Path = "default", device=None, students: bool = True
 ) -> "LatentDiffusionPipeline":
-    "Load a pipeline written by `save_pretrained`; `'default'` is the model shipped in the package."
+    """Load a pipeline written by `save_pretrained`; `'default'` is the model shipped in the package. `students=False`
+    leaves its distilled students on disk (faster to load) unless its default sampler needs them."""
     directory = asset_path("default_model") if str(directory) == "default" else Path(directory)
     missing = [f for f in _required_files(directory) if not (directory / f).exists()]
     if missing: raise FileNotFoundError(f"{directory} is not a complete pipeline: missing {', '.join(missing)}")
@@ -336,6 +337,7 @@ def from_pretrained(
                      {"label_names": list[str] | None, "sampler": str, "steps": int},
                      optional={"library_version": str, "students": list[int]}, fix=fix)
     student_steps = _listed_students(meta, directory)
+    if not students and meta["sampler"] not in STUDENT_SAMPLERS: student_steps = []
     missing = [f for f in _required_files(directory, student_steps) if not (directory / f).exists()]
     if missing: raise FileNotFoundError(f"{directory} is not a complete pipeline: missing {', '.join(missing)}")
     device = get_device(device)

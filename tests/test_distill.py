@@ -233,6 +233,11 @@ def test_pipeline_with_students_round_trip(tiny_pipe, tmp_path):
     assert meta["students"] == [2, 4] and (tmp_path / "p" / "student" / "steps_4" / "guidance.safetensors").is_file()
     again = LatentDiffusionPipeline.from_pretrained(tmp_path / "p")
     assert sorted(again.students) == [2, 4]
+    assert LatentDiffusionPipeline.from_pretrained(tmp_path / "p", students=False).students == {}  # left on disk
+    fast = LatentDiffusionPipeline(tiny_pipe.autoencoder, tiny_pipe.denoiser, tiny_pipe.schedule, sampler="distilled",
+                                   label_names=tiny_pipe.label_names, steps=4, students=students)
+    fast.save_pretrained(tmp_path / "fast")  # a pipeline whose default sampler is a student's gets it anyway
+    assert sorted(LatentDiffusionPipeline.from_pretrained(tmp_path / "fast", students=False).students) == [2, 4]
     kw = dict(label="plant", sampler="distilled", steps=4, guidance_scale=2.5, seed=3)
     assert torch.equal(again.sample(2, **kw).latents, pipe.sample(2, **kw).latents)
     assert not torch.equal(pipe.sample(2, **kw).latents, pipe.sample(2, **{**kw, "guidance_scale": 1.0}).latents)
