@@ -214,7 +214,8 @@ def cmd_distill(args):
                             steps_per_round=args.steps_per_round, batch_size=args.batch_size, lr=args.lr,
                             guidance_range=tuple(args.guidance), keep_steps=tuple(args.keep),
                             compile=args.compile, cuda_graph=args.cuda_graph, seed=args.seed,
-                            save_dtype=args.save_dtype, device=args.device, **run_kwargs(args))
+                            save_dtype=args.save_dtype, device=args.device, noise_scale=args.noise_scale,
+                            **run_kwargs(args))
     print(f"students for {sorted(pipe.students)} steps; pipeline written to {Path(args.out) / 'pipeline'}")
 
 def cmd_explore(args):

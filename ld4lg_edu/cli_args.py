@@ -205,6 +205,8 @@ def _add_distill_command(sub):
     c.add_argument("--guidance", type=float, nargs=2, default=(1.0, 3.0), metavar=("W_MIN", "W_MAX"),
                    help="the range of w the students take as an input")
     c.add_argument("--keep", type=int, nargs="+", default=(1, 2, 4, 8), help="the students' step counts to keep")
+    c.add_argument("--noise-scale", type=float, default=1.0,
+                   help="the students' start temperature τ: they sample from τ·z_1 (chapter 07a)")
     run_options(c)
     c.add_argument("--compile", action="store_true", help="torch.compile the student: the fast path on a GPU")
     c.add_argument("--cuda-graph", action="store_true", help="replay each step as CUDA graphs (one GPU)")

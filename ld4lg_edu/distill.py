@@ -24,9 +24,9 @@ from .samplers import guided_v, sample_latents
 
 # %% auto #0
 __all__ = ['GUIDANCE_FILE', 'STUDENT_FILE', 'STUDENT_FORMAT', 'STUDENT_VERSION', 'grid_alpha', 'ddim_move', 'teacher_v',
-           'distillation_target', 'GuidanceEmbedding', 'DistilledStudent', 'DistillConfig', 'distillation_loss',
-           'save_student', 'read_student_info', 'load_student', 'DistillRun', 'prepare_distill_dir', 'distill',
-           'energy_distance']
+           'distillation_target', 'GuidanceEmbedding', 'check_noise_scale', 'DistilledStudent', 'DistillConfig',
+           'distillation_loss', 'save_student', 'read_student_info', 'load_student', 'DistillRun',
+           'prepare_distill_dir', 'distill', 'energy_distance']
 
 # %% ../nbs/07a_distillation.ipynb #0b5d3e60
 def grid_alpha(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
@@ -79,6 +79,12 @@ class GuidanceEmbedding(nn.Module):
         return self.mlp(sinusoidal_embedding(guidance_scale, self.width))
 
 # %% ../nbs/07a_distillation.ipynb #5f765d4a
+def check_noise_scale(noise_scale) -> float:
+    "A start temperature τ, checked: a finite number > 0 (1: sampling starts from z_1 itself)."
+    if isinstance(noise_scale, bool) or not isinstance(noise_scale, (int, float)) or not 0 < noise_scale < math.inf:
+        raise ValueError(f"noise_scale must be a finite number > 0 (1: start from z_1 itself), got {noise_scale!r}")
+    return float(noise_scale)
+
 class DistilledStudent(nn.Module):
     """A `Denoiser` that also reads w: `forward(noisy, alpha, ..., guidance_scale)` -> v̂_w (B, ℓ, d_ae); `steps`
     steps. `noise_scale` τ: sampling starts from τ·z_1 (a start temperature, chosen by measuring; see the end of
@@ -92,10 +98,8 @@ class DistilledStudent(nn.Module):
             raise TypeError(f"a student wraps a chapter-05 Denoiser, got {type(denoiser).__name__}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-        if isinstance(noise_scale, bool) or not isinstance(noise_scale, (int, float)) or not 0 < noise_scale < math.inf:
-            raise ValueError(f"noise_scale must be a finite number > 0 (1: start from z_1 itself), got {noise_scale!r}")
         self.denoiser, self.steps = unwrap(denoiser), steps
-        self.noise_scale = float(noise_scale)
+        self.noise_scale = check_noise_scale(noise_scale)
         self.guidance_range = tuple(float(w) for w in guidance_range)
         self.guidance = GuidanceEmbedding(self.denoiser.config.width, self.denoiser.time_dim)
         self._w = None

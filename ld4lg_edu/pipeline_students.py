@@ -12,7 +12,7 @@ from .core import check_count
 from .data import Corpus, load_corpus
 from .diffusion import LatentDataset, as_latent_dataset
 from .training import TrainConfig
-from .distill import DistillConfig, distill, prepare_distill_dir
+from .distill import DistillConfig, check_noise_scale, distill, prepare_distill_dir
 from .pipeline import LatentDiffusionPipeline
 
 # %% auto #0
@@ -41,16 +41,18 @@ def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir:
                      guidance_range: tuple[float, float] = (1.0, 3.0), keep_steps: tuple[int, ...] = (1, 2, 4, 8),
                      guidance_round: bool = True, resume: bool = False, overwrite: bool = False, compile: bool = False,
                      cuda_graph: bool = False, seed: int = 0, save_dtype: str = "float32", device=None,
-                     callbacks=()) -> LatentDiffusionPipeline:
+                     noise_scale: float = 1.0, callbacks=()) -> LatentDiffusionPipeline:
     """Distil a pipeline's denoiser into few-step students and write the pipeline with them to `out_dir/pipeline/`.
     `pipe_or_dir`: a pipeline, its folder or 'default'. `latents`: training latents (path, tensor (N, ℓ, d_ae), dict
     or `LatentDataset`, labelled for a class model), or None to encode `corpus`'s train split. Round r trains a student
     for `teacher_steps / 2^(r+1)` steps, `steps_per_round` optimiser steps of `batch_size`, after a guidance round at
     `teacher_steps` (`guidance_round`, when `guidance_range` is not (1, 1)); `keep_steps` picks the students kept.
-    `resume` continues the run in `out_dir`; `overwrite` deletes it (and its cached latents) first."""
+    `resume` continues the run in `out_dir`; `overwrite` deletes it (and its cached latents) first. `noise_scale`: the
+    kept students' start temperature τ (chapter 07a; 1.2–1.3 measured best on the shipped model)."""
     if save_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"save_dtype must be 'float32' or 'bfloat16', got {save_dtype!r}")
     check_count("steps_per_round", steps_per_round)
+    noise_scale = check_noise_scale(noise_scale)  # before any work
     tenth = max(1, min(100, steps_per_round // 10))
     train = TrainConfig(steps=steps_per_round, batch_size=batch_size, lr=lr, weight_decay=0.0, decay="linear",
                         seed=seed, warmup_steps=tenth, log_every=tenth, compile=compile, cuda_graph=cuda_graph,
@@ -76,5 +78,6 @@ def distill_pipeline(pipe_or_dir: LatentDiffusionPipeline | str | Path, out_dir:
     result = LatentDiffusionPipeline(pipe.autoencoder, pipe.denoiser, pipe.schedule, label_names=pipe.label_names,
                                      sampler=pipe.sampler, steps=pipe.steps, device=pipe.device,
                                      students={s: run.students[s] for s in keep})
+    for student in result.students.values(): student.noise_scale = noise_scale
     result.save_pretrained(out / "pipeline", dtype=save_dtype)
     return result

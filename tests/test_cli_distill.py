@@ -17,8 +17,14 @@ def test_distill_command_writes_students_that_sample_sets(tmp_path, capsys):
     args = ["distill", "--model", str(tmp_path / "teacher"), "--latents", str(tmp_path / "latents.safetensors"),
             "--teacher-steps", "4", "--rounds", "2", "--steps-per-round", "2", "--batch-size", "8", "--keep", "1", "2",
             "--out", str(tmp_path / "run")]
-    main(args)
+    with pytest.raises(SystemExit):   # a start temperature that is no temperature: refused before any work
+        main(args + ["--noise-scale", "0"])
+    assert "noise_scale must be a finite number > 0" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    main(args + ["--noise-scale", "1.25"])
     assert "students for [1, 2] steps" in capsys.readouterr().out
+    from ld4lg_edu.pipeline import LatentDiffusionPipeline
+    students = LatentDiffusionPipeline.from_pretrained(tmp_path / "run" / "pipeline").students
+    assert {s: st.noise_scale for s, st in students.items()} == {1: 1.25, 2: 1.25}
     main(["sample", "--model", str(tmp_path / "run" / "pipeline"), "--label", "animal", "--n", "2", "--sampler", "distilled",
           "--steps", "2", "--json"])
     out = json.loads(capsys.readouterr().out)
