@@ -78,10 +78,11 @@ def kernel_start(model, cache):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def browser_side(repeats, model, loads=3, refill_after=5.0, kernel_threads=1):
+def browser_side(repeats, model, loads=3, refill_after=5.0, kernel_threads=1, sampler=None):
     """In Chromium against `launch_explorer`: seconds from the server being ready (a kernel preheated with the model)
     to a page being usable, for `loads` page loads; then Sample clicks (click -> texts and status updated; with the
-    kernel's own times from the status line: record_run, and the click done) and the x̂0/z_t toggle."""
+    kernel's own times from the status line: record_run, and the click done) and the x̂0/z_t toggle. `sampler`: the
+    page's sampler menu is set to the option whose label starts with it (e.g. 'distilled') before the clicks."""
     from playwright.sync_api import sync_playwright
     from ld4lg_edu.explorer_app import launch_explorer
     start = time.perf_counter()
@@ -115,6 +116,10 @@ def browser_side(repeats, model, loads=3, refill_after=5.0, kernel_threads=1):
                 parts.append(dict(first_byte=nav[0], html=nav[1], dom=nav[2], html_kb=nav[3] / 1024, scripts=nav[4],
                                   widgets=widgets))
                 if load < loads - 1: page.close()
+            if sampler:
+                labels = page.eval_on_selector_all(".ld4lg-sampler select option", "os => os.map(o => o.textContent)")
+                page.select_option(".ld4lg-sampler select", label=next(x for x in labels if x.startswith(sampler)))
+                page.wait_for_timeout(500)
             for i in range(repeats + 1):
                 page.fill(".ld4lg-seed input", str(100 + i))           # a new seed: new texts
                 page.press(".ld4lg-seed input", "Tab")
@@ -178,7 +183,7 @@ if __name__ == "__main__":
         print(f"| total | {sum(cold):.2f} | {sum(warm):.2f} |")
     if args.browser:
         up, ready, clicks, toggles, parts, kernel = browser_side(args.repeats, args.model, args.loads,
-                                                                 args.refill_after, args.kernel_threads)
+                                                                 args.refill_after, args.kernel_threads, args.sampler)
         print(f"\n## browser (Chromium), model {args.model}, kernels with {args.kernel_threads} torch thread(s), "
               "next kernel "
               f"heated {args.refill_after:g} s after a page took one")

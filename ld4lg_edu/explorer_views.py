@@ -102,6 +102,7 @@ def _build_views(self: DenoisingExplorer, projection: str | None, dims: int):
         (self.sample_button, "ld4lg-sample"), (self.step_slider, "ld4lg-step-slider"), (self.texts, "ld4lg-texts"),
         (self.status, "ld4lg-status"), (self.seed, "ld4lg-seed"), (self.source, "ld4lg-source"),
         (self.steps, "ld4lg-steps"), (self.caption, "ld4lg-caption"), (self.method, "ld4lg-map"),
+        (self.sampler, "ld4lg-sampler"),
     ):
         widget.add_class(css)
 
