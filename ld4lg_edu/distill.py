@@ -99,7 +99,7 @@ class DistilledStudent(nn.Module):
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be an int >= 1, got {steps!r}")
         self.denoiser, self.steps = unwrap(denoiser), steps
-        self.noise_scale = check_noise_scale(noise_scale)
+        self.noise_scale = noise_scale
         self.guidance_range = tuple(float(w) for w in guidance_range)
         self.guidance = GuidanceEmbedding(self.denoiser.config.width, self.denoiser.time_dim)
         self._w = None
@@ -107,6 +107,12 @@ class DistilledStudent(nn.Module):
 
     def _add_guidance(self, module, inputs, time_emb):
         return None if self._w is None else time_emb + self.guidance(self._w).to(time_emb.dtype)
+
+    @property
+    def noise_scale(self) -> float: return self._noise_scale
+
+    @noise_scale.setter
+    def noise_scale(self, value): self._noise_scale = check_noise_scale(value)  # every assignment checked
 
     config = property(lambda self: self.denoiser.config)
     num_classes = property(lambda self: self.denoiser.num_classes)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ld4lg_edu.core import atomic_file
-from ld4lg_edu.distill import load_student
+from ld4lg_edu.distill import check_noise_scale, load_student
 from ld4lg_edu.pipeline import load_default
 from ld4lg_edu.samplers import sample_latents
 
@@ -25,7 +25,7 @@ def main():
     p.add_argument("--per-class", type=int, default=200); p.add_argument("--name", default="distilled")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    if min(args.taus) <= 0: p.error(f"--taus must be > 0, got {args.taus}")
+    for tau in args.taus: check_noise_scale(tau)  # before the model is loaded
     pipe, student, n = load_default(device="cpu"), load_student(args.student), args.per_class
     out = {"ld4lg": {}, "timing": {}}
     for tau in args.taus:
